@@ -1,0 +1,3 @@
+from lrs.cli import main
+
+raise SystemExit(main())

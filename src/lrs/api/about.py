@@ -1,0 +1,20 @@
+"""The About resource: which xAPI versions this LRS speaks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from lrs.api.responses import json_response, only_params
+from lrs.xapi.versions import SUPPORTED
+
+router = APIRouter(tags=["About"])
+
+
+@router.api_route("/about", methods=["GET", "HEAD"], summary="Versions and extensions")
+async def about(request: Request) -> Response:
+    only_params(request, frozenset())
+    response = json_response({"version": [v.value for v in SUPPORTED], "extensions": {}})
+    if request.method == "HEAD":
+        return Response(headers=dict(response.headers))
+    return response

@@ -1,0 +1,141 @@
+"""HTTP Basic authentication and scopes.
+
+Secrets are long random strings, so a sha256 of the secret compared in constant time is as
+strong as a slow password hash and costs microseconds. Verified credentials are cached for
+``credential_cache_seconds`` so most requests do not touch the database to authenticate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from lrs.store import credentials as credential_store
+from lrs.store.credentials import Credential, hash_secret
+from lrs.store.database import Database
+from lrs.xapi.errors import Forbidden, Unauthorized
+
+# The xAPI scope names, plus this LRS's own.
+XAPI_SCOPES = frozenset(
+    {
+        "statements/write",
+        "statements/read",
+        "statements/read/mine",
+        "all/read",
+        "all",
+        "state",
+        "define",
+        "profile",
+    }
+)
+LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "admin"})
+ALL_SCOPES = XAPI_SCOPES | LRS_SCOPES
+
+# What each kind of access needs: any one of the listed scopes grants it.
+STATEMENTS_WRITE = frozenset({"statements/write", "all"})
+STATEMENTS_READ = frozenset({"statements/read", "statements/read/mine", "all/read", "all"})
+STATE_READ = frozenset({"state", "all/read", "all"})
+STATE_WRITE = frozenset({"state", "all"})
+PROFILE_READ = frozenset({"profile", "all/read", "all"})
+PROFILE_WRITE = frozenset({"profile", "all"})
+DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the credential and the store it belongs to."""
+
+    credential: Credential
+
+    @property
+    def store_id(self) -> int:
+        return self.credential.store_id
+
+    @property
+    def key(self) -> str:
+        return self.credential.key
+
+    @property
+    def authority(self) -> dict[str, Any]:
+        return self.credential.authority
+
+    def has(self, scopes: frozenset[str]) -> bool:
+        return not self.credential.scopes.isdisjoint(scopes)
+
+    def require(self, scopes: frozenset[str]) -> None:
+        if not self.has(scopes):
+            raise Forbidden(f"this credential needs one of the scopes: {', '.join(sorted(scopes))}")
+
+    @property
+    def only_own_statements(self) -> bool:
+        """``statements/read/mine`` without a broader read scope: sees what it wrote."""
+        return not self.has(STATEMENTS_READ - {"statements/read/mine"})
+
+
+class Authenticator:
+    def __init__(self, db: Database, cache_seconds: float) -> None:
+        self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Credential | None]] = {}
+
+    async def authenticate(self, header: str | None) -> Caller:
+        key, secret = _parse_basic(header)
+        credential = await self._lookup(key)
+        # Compare against a dummy hash for unknown keys, so both paths take the same time.
+        expected = credential.secret_hash if credential else _DUMMY_HASH
+        if not hmac.compare_digest(hash_secret(secret), expected) or credential is None:
+            raise Unauthorized("the key or secret is wrong")
+        if credential.revoked is not None:
+            raise Unauthorized("this credential has been revoked")
+        if credential.expires is not None and credential.expires <= datetime.now(UTC):
+            raise Unauthorized("this credential has expired")
+        return Caller(credential)
+
+    async def _lookup(self, key: str) -> Credential | None:
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        credential = await self.db.read(lambda conn: credential_store.get(conn, key))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now, credential)
+        return credential
+
+    def forget(self, key: str) -> None:
+        self._cache.pop(key, None)
+
+
+_DUMMY_HASH = hash_secret("not a secret anyone has")
+
+
+def _parse_basic(header: str | None) -> tuple[str, str]:
+    if not header:
+        raise Unauthorized("authentication is required (HTTP Basic)")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Unauthorized("use HTTP Basic authentication")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Authorization header is not valid Basic credentials") from None
+    key, sep, secret = decoded.partition(":")
+    if not sep:
+        raise Unauthorized("the Authorization header is not valid Basic credentials")
+    return key, secret
+
+
+async def caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller of this request."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(request.headers.get("authorization"))
+
+
+CallerDep = Annotated[Caller, Depends(caller)]

@@ -1,0 +1,62 @@
+"""Small helpers shared by the routers for reading bodies and writing xAPI headers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from lrs.jsontext import dumpb
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.timestamps import format_timestamp
+
+CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumpb(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def raw_json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def http_date(instant: datetime) -> str:
+    return format_datetime(instant, usegmt=True)
+
+
+def iso(instant: datetime) -> str:
+    return format_timestamp(instant)
+
+
+def media_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+async def read_json(request: Request, what: str) -> Any:
+    """The request body as JSON; 400 naming ``what`` when it is missing or malformed."""
+    if media_type(request) != "application/json":
+        raise BadRequest(f"{what}: send it as application/json (Content-Type header)")
+    body = await request.body()
+    if not body.strip():
+        raise BadRequest(f"{what}: the request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what}: the body is not valid JSON ({exc})") from None
+
+
+def only_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters, refusing unknown and repeated ones (none is silently ignored)."""
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            raise BadRequest(f"{name}: is not a parameter of this resource")
+        if name in params:
+            raise BadRequest(f"{name}: is given more than once")
+        params[name] = value
+    return params

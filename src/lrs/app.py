@@ -1,0 +1,75 @@
+"""The application factory: ``create_app(settings)``; the lifespan owns the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from lrs import __version__
+from lrs.api import about, errors, statements
+from lrs.api.auth import Authenticator
+from lrs.api.middleware import XAPIMiddleware
+from lrs.api.responses import CONSISTENT_THROUGH
+from lrs.config import Settings
+from lrs.store import migrate
+from lrs.store.database import Database
+from lrs.store.db import create_engine, database_url
+
+log = logging.getLogger(__name__)
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "Last-Modified",
+    CONSISTENT_THROUGH,
+    "X-Experience-API-Version",
+    "Content-Type",
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url(settings), settings.pool_size)
+        db = Database(engine)
+        await migrate.upgrade(engine)
+        app.state.db = db
+        app.state.authenticator = Authenticator(db, settings.credential_cache_seconds)
+        app.state.more_secret = (
+            settings.secret_key.encode() if settings.secret_key else await db.instance_secret()
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="LRS",
+        version=__version__,
+        summary="An xAPI 1.0.3 and 2.0 Learning Record Store",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    base = settings.base_path.rstrip("/")
+    app.include_router(about.router, prefix=base)
+    app.include_router(statements.router, prefix=base)
+    errors.install(app)
+    app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the environment."""
+    return create_app(Settings())

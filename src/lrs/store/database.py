@@ -1,0 +1,73 @@
+"""The database as the API sees it: transactions with retry, and errors mapped to xAPI ones."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lrs.xapi.errors import Unavailable
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Deadlock and serialization failures: the transaction is safe to run again.
+_RETRYABLE = {"40P01", "40001"}
+_ATTEMPTS = 4
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, committed before returning; retried on deadlock."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.engine.begin() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if _sqlstate(exc) in _RETRYABLE and attempt + 1 < _ATTEMPTS:
+                    log.warning("transaction retried after %s", _sqlstate(exc))
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                    continue
+                raise _unavailable(exc) from exc
+            except (OSError, ConnectionError) as exc:
+                raise Unavailable("the database is unavailable; try again") from exc
+        raise AssertionError("unreachable")
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` on a connection in a read-only transaction."""
+        try:
+            async with self.engine.connect() as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            raise _unavailable(exc) from exc
+        except (OSError, ConnectionError) as exc:
+            raise Unavailable("the database is unavailable; try again") from exc
+
+    async def instance_secret(self) -> bytes:
+        async def fetch(conn: AsyncConnection) -> bytes:
+            return bytes((await conn.execute(text("SELECT secret FROM instance"))).scalar_one())
+
+        return await self.read(fetch)
+
+
+def _unavailable(exc: DBAPIError) -> Exception:
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return Unavailable("the database is unavailable; try again")
+    state = _sqlstate(exc)
+    if state is not None and (state.startswith("08") or state.startswith("57P")):
+        return Unavailable("the database is unavailable; try again")
+    return exc

@@ -1,0 +1,109 @@
+"""The tables, as SQLAlchemy Core. Migrations are written from this and checked against it.
+
+Every table leads with ``store_id`` so that a store is one contiguous slice of each index,
+and the schema can be distributed by store later without a rewrite.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Sequence,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+DEFAULT_STORE_ID = 1
+
+# One row: this installation's random secret (signs `more` tokens unless settings give one).
+instance = Table(
+    "instance",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("secret", LargeBinary, nullable=False),
+    CheckConstraint("id = 1", name="instance_single_row"),
+)
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    # sha256 of the secret: the secret is random and long, so a slow hash adds nothing.
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("label", Text, nullable=False, server_default=""),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("authority", JSONB, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires", DateTime(timezone=True)),
+    Column("revoked", DateTime(timezone=True)),
+    PrimaryKeyConstraint("store_id", "key"),
+    UniqueConstraint("key", name="credentials_key_key"),
+)
+
+statement_seq = Sequence("statement_seq", metadata=metadata)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    # The paging order: grows with every insert, never reused.
+    Column("seq", BigInteger, statement_seq, server_default=statement_seq.next_value(), nullable=False),
+    Column("id", UUID(as_uuid=True), nullable=False),
+    Column("stored", DateTime(timezone=True), nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("verb_id", Text, nullable=False),
+    Column("voided", Boolean, nullable=False, server_default=text("false")),
+    # The statement this one voids, when it is a voiding statement.
+    Column("voids", UUID(as_uuid=True)),
+    # The statement its object refers to (StatementRef), voiding or not.
+    Column("refers_to", UUID(as_uuid=True)),
+    Column("credential", Text, nullable=False),
+    Column("statement", JSONB, nullable=False),
+    PrimaryKeyConstraint("store_id", "seq"),
+    UniqueConstraint("store_id", "id", name="statements_store_id_id_key"),
+    Index("statements_voids_idx", "store_id", "voids", postgresql_where=text("voids IS NOT NULL")),
+    Index(
+        "statements_refers_to_idx", "store_id", "refers_to", postgresql_where=text("refers_to IS NOT NULL")
+    ),
+    Index("statements_stored_idx", "store_id", "stored"),
+)
+
+# One row per (statement, thing a query filter can match): agents, activities, verb and
+# registration, namespaced by a key prefix. `related` rows only match the related_* filters.
+statement_index = Table(
+    "statement_index",
+    metadata,
+    Column("store_id", BigInteger, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("related", Boolean, nullable=False),
+    PrimaryKeyConstraint("store_id", "key", "seq", "related"),
+)

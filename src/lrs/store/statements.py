@@ -1,0 +1,306 @@
+"""The statement store: the bulk write path, single reads and indexed queries."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.jsontext import dumps
+from lrs.xapi.errors import BadRequest, Conflict
+from lrs.xapi.query import StatementQuery
+from lrs.xapi.statements import Prepared, same_statement
+from lrs.xapi.timestamps import format_timestamp
+
+# One round trip: the transaction's clock (it becomes `stored`), statements that already have
+# one of the batch's ids, and earlier statements whose StatementRef points at one of them.
+_LOOKUP = text("""
+SELECT 'now' AS kind, NULL::uuid AS id, NULL::bigint AS seq, NULL::jsonb AS statement,
+       now() AS now
+UNION ALL
+SELECT 'existing', s.id, s.seq, s.statement, NULL
+  FROM statements s WHERE s.store_id = :store AND s.id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT 'referrer', s.refers_to, s.seq, NULL, NULL
+  FROM statements s WHERE s.store_id = :store AND s.refers_to = ANY(CAST(:ids AS uuid[]))
+""")
+
+_TARGETS = text("""
+SELECT s.id, s.voids IS NOT NULL AS is_voiding, i.key, i.related
+  FROM statements s
+  LEFT JOIN statement_index i ON i.store_id = s.store_id AND i.seq = s.seq
+ WHERE s.store_id = :store AND s.id = ANY(CAST(:ids AS uuid[]))
+""")
+
+_INSERT = text("""
+INSERT INTO statements
+       (store_id, id, stored, timestamp, verb_id, voided, voids, refers_to, credential, statement)
+SELECT :store, u.id, :stored, u.ts, u.verb,
+       u.voided OR (u.voids IS NULL AND EXISTS (
+           SELECT 1 FROM statements v WHERE v.store_id = :store AND v.voids = u.id)),
+       u.voids, u.refers_to, :credential, u.doc
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[]), CAST(:verbs AS text[]),
+              CAST(:voided AS boolean[]), CAST(:voids AS uuid[]), CAST(:refers AS uuid[]),
+              CAST(:docs AS jsonb[]))
+       WITH ORDINALITY AS u(id, ts, verb, voided, voids, refers_to, doc, n)
+ ORDER BY u.n
+    ON CONFLICT (store_id, id) DO NOTHING
+RETURNING id, seq
+""")
+
+_INSERT_INDEX = text("""
+INSERT INTO statement_index (store_id, key, seq, related)
+SELECT :store, u.key, u.seq, u.related
+  FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
+       AS u(key, seq, related)
+    ON CONFLICT DO NOTHING
+""")
+
+# Voiding statements cannot be voided; a statement already voided stays as it is.
+_VOID = text("""
+UPDATE statements SET voided = true
+ WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[])) AND voids IS NULL AND NOT voided
+""")
+
+
+async def insert(
+    conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]
+) -> list[uuid.UUID]:
+    """Store a validated batch in the caller's transaction; all of it or (by raising) none.
+
+    A statement whose id is already stored with the same content is accepted and not stored
+    again; with other content it is a 409.
+    """
+    ids = [p.id for p in batch]
+    if len(set(ids)) != len(ids):
+        raise BadRequest("statements: the batch uses the same statement id more than once")
+    rows = (await conn.execute(_LOOKUP, {"store": store_id, "ids": ids})).all()
+    now: datetime = next(r.now for r in rows if r.kind == "now")
+    existing = {r.id: r.statement for r in rows if r.kind == "existing"}
+    referrers = [(r.id, r.seq) for r in rows if r.kind == "referrer"]
+
+    for p in batch:
+        stamp(p, now)
+    fresh = [p for p in batch if p.id not in existing]
+    for p in batch:
+        if p.id in existing and not same_statement(existing[p.id], p):
+            raise Conflict(f"statement {p.id} already exists with different content")
+    if not fresh:
+        return ids
+
+    await _inherit_from_targets(conn, store_id, fresh)
+    voided_here = {p.voids for p in fresh if p.voids is not None}
+    result = await conn.execute(
+        _INSERT,
+        {
+            "store": store_id,
+            "stored": now,
+            "credential": credential,
+            "ids": [p.id for p in fresh],
+            "ts": [p.timestamp for p in fresh],
+            "verbs": [p.verb_id for p in fresh],
+            "voided": [p.voids is None and p.id in voided_here for p in fresh],
+            "voids": [p.voids for p in fresh],
+            "refers": [p.refers_to for p in fresh],
+            "docs": [dumps(p.statement) for p in fresh],
+        },
+    )
+    seqs = {r.id: r.seq for r in result}
+    if len(seqs) != len(fresh):
+        await _check_raced(conn, store_id, [p for p in fresh if p.id not in seqs])
+    inserted = [p for p in fresh if p.id in seqs]
+
+    keys: list[str] = []
+    seq_list: list[int] = []
+    related: list[bool] = []
+    by_id = {p.id: p for p in inserted}
+    for p in inserted:
+        for key, rel in p.index.items():
+            keys.append(key)
+            seq_list.append(seqs[p.id])
+            related.append(rel)
+    # Statements stored earlier that refer to one of these now match what it matches.
+    for target_id, referrer_seq in referrers:
+        target = by_id.get(target_id)
+        if target is not None:
+            for key, rel in target.index.items():
+                keys.append(key)
+                seq_list.append(referrer_seq)
+                related.append(rel)
+    if keys:
+        await conn.execute(
+            _INSERT_INDEX, {"store": store_id, "keys": keys, "seqs": seq_list, "related": related}
+        )
+    outside = [v for v in voided_here if v not in by_id]
+    if outside:
+        await conn.execute(_VOID, {"store": store_id, "ids": outside})
+    return ids
+
+
+def stamp(p: Prepared, stored: datetime) -> None:
+    """Fill in ``stored``, and ``timestamp`` where the statement left it to the LRS."""
+    p.statement["stored"] = format_timestamp(stored)
+    if not p.timestamp_given:
+        p.timestamp = stored
+        p.statement["timestamp"] = p.statement["stored"]
+
+
+async def _inherit_from_targets(conn: AsyncConnection, store_id: int, batch: list[Prepared]) -> None:
+    """A statement whose object is a StatementRef matches every filter its target matches."""
+    in_batch = {p.id: p for p in batch}
+    wanted = {p.refers_to for p in batch if p.refers_to is not None} - set(in_batch)
+    stored_index: dict[uuid.UUID, dict[str, bool]] = {}
+    if wanted:
+        rows = await conn.execute(_TARGETS, {"store": store_id, "ids": list(wanted)})
+        for row in rows:
+            index = stored_index.setdefault(row.id, {})
+            if row.key is not None:
+                index[row.key] = row.related
+    for p in batch:
+        if p.refers_to is None:
+            continue
+        target = in_batch.get(p.refers_to)
+        inherited = target.index if target is not None else stored_index.get(p.refers_to, {})
+        for key, rel in inherited.items():
+            if not rel:
+                p.index[key] = False
+            else:
+                p.index.setdefault(key, True)
+
+
+async def _check_raced(conn: AsyncConnection, store_id: int, lost: list[Prepared]) -> None:
+    """Statements another transaction stored first, between our lookup and our insert."""
+    rows = await conn.execute(
+        text(
+            "SELECT id, statement FROM statements WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"store": store_id, "ids": [p.id for p in lost]},
+    )
+    stored = {r.id: r.statement for r in rows}
+    for p in lost:
+        if not same_statement(stored[p.id], p):
+            raise Conflict(f"statement {p.id} already exists with different content")
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    statement: str  # JSON text, as stored
+    stored: datetime
+
+
+async def get_one(
+    conn: AsyncConnection,
+    store_id: int,
+    statement_id: uuid.UUID,
+    *,
+    voided: bool,
+    credential: str | None = None,
+) -> Found | None:
+    """The statement with this id: only a voided one when ``voided``, only a live one otherwise."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT statement::text AS doc, stored, voided, credential FROM statements"
+                " WHERE store_id = :store AND id = :id"
+            ),
+            {"store": store_id, "id": statement_id},
+        )
+    ).one_or_none()
+    if row is None or row.voided != voided:
+        return None
+    if credential is not None and row.credential != credential:
+        return None
+    return Found(row.doc, row.stored)
+
+
+@dataclass(frozen=True)
+class Page:
+    statements: list[str]  # JSON texts
+    last_seq: int | None
+    more: bool
+    latest_stored: datetime | None
+
+
+async def query(
+    conn: AsyncConnection, store_id: int, q: StatementQuery, credential: str | None = None
+) -> Page:
+    """One page of a statement query, in keyset order on ``seq``."""
+    params: dict[str, Any] = {"store": store_id, "limit": q.limit + 1}
+    where = ["s.store_id = :store", "NOT s.voided"]
+    order = "ASC" if q.ascending else "DESC"
+    filters = q.filters()
+    source = "statements s"
+    seq_col = "s.seq"
+    if filters:
+        # The most selective filter drives the scan through the index, in seq order.
+        first_key, first_related = filters[0]
+        source = "statement_index f JOIN statements s ON s.store_id = f.store_id AND s.seq = f.seq"
+        where.append("f.store_id = :store AND f.key = :k0")
+        if not first_related:
+            where.append("NOT f.related")
+        params["k0"] = first_key
+        seq_col = "f.seq"
+        for n, (key, rel) in enumerate(filters[1:], start=1):
+            params[f"k{n}"] = key
+            where.append(
+                "EXISTS (SELECT 1 FROM statement_index i WHERE i.store_id = s.store_id"
+                f" AND i.key = :k{n} AND i.seq = s.seq{'' if rel else ' AND NOT i.related'})"
+            )
+    if q.after is not None:
+        where.append(f"{seq_col} {'>' if q.ascending else '<'} :after")
+        params["after"] = q.after
+    if q.ceiling is not None:
+        where.append(f"{seq_col} <= :ceiling")
+        params["ceiling"] = q.ceiling
+    if q.since is not None:
+        where.append("s.stored > :since")
+        params["since"] = q.since
+    if q.until is not None:
+        where.append("s.stored <= :until")
+        params["until"] = q.until
+    if credential is not None:
+        where.append("s.credential = :credential")
+        params["credential"] = credential
+    sql = (
+        f"SELECT s.seq, s.stored, s.statement::text AS doc FROM {source}"
+        f" WHERE {' AND '.join(where)} ORDER BY {seq_col} {order} LIMIT :limit"
+    )
+    rows = (await conn.execute(text(sql), params)).all()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(
+        statements=[r.doc for r in rows],
+        last_seq=rows[-1].seq if rows else None,
+        more=more,
+        latest_stored=max((r.stored for r in rows), default=None),
+    )
+
+
+async def max_seq(conn: AsyncConnection) -> int:
+    row = (await conn.execute(text("SELECT last_value FROM statement_seq"))).one()
+    return int(row.last_value)
+
+
+async def consistent_through(conn: AsyncConnection) -> datetime:
+    """A time before which every statement that will ever be stored is already visible.
+
+    ``stored`` is its transaction's start time, so no statement still being written can have
+    a ``stored`` earlier than the oldest open transaction.
+    """
+    through: datetime = (
+        await conn.execute(
+            text(
+                "SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND xact_start IS NOT NULL"
+                " AND pid <> pg_backend_pid()"
+            )
+        )
+    ).scalar_one()
+    return through

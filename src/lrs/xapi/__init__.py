@@ -1,0 +1,1 @@
+"""The xAPI protocol: pure functions and types, no I/O."""

@@ -1,0 +1,202 @@
+"""The statement query: GET /statements parameters in one typed model, and ``more`` tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from lrs.xapi.agents import ifi_key, parse_agent_param
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.statements import ACTIVITY, AGENT, REGISTRATION, VERB, index_key
+from lrs.xapi.timestamps import parse_timestamp
+from lrs.xapi.validate import is_iri, is_uuid
+from lrs.xapi.versions import Version
+
+
+class Format(StrEnum):
+    IDS = "ids"
+    EXACT = "exact"
+    CANONICAL = "canonical"
+
+
+QUERY_PARAMS = frozenset(
+    {
+        "agent",
+        "verb",
+        "activity",
+        "registration",
+        "related_activities",
+        "related_agents",
+        "since",
+        "until",
+        "limit",
+        "format",
+        "attachments",
+        "ascending",
+    }
+)
+SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attachments"})
+
+
+@dataclass(frozen=True)
+class StatementQuery:
+    """What a statement query asks for, with filters already turned into index keys."""
+
+    agent: str | None = None
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_agents: bool = False
+    related_activities: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 0
+    format: Format = Format.EXACT
+    attachments: bool = False
+    ascending: bool = False
+    # Paging: continue after `after` (a seq); never show statements above `ceiling`.
+    after: int | None = None
+    ceiling: int | None = None
+
+    def filters(self) -> list[tuple[str, bool]]:
+        """(index key, related) pairs every matching statement must have."""
+        out: list[tuple[str, bool]] = []
+        if self.registration:
+            out.append((self.registration, False))
+        if self.agent:
+            out.append((self.agent, self.related_agents))
+        if self.activity:
+            out.append((self.activity, self.related_activities))
+        if self.verb:
+            out.append((self.verb, False))
+        return out
+
+
+def parse_bool(value: str, name: str) -> bool:
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise BadRequest(f"{name}: must be true or false, got {value!r}")
+
+
+def parse_format(value: str) -> Format:
+    try:
+        return Format(value)
+    except ValueError:
+        raise BadRequest(f"format: must be ids, exact or canonical, got {value!r}") from None
+
+
+def parse_query(params: Mapping[str, str], version: Version, max_limit: int) -> StatementQuery:
+    """A statement query from the request's parameters; 400 for any unknown or bad one."""
+    unknown = sorted(set(params) - QUERY_PARAMS)
+    if unknown:
+        raise BadRequest(f"{unknown[0]}: is not a parameter of a statement query")
+    fields: dict[str, Any] = {}
+    if "agent" in params:
+        agent = parse_agent_param(params["agent"], "agent", version)
+        key = ifi_key(agent)
+        if key is None:
+            raise BadRequest("agent: must be an Agent or identified Group")
+        fields["agent"] = index_key(AGENT, key)
+    if "verb" in params:
+        if not is_iri(params["verb"]):
+            raise BadRequest(f"verb: must be an IRI, got {params['verb']!r}")
+        fields["verb"] = index_key(VERB, params["verb"])
+    if "activity" in params:
+        if not is_iri(params["activity"]):
+            raise BadRequest(f"activity: must be an IRI, got {params['activity']!r}")
+        fields["activity"] = index_key(ACTIVITY, params["activity"])
+    if "registration" in params:
+        if not is_uuid(params["registration"]):
+            raise BadRequest(f"registration: must be a UUID, got {params['registration']!r}")
+        fields["registration"] = index_key(REGISTRATION, params["registration"].lower())
+    for name in ("related_agents", "related_activities", "attachments", "ascending"):
+        if name in params:
+            fields[name] = parse_bool(params[name], name)
+    for name in ("since", "until"):
+        if name in params:
+            instant = parse_timestamp(params[name])
+            if instant is None:
+                raise BadRequest(f"{name}: must be an ISO 8601 timestamp, got {params[name]!r}")
+            fields[name] = instant
+    if "limit" in params:
+        raw = params["limit"]
+        if not raw.isdigit():
+            raise BadRequest(f"limit: must be a non-negative integer, got {raw!r}")
+        fields["limit"] = int(raw)
+    if "format" in params:
+        fields["format"] = parse_format(params["format"])
+    query = StatementQuery(**fields)
+    return replace(query, limit=effective_limit(query.limit, max_limit))
+
+
+def effective_limit(asked: int, max_limit: int) -> int:
+    """0 means 'as many as the server allows'."""
+    return max_limit if asked == 0 else min(asked, max_limit)
+
+
+def parse_single(params: Mapping[str, str]) -> tuple[str, uuid.UUID]:
+    """The (parameter, id) of a single-statement GET; 400 when other parameters come along."""
+    if "statementId" in params and "voidedStatementId" in params:
+        raise BadRequest("statementId and voidedStatementId cannot be used together")
+    name = "statementId" if "statementId" in params else "voidedStatementId"
+    extra = sorted(set(params) - SINGLE_PARAMS)
+    if extra:
+        raise BadRequest(f"{extra[0]}: cannot be used with {name}")
+    value = params[name]
+    if not is_uuid(value):
+        raise BadRequest(f"{name}: must be a UUID, got {value!r}")
+    return name, uuid.UUID(value)
+
+
+# --- more tokens ----------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_more(query: StatementQuery, store_id: int, key: bytes) -> str:
+    """An opaque, signed token that resumes ``query``; bound to the store it was issued for."""
+    state = asdict(query)
+    state["format"] = query.format.value
+    for name in ("since", "until"):
+        if state[name] is not None:
+            state[name] = state[name].isoformat()
+    state["store"] = store_id
+    body = orjson.dumps(state)
+    sig = hmac.new(key, body, hashlib.sha256).digest()[:16]
+    return f"{_b64(body)}.{_b64(sig)}"
+
+
+def decode_more(token: str, store_id: int, key: bytes) -> StatementQuery:
+    try:
+        body_text, sig_text = token.split(".", 1)
+        body, sig = _unb64(body_text), _unb64(sig_text)
+    except (ValueError, TypeError):
+        raise BadRequest("more: is not a token this LRS issued") from None
+    expected = hmac.new(key, body, hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(sig, expected):
+        raise BadRequest("more: is not a token this LRS issued")
+    state = orjson.loads(body)
+    if state.pop("store") != store_id:
+        raise BadRequest("more: is not a token this LRS issued")
+    state["format"] = Format(state["format"])
+    for name in ("since", "until"):
+        if state[name] is not None:
+            state[name] = datetime.fromisoformat(state[name])
+    return StatementQuery(**state)

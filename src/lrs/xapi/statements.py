@@ -1,0 +1,199 @@
+"""Statements as the LRS keeps them: what it fills in, what it indexes, when two are the same."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lrs.xapi.agents import ifi_key
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.timestamps import format_timestamp, is_utc, parse_timestamp
+from lrs.xapi.validate import VOIDED_VERB, validator_for
+from lrs.xapi.versions import Version
+
+# Index keys are namespaced by what they identify; an index row is (key, related).
+AGENT = "a:"
+ACTIVITY = "i:"
+VERB = "v:"
+REGISTRATION = "r:"
+_MAX_KEY = 512
+
+
+def index_key(prefix: str, value: str) -> str:
+    """The key under which a value is indexed. Long IRIs are hashed to keep the index narrow."""
+    key = prefix + value
+    if len(key) > _MAX_KEY:
+        return prefix + "#" + hashlib.sha256(value.encode()).hexdigest()
+    return key
+
+
+@dataclass
+class Prepared:
+    """A validated statement ready to store."""
+
+    id: uuid.UUID
+    statement: dict[str, Any]
+    timestamp: datetime | None
+    verb_id: str
+    voids: uuid.UUID | None
+    refers_to: uuid.UUID | None
+    timestamp_given: bool
+    # (key, related): related=False for the direct matches of `agent` / `activity`.
+    index: dict[str, bool] = field(default_factory=dict)
+
+
+def prepare(
+    raw: Any,
+    version: Version,
+    authority: dict[str, Any],
+    path: str,
+    statement_id: uuid.UUID | None = None,
+) -> Prepared:
+    """Validate one statement and fill in what the LRS sets: id, authority, version.
+
+    ``stored`` (and ``timestamp`` when missing) come from the database clock as it is written.
+    """
+    validator_for(version).statement(raw, path)
+    statement: dict[str, Any] = raw
+    if statement_id is not None:
+        if "id" in statement and uuid.UUID(statement["id"]) != statement_id:
+            raise BadRequest(f"{path}.id: does not match the statementId parameter")
+        statement["id"] = str(statement_id)
+    sid = uuid.UUID(statement["id"]) if "id" in statement else uuid.uuid4()
+    statement["id"] = str(sid)
+    timestamp_given = "timestamp" in statement
+    _context_activities_as_lists(statement)
+    ts: datetime | None = None
+    if timestamp_given:
+        ts = parse_timestamp(statement["timestamp"])
+        if version is Version.V2 and ts is not None and not is_utc(statement["timestamp"]):
+            statement["timestamp"] = format_timestamp(ts)
+    _convert_substatement_timestamp(statement, version)
+    statement["authority"] = authority
+    if "version" not in statement:
+        statement["version"] = "2.0.0" if version is Version.V2 else "1.0.0"
+    obj = statement["object"]
+    is_ref = obj.get("objectType") == "StatementRef"
+    verb_id = statement["verb"]["id"]
+    prepared = Prepared(
+        id=sid,
+        statement=statement,
+        timestamp=ts,
+        verb_id=verb_id,
+        voids=uuid.UUID(obj["id"]) if is_ref and verb_id == VOIDED_VERB else None,
+        refers_to=uuid.UUID(obj["id"]) if is_ref else None,
+        timestamp_given=timestamp_given,
+    )
+    _index(prepared.index, statement, top=True)
+    return prepared
+
+
+def _context_activities_as_lists(statement: dict[str, Any]) -> None:
+    """The LRS returns every contextActivities value as an array; it stores them so."""
+    for holder in (statement, statement["object"]):
+        context = holder.get("context")
+        if isinstance(context, dict) and isinstance(context.get("contextActivities"), dict):
+            ca = context["contextActivities"]
+            for key, value in ca.items():
+                if not isinstance(value, list):
+                    ca[key] = [value]
+
+
+def _convert_substatement_timestamp(statement: dict[str, Any], version: Version) -> None:
+    obj = statement["object"]
+    if version is Version.V2 and obj.get("objectType") == "SubStatement" and "timestamp" in obj:
+        value = obj["timestamp"]
+        if not is_utc(value):
+            ts = parse_timestamp(value)
+            assert ts is not None
+            obj["timestamp"] = format_timestamp(ts)
+
+
+def _add(index: dict[str, bool], key: str, related: bool) -> None:
+    # A direct match also satisfies the related filter, so it is kept once, as direct.
+    if not related:
+        index[key] = False
+    else:
+        index.setdefault(key, True)
+
+
+def _agent_keys(agent: dict[str, Any]) -> Iterator[str]:
+    key = ifi_key(agent)
+    if key is not None:
+        yield index_key(AGENT, key)
+    for member in agent.get("member", ()):
+        member_key = ifi_key(member)
+        if member_key is not None:
+            yield index_key(AGENT, member_key)
+
+
+def _index(index: dict[str, bool], statement: dict[str, Any], *, top: bool) -> None:
+    """Index rows for the `agent`, `activity`, `verb`, `registration` and related filters."""
+    for key in _agent_keys(statement["actor"]):
+        _add(index, key, related=not top)
+    _add(index, index_key(VERB, statement["verb"]["id"]), related=not top)
+    obj = statement["object"]
+    kind = obj.get("objectType", "Activity")
+    if kind == "Activity":
+        _add(index, index_key(ACTIVITY, obj["id"]), related=not top)
+    elif kind in ("Agent", "Group"):
+        for key in _agent_keys(obj):
+            _add(index, key, related=not top)
+    elif kind == "SubStatement":
+        _index(index, obj, top=False)
+    context = statement.get("context")
+    if context:
+        if "registration" in context:
+            _add(index, index_key(REGISTRATION, context["registration"].lower()), related=not top)
+        for prop in ("instructor", "team"):
+            if prop in context:
+                for key in _agent_keys(context[prop]):
+                    _add(index, key, related=True)
+        for item in context.get("contextAgents", ()):
+            for key in _agent_keys(item["agent"]):
+                _add(index, key, related=True)
+        for item in context.get("contextGroups", ()):
+            for key in _agent_keys(item["group"]):
+                _add(index, key, related=True)
+        for activities in context.get("contextActivities", {}).values():
+            for activity in activities if isinstance(activities, list) else [activities]:
+                _add(index, index_key(ACTIVITY, activity["id"]), related=True)
+    if top and "authority" in statement:
+        for key in _agent_keys(statement["authority"]):
+            _add(index, key, related=True)
+
+
+# --- immutability ---------------------------------------------------------------------------
+
+_SET_BY_LRS = ("stored", "authority", "version", "id", "timestamp")
+
+
+def same_statement(stored: dict[str, Any], incoming: Prepared) -> bool:
+    """Whether a statement sent again with an existing id is the one already stored.
+
+    Properties the LRS fills in are left out of the comparison; timestamps compare as instants,
+    and only when the new copy carries one. Group members compare as an unordered list.
+    """
+    new = incoming.statement
+    if incoming.timestamp_given and (
+        parse_timestamp(stored.get("timestamp", "")) != parse_timestamp(new["timestamp"])
+    ):
+        return False
+    a = {k: v for k, v in stored.items() if k not in _SET_BY_LRS}
+    b = {k: v for k, v in new.items() if k not in _SET_BY_LRS}
+    return bool(_normalised(a) == _normalised(b))
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {k: _normalised(v) for k, v in value.items()}
+        if out.get("objectType") == "Group" and isinstance(out.get("member"), list):
+            out["member"] = sorted(out["member"], key=repr)
+        return out
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    return value

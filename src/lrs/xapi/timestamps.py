@@ -1,0 +1,69 @@
+"""ISO 8601 / RFC 3339 timestamps as xAPI uses them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+_EXTENDED = re.compile(
+    r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2})"
+    r"(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_BASIC = re.compile(
+    r"^(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})[Tt](?P<h>\d{2})(?P<mi>\d{2})"
+    r"(?:(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?:\d{2})?)?$"
+)
+# ISO 8601 forbids a negative zero offset ("-00", "-0000", "-00:00"): it means "unknown".
+_NEGATIVE_ZERO = re.compile(r"-00(:?00)?$")
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """The instant a timestamp names (timezone-aware), or None when it is not a valid one.
+
+    A timestamp without an offset is read as UTC.
+    """
+    m = _EXTENDED.match(value) or _BASIC.match(value)
+    if m is None:
+        return None
+    tz = m.group("tz")
+    if tz and _NEGATIVE_ZERO.search(tz):
+        return None
+    frac = (m.group("f") or "0")[:6].ljust(6, "0")
+    try:
+        naive = datetime(
+            int(m.group("y")),
+            int(m.group("mo")),
+            int(m.group("d")),
+            int(m.group("h")),
+            int(m.group("mi")),
+            int(m.group("s") or 0),
+            int(frac),
+        )
+    except ValueError:
+        return None
+    return naive.replace(tzinfo=_offset(tz))
+
+
+def _offset(tz: str | None) -> timezone:
+    if not tz or tz in ("Z", "z"):
+        return UTC
+    sign = -1 if tz[0] == "-" else 1
+    digits = tz[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def format_timestamp(instant: datetime) -> str:
+    """The canonical form the LRS writes: UTC, microseconds, ``Z``."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_utc(value: str) -> bool:
+    """Whether a valid timestamp string is written in UTC (``Z`` or ``+00:00``) or has no offset."""
+    m = _EXTENDED.match(value) or _BASIC.match(value)
+    if m is None:
+        return False
+    tz = m.group("tz")
+    return not tz or tz in ("Z", "z") or tz.lstrip("+").replace(":", "") in ("00", "0000")
