@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
-from lrs.api import about, errors, statements
+from lrs.api import about, activities, agents, documents, errors, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     base = settings.base_path.rstrip("/")
     app.include_router(about.router, prefix=base)
     app.include_router(statements.router, prefix=base)
+    app.include_router(documents.router, prefix=base)
+    app.include_router(agents.router, prefix=base)
+    app.include_router(activities.router, prefix=base)
     errors.install(app)
     app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(

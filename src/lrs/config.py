@@ -46,6 +46,7 @@ class Settings(BaseSettings):
         description="How long a verified credential is trusted before it is read again.",
     )
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_batch_statements: int = Field(default=1000, ge=1)
     default_query_limit: int = Field(default=100, ge=1)
     max_query_limit: int = Field(default=1000, ge=1)

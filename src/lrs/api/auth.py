@@ -45,6 +45,7 @@ STATE_READ = frozenset({"state", "all/read", "all"})
 STATE_WRITE = frozenset({"state", "all"})
 PROFILE_READ = frozenset({"profile", "all/read", "all"})
 PROFILE_WRITE = frozenset({"profile", "all"})
+DEFINE = frozenset({"define", "all"})
 DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.api.auth import STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
+from lrs.api.auth import DEFINE, STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
 from lrs.api.responses import (
@@ -23,16 +23,16 @@ from lrs.api.responses import (
     raw_json_response,
     read_json,
 )
+from lrs.store import activities as activity_store
 from lrs.store import statements as statement_store
 from lrs.store.database import Database
 from lrs.xapi.errors import BadRequest, NotFound, XAPIError
-from lrs.xapi.formats import render
+from lrs.xapi.formats import activity_ids, render
 from lrs.xapi.langtags import parse_accept_language
 from lrs.xapi.query import (
     QUERY_PARAMS,
     SINGLE_PARAMS,
     Format,
-    StatementQuery,
     decode_more,
     encode_more,
     parse_format,
@@ -58,8 +58,14 @@ def _check_batch_size(request: Request, count: int) -> None:
 
 
 async def _store(request: Request, who: Caller, batch: list[Prepared]) -> list[uuid.UUID]:
+    define = who.has(DEFINE)
+
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
-        return await statement_store.insert(conn, who.store_id, who.key, batch)
+        ids = await statement_store.insert(conn, who.store_id, who.key, batch)
+        if define:
+            definitions = [d for p in batch for d in p.definitions]
+            await activity_store.merge(conn, who.store_id, definitions)
+        return ids
 
     return await _db(request).write(work)
 
@@ -132,20 +138,21 @@ async def _get_single(
     fmt = parse_format(params["format"]) if "format" in params else Format.EXACT
     _attachments_flag(params)
 
-    async def work(conn: AsyncConnection) -> tuple[Any, Any]:
+    async def work(conn: AsyncConnection) -> tuple[Any, Any, list[dict[str, Any]]]:
         through = await statement_store.consistent_through(conn)
         found = await statement_store.get_one(
             conn, who.store_id, statement_id, voided=name == "voidedStatementId", credential=mine
         )
-        return through, found
+        docs = [] if found is None or fmt is Format.EXACT else [orjson.loads(found.statement)]
+        return through, found, await _rendered(conn, who.store_id, docs, fmt, languages)
 
-    through, found = await _db(request).read(work)
+    through, found, rendered = await _db(request).read(work)
     if found is None:
         raise NotFound(f"no statement with {name} {statement_id}")
     headers = {CONSISTENT_THROUGH: iso(through), "Last-Modified": http_date(found.stored)}
     if fmt is Format.EXACT:
         return raw_json_response(found.statement.encode(), headers)
-    return json_response(render(orjson.loads(found.statement), fmt, languages), headers=headers)
+    return json_response(rendered[0], headers=headers)
 
 
 async def _query(
@@ -168,7 +175,7 @@ async def _query(
             query = replace(query, limit=min(settings.default_query_limit, query.limit))
     _attachments_flag({"attachments": "true"} if query.attachments else {})
 
-    async def work(conn: AsyncConnection) -> tuple[Any, Any, int | None]:
+    async def work(conn: AsyncConnection) -> tuple[Any, Any, int | None, list[dict[str, Any]]]:
         through = await statement_store.consistent_through(conn)
         ceiling = query.ceiling
         if ceiling is None:
@@ -176,9 +183,11 @@ async def _query(
         page = await statement_store.query(
             conn, who.store_id, replace(query, ceiling=ceiling), credential=mine
         )
-        return through, page, ceiling
+        docs = [] if query.format is Format.EXACT else [orjson.loads(d) for d in page.statements]
+        rendered = await _rendered(conn, who.store_id, docs, query.format, languages)
+        return through, page, ceiling, rendered
 
-    through, page, ceiling = await _db(request).read(work)
+    through, page, ceiling, rendered = await _db(request).read(work)
     more = ""
     if page.more:
         next_query = replace(query, after=page.last_seq, ceiling=ceiling)
@@ -187,15 +196,29 @@ async def _query(
     headers = {CONSISTENT_THROUGH: iso(through)}
     if page.latest_stored is not None:
         headers["Last-Modified"] = http_date(page.latest_stored)
-    return raw_json_response(_statement_result(page.statements, query, languages, more), headers)
-
-
-def _statement_result(docs: list[str], query: StatementQuery, languages: list[str], more: str) -> bytes:
     if query.format is Format.EXACT:
-        body = b",".join(d.encode() for d in docs)
+        body = b",".join(d.encode() for d in page.statements)
     else:
-        body = b",".join(orjson.dumps(render(orjson.loads(d), query.format, languages)) for d in docs)
-    return b'{"statements":[' + body + b'],"more":' + orjson.dumps(more) + b"}"
+        body = b",".join(orjson.dumps(s) for s in rendered)
+    result = b'{"statements":[' + body + b'],"more":' + orjson.dumps(more) + b"}"
+    return raw_json_response(result, headers)
+
+
+async def _rendered(
+    conn: AsyncConnection,
+    store_id: int,
+    docs: list[dict[str, Any]],
+    fmt: Format,
+    languages: list[str],
+) -> list[dict[str, Any]]:
+    """Statements in the asked format; canonical reads the canonical activity definitions."""
+    if fmt is Format.EXACT or not docs:
+        return docs
+    definitions: dict[str, dict[str, Any]] = {}
+    if fmt is Format.CANONICAL:
+        wanted = set().union(*(activity_ids(d) for d in docs))
+        definitions = await activity_store.get_many(conn, store_id, wanted)
+    return [render(d, fmt, languages, definitions) for d in docs]
 
 
 def _attachments_flag(params: dict[str, str]) -> None:

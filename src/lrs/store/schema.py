@@ -107,3 +107,35 @@ statement_index = Table(
     Column("related", Boolean, nullable=False),
     PrimaryKeyConstraint("store_id", "key", "seq", "related"),
 )
+
+# State, Activity Profile and Agent Profile documents. `owner_hash` is a sha256 of the kind,
+# activity, agent and registration, so the key stays small however long the IRIs are.
+documents = Table(
+    "documents",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_hash", LargeBinary, nullable=False),
+    Column("doc_id", Text, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("agent_key", Text, nullable=False),
+    Column("registration", Text, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("store_id", "owner_hash", "doc_id"),
+)
+
+# The canonical definition of each activity, merged from statements sent with `define`.
+activities = Table(
+    "activities",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    # The activity id, or its hash when too long for an index key (see xapi.statements.index_key).
+    Column("key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("definition", JSONB, nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("store_id", "key"),
+)

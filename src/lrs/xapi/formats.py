@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lrs.xapi.agents import identified
@@ -12,13 +13,38 @@ _LANGUAGE_MAPS = ("name", "description")
 _COMPONENT_LISTS = ("choices", "scale", "source", "target", "steps")
 
 
-def render(statement: dict[str, Any], fmt: Format, languages: list[str]) -> dict[str, Any]:
-    """The statement as the format asks; ``exact`` returns it untouched."""
+Definitions = Mapping[str, dict[str, Any]]
+
+
+def render(
+    statement: dict[str, Any],
+    fmt: Format,
+    languages: list[str],
+    definitions: Definitions | None = None,
+) -> dict[str, Any]:
+    """The statement as the format asks; ``exact`` returns it untouched.
+
+    ``canonical`` uses the LRS's canonical activity definitions where it has them.
+    """
     if fmt is Format.IDS:
         return _ids(statement)
     if fmt is Format.CANONICAL:
-        return _canonical(statement, languages)
+        return _canonical(statement, languages, definitions or {})
     return statement
+
+
+def activity_ids(statement: dict[str, Any]) -> set[str]:
+    """Every activity id a statement mentions (object, context, substatement)."""
+    found: set[str] = set()
+    obj = statement["object"]
+    kind = obj.get("objectType", "Activity")
+    if kind == "Activity":
+        found.add(obj["id"])
+    elif kind == "SubStatement":
+        found |= activity_ids(obj)
+    for values in (statement.get("context") or {}).get("contextActivities", {}).values():
+        found.update(a["id"] for a in values)
+    return found
 
 
 def _ids(statement: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +90,7 @@ def _ids_context(context: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _canonical(statement: dict[str, Any], languages: list[str]) -> dict[str, Any]:
+def _canonical(statement: dict[str, Any], languages: list[str], definitions: Definitions) -> dict[str, Any]:
     out = dict(statement)
     verb = statement["verb"]
     if "display" in verb:
@@ -72,23 +98,25 @@ def _canonical(statement: dict[str, Any], languages: list[str]) -> dict[str, Any
     obj = statement["object"]
     kind = obj.get("objectType", "Activity")
     if kind == "Activity":
-        out["object"] = _canonical_activity(obj, languages)
+        out["object"] = _canonical_activity(obj, languages, definitions)
     elif kind == "SubStatement":
-        out["object"] = _canonical(obj, languages)
+        out["object"] = _canonical(obj, languages, definitions)
     context = statement.get("context")
     if context and "contextActivities" in context:
         out["context"] = {
             **context,
             "contextActivities": {
-                key: [_canonical_activity(a, languages) for a in values]
+                key: [_canonical_activity(a, languages, definitions) for a in values]
                 for key, values in context["contextActivities"].items()
             },
         }
     return out
 
 
-def _canonical_activity(activity: dict[str, Any], languages: list[str]) -> dict[str, Any]:
-    definition = activity.get("definition")
+def _canonical_activity(
+    activity: dict[str, Any], languages: list[str], definitions: Definitions
+) -> dict[str, Any]:
+    definition = definitions.get(activity["id"]) or activity.get("definition")
     if not definition:
         return activity
     new_def = dict(definition)

@@ -44,6 +44,8 @@ class Prepared:
     timestamp_given: bool
     # (key, related): related=False for the direct matches of `agent` / `activity`.
     index: dict[str, bool] = field(default_factory=dict)
+    # Activity definitions the statement carries, for the canonical activity store.
+    definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def prepare(
@@ -89,7 +91,22 @@ def prepare(
         timestamp_given=timestamp_given,
     )
     _index(prepared.index, statement, top=True)
+    prepared.definitions = list(_definitions(statement))
     return prepared
+
+
+def _definitions(statement: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    obj = statement["object"]
+    kind = obj.get("objectType", "Activity")
+    if kind == "Activity" and obj.get("definition"):
+        yield obj["id"], obj["definition"]
+    elif kind == "SubStatement":
+        yield from _definitions(obj)
+    context = statement.get("context") or {}
+    for activities in context.get("contextActivities", {}).values():
+        for activity in activities:
+            if activity.get("definition"):
+                yield activity["id"], activity["definition"]
 
 
 def _context_activities_as_lists(statement: dict[str, Any]) -> None:

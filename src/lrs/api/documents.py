@@ -1,0 +1,195 @@
+"""State, Activity Profile and Agent Profile resources: one implementation, three mounts."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.api.auth import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE, CallerDep
+from lrs.api.middleware import request_version
+from lrs.api.responses import http_date, json_response
+from lrs.store import documents as document_store
+from lrs.store.database import Database
+from lrs.store.documents import Document
+from lrs.xapi.documents import (
+    DEFAULT_CONTENT_TYPE,
+    JSON,
+    DocumentRequest,
+    Kind,
+    check_json,
+    check_preconditions,
+    etag,
+    merge,
+    parse_params,
+)
+from lrs.xapi.errors import BadRequest, NotFound, PayloadTooLarge
+
+router = APIRouter()
+
+_SCOPES = {
+    Kind.STATE: (STATE_READ, STATE_WRITE),
+    Kind.ACTIVITY_PROFILE: (PROFILE_READ, PROFILE_WRITE),
+    Kind.AGENT_PROFILE: (PROFILE_READ, PROFILE_WRITE),
+}
+_PATHS = {
+    Kind.STATE: ("/activities/state", "State"),
+    Kind.ACTIVITY_PROFILE: ("/activities/profile", "Activity Profile"),
+    Kind.AGENT_PROFILE: ("/agents/profile", "Agent Profile"),
+}
+
+
+def _parse(request: Request, kind: Kind) -> DocumentRequest:
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in params:
+            raise BadRequest(f"{name}: is given more than once")
+        params[name] = value
+    return parse_params(kind, params, request.method, request_version(request.scope))
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def _read_document(request: Request) -> tuple[bytes, str]:
+    content = await request.body()
+    limit: int = request.app.state.settings.max_document_bytes
+    if len(content) > limit:
+        raise PayloadTooLarge(f"document: larger than {limit} bytes")
+    content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
+    check_json(content, content_type)
+    return content, content_type
+
+
+async def get_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+    who.require(_SCOPES[kind][0])
+    req = _parse(request, kind)
+    address = req.address
+    db = _db(request)
+    if address.doc_id is None:
+        rows = await db.read(lambda conn: document_store.list_ids(conn, who.store_id, address, req.since))
+        headers = {}
+        if rows:
+            headers["Last-Modified"] = http_date(max(updated for _, updated in rows))
+        response = json_response([doc_id for doc_id, _ in rows], headers=headers)
+    else:
+        doc = await db.read(lambda conn: document_store.get(conn, who.store_id, address))
+        if doc is None:
+            raise NotFound(f"no document with that {_id_name(kind)}")
+        response = Response(
+            doc.content,
+            media_type=doc.content_type,
+            headers={"ETag": doc.etag, "Last-Modified": http_date(doc.updated)},
+        )
+    if request.method == "HEAD":
+        return Response(status_code=response.status_code, headers=dict(response.headers))
+    return response
+
+
+async def write_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+    """PUT replaces; POST merges JSON objects into an existing JSON document."""
+    who.require(_SCOPES[kind][1])
+    req = _parse(request, kind)
+    content, content_type = await _read_document(request)
+    version = request_version(request.scope)
+    if_match = request.headers.get("if-match")
+    if_none_match = request.headers.get("if-none-match")
+    method = request.method
+
+    async def work(conn: AsyncConnection) -> None:
+        await document_store.lock(conn, who.store_id, req.address)
+        current = await document_store.get(conn, who.store_id, req.address)
+        check_preconditions(method, kind, version, _etag_of(current), if_match, if_none_match)
+        new_content, new_type = content, content_type
+        if method == "POST" and current is not None:
+            new_content = merge(current.content, current.content_type, content, content_type)
+            new_type = JSON
+        await document_store.save(conn, who.store_id, req.address, new_content, new_type, etag(new_content))
+
+    await _db(request).write(work)
+    return Response(status_code=204)
+
+
+async def delete_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+    who.require(_SCOPES[kind][1])
+    req = _parse(request, kind)
+    version = request_version(request.scope)
+    if_match = request.headers.get("if-match")
+    if_none_match = request.headers.get("if-none-match")
+
+    async def work(conn: AsyncConnection) -> None:
+        if req.address.doc_id is not None:
+            await document_store.lock(conn, who.store_id, req.address)
+            current = await document_store.get(conn, who.store_id, req.address)
+            check_preconditions("DELETE", kind, version, _etag_of(current), if_match, if_none_match)
+        await document_store.delete(conn, who.store_id, req.address)
+
+    await _db(request).write(work)
+    return Response(status_code=204)
+
+
+def _etag_of(doc: Document | None) -> str | None:
+    return None if doc is None else doc.etag
+
+
+def _id_name(kind: Kind) -> str:
+    return "stateId" if kind is Kind.STATE else "profileId"
+
+
+def _register(kind: Kind) -> None:
+    path, title = _PATHS[kind]
+
+    async def get(request: Request, who: CallerDep) -> Response:
+        return await get_document(request, who, kind)
+
+    async def write(request: Request, who: CallerDep) -> Response:
+        return await write_document(request, who, kind)
+
+    async def delete(request: Request, who: CallerDep) -> Response:
+        return await delete_document(request, who, kind)
+
+    tags: list[str | Enum] = [title]
+    router.add_api_route(
+        path,
+        get,
+        methods=["GET", "HEAD"],
+        tags=tags,
+        summary=f"Get one {title} document, or list their ids",
+        operation_id=f"get_{kind.name.lower()}",
+    )
+    router.add_api_route(
+        path,
+        write,
+        methods=["PUT"],
+        tags=tags,
+        status_code=204,
+        summary=f"Store a {title} document",
+        operation_id=f"put_{kind.name.lower()}",
+    )
+    router.add_api_route(
+        path,
+        write,
+        methods=["POST"],
+        tags=tags,
+        status_code=204,
+        summary=f"Merge JSON into a {title} document",
+        operation_id=f"post_{kind.name.lower()}",
+    )
+    router.add_api_route(
+        path,
+        delete,
+        methods=["DELETE"],
+        tags=tags,
+        status_code=204,
+        summary=f"Delete a {title} document"
+        + (" (or all of them without stateId)" if kind is Kind.STATE else ""),
+        operation_id=f"delete_{kind.name.lower()}",
+    )
+
+
+for _kind in Kind:
+    _register(_kind)

@@ -1,0 +1,78 @@
+"""Canonical activity definitions, merged from the statements that carry them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.jsontext import dumps
+from lrs.xapi.activities import merge_definitions
+from lrs.xapi.statements import index_key
+
+# Language maps merge entry by entry; every other property is replaced by the newer one.
+_UPSERT = text("""
+INSERT INTO activities (store_id, key, activity_id, definition)
+SELECT :store, u.key, u.id, u.definition
+  FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:defs AS jsonb[]))
+       WITH ORDINALITY AS u(key, id, definition, n)
+ ORDER BY u.n
+    ON CONFLICT (store_id, key) DO UPDATE
+   SET definition = activities.definition || EXCLUDED.definition || jsonb_strip_nulls(
+           jsonb_build_object(
+               'name', CASE WHEN EXCLUDED.definition ? 'name' THEN
+                   COALESCE(activities.definition -> 'name', '{}') || (EXCLUDED.definition -> 'name')
+               END,
+               'description', CASE WHEN EXCLUDED.definition ? 'description' THEN
+                   COALESCE(activities.definition -> 'description', '{}')
+                   || (EXCLUDED.definition -> 'description')
+               END)),
+       updated = now()
+ WHERE activities.definition IS DISTINCT FROM activities.definition || EXCLUDED.definition
+""")
+
+
+async def merge(conn: AsyncConnection, store_id: int, definitions: list[tuple[str, dict[str, Any]]]) -> None:
+    """Fold definitions into the canonical ones. Rows are written in key order, so two
+    concurrent batches sharing activities lock them in the same order and cannot deadlock."""
+    merged: dict[str, tuple[str, dict[str, Any]]] = {}
+    for activity_id, definition in definitions:
+        key = index_key("", activity_id)
+        previous = merged.get(key)
+        merged[key] = (activity_id, merge_definitions(previous[1], definition) if previous else definition)
+    if not merged:
+        return
+    keys = sorted(merged)
+    await conn.execute(
+        _UPSERT,
+        {
+            "store": store_id,
+            "keys": keys,
+            "ids": [merged[k][0] for k in keys],
+            "defs": [dumps(merged[k][1]) for k in keys],
+        },
+    )
+
+
+async def get(conn: AsyncConnection, store_id: int, activity_id: str) -> dict[str, Any] | None:
+    definition: dict[str, Any] | None = (
+        await conn.execute(
+            text("SELECT definition FROM activities WHERE store_id = :store AND key = :key"),
+            {"store": store_id, "key": index_key("", activity_id)},
+        )
+    ).scalar_one_or_none()
+    return definition
+
+
+async def get_many(conn: AsyncConnection, store_id: int, activity_ids: set[str]) -> dict[str, dict[str, Any]]:
+    if not activity_ids:
+        return {}
+    rows = await conn.execute(
+        text(
+            "SELECT activity_id, definition FROM activities"
+            " WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"store": store_id, "keys": [index_key("", i) for i in activity_ids]},
+    )
+    return {r.activity_id: r.definition for r in rows}

@@ -1,0 +1,112 @@
+"""The document store: State, Activity Profile and Agent Profile documents as bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.xapi.documents import Address
+
+
+@dataclass(frozen=True)
+class Document:
+    content: bytes
+    content_type: str
+    etag: str
+    updated: datetime
+
+
+async def lock(conn: AsyncConnection, store_id: int, address: Address) -> None:
+    """Serialise writers of one document until the transaction ends (across processes)."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :store))"),
+        {"key": address.owner_hash().hex() + (address.doc_id or ""), "store": store_id},
+    )
+
+
+async def get(conn: AsyncConnection, store_id: int, address: Address) -> Document | None:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT content, content_type, etag, updated FROM documents"
+                " WHERE store_id = :store AND owner_hash = :owner AND doc_id = :doc_id"
+            ),
+            {"store": store_id, "owner": address.owner_hash(), "doc_id": address.doc_id},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Document(bytes(row.content), row.content_type, row.etag, row.updated)
+
+
+async def list_ids(
+    conn: AsyncConnection, store_id: int, address: Address, since: datetime | None
+) -> list[tuple[str, datetime]]:
+    """Ids (and update times) of the owner's documents, updated after ``since`` if given."""
+    rows = await conn.execute(
+        text(
+            "SELECT doc_id, updated FROM documents WHERE store_id = :store"
+            " AND owner_hash = :owner AND (CAST(:since AS timestamptz) IS NULL"
+            " OR updated > CAST(:since AS timestamptz)) ORDER BY doc_id"
+        ),
+        {"store": store_id, "owner": address.owner_hash(), "since": since},
+    )
+    return [(r.doc_id, r.updated) for r in rows]
+
+
+async def save(
+    conn: AsyncConnection,
+    store_id: int,
+    address: Address,
+    content: bytes,
+    content_type: str,
+    etag: str,
+) -> datetime:
+    """Create or replace a document; returns its new ``updated`` time."""
+    updated: datetime = (
+        await conn.execute(
+            text("""
+        INSERT INTO documents (store_id, owner_hash, doc_id, kind, activity_id, agent_key,
+                               registration, content, content_type, etag, updated)
+        VALUES (:store, :owner, :doc_id, :kind, :activity_id, :agent_key, :registration,
+                :content, :content_type, :etag, clock_timestamp())
+        ON CONFLICT (store_id, owner_hash, doc_id) DO UPDATE
+           SET content = EXCLUDED.content, content_type = EXCLUDED.content_type,
+               etag = EXCLUDED.etag, updated = EXCLUDED.updated
+        RETURNING updated
+        """),
+            {
+                "store": store_id,
+                "owner": address.owner_hash(),
+                "doc_id": address.doc_id,
+                "kind": int(address.kind),
+                "activity_id": address.activity_id,
+                "agent_key": address.agent_key,
+                "registration": address.registration,
+                "content": content,
+                "content_type": content_type,
+                "etag": etag,
+            },
+        )
+    ).scalar_one()
+    return updated
+
+
+async def delete(conn: AsyncConnection, store_id: int, address: Address) -> int:
+    """Delete one document, or every document of the owner when the address has no id."""
+    if address.doc_id is None:
+        result = await conn.execute(
+            text("DELETE FROM documents WHERE store_id = :store AND owner_hash = :owner"),
+            {"store": store_id, "owner": address.owner_hash()},
+        )
+    else:
+        result = await conn.execute(
+            text(
+                "DELETE FROM documents WHERE store_id = :store AND owner_hash = :owner AND doc_id = :doc_id"
+            ),
+            {"store": store_id, "owner": address.owner_hash(), "doc_id": address.doc_id},
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
