@@ -45,7 +45,8 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a verified credential is trusted before it is read again.",
     )
-    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_batch_statements: int = Field(default=1000, ge=1)
     default_query_limit: int = Field(default=100, ge=1)

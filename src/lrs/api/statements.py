@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.api.auth import DEFINE, STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
+from lrs.api.multipart import Multipart, read_multipart
 from lrs.api.responses import (
     CONSISTENT_THROUGH,
     http_date,
     iso,
-    json_response,
+    media_type,
     only_params,
-    raw_json_response,
     read_json,
 )
 from lrs.store import activities as activity_store
+from lrs.store import attachments as attachment_store
 from lrs.store import statements as statement_store
 from lrs.store.database import Database
+from lrs.xapi import signatures
+from lrs.xapi.attachments import (
+    SIGNATURE_USAGE,
+    check_parts,
+    declared,
+    needs_parts,
+    referenced_hashes,
+)
 from lrs.xapi.errors import BadRequest, NotFound, XAPIError
 from lrs.xapi.formats import activity_ids, render
 from lrs.xapi.langtags import parse_accept_language
@@ -35,6 +46,7 @@ from lrs.xapi.query import (
     Format,
     decode_more,
     encode_more,
+    parse_bool,
     parse_format,
     parse_query,
     parse_single,
@@ -51,23 +63,92 @@ def _db(request: Request) -> Database:
     return db
 
 
-def _check_batch_size(request: Request, count: int) -> None:
-    limit: int = request.app.state.settings.max_batch_statements
-    if count > limit:
-        raise BadRequest(f"statements: a batch may hold at most {limit} statements, got {count}")
+# --- writing ----------------------------------------------------------------------------------
 
 
-async def _store(request: Request, who: Caller, batch: list[Prepared]) -> list[uuid.UUID]:
+async def _read_body(request: Request) -> tuple[Any, Multipart | None]:
+    """The statements sent, and the attachment parts when the body is multipart/mixed."""
+    kind = media_type(request)
+    if kind == "multipart/mixed":
+        limit: int = request.app.state.settings.max_attachment_bytes
+        parts = await read_multipart(request, limit)
+        try:
+            return orjson.loads(parts.statements), parts
+        except orjson.JSONDecodeError as exc:
+            parts.close()
+            raise BadRequest(f"statements: the first part is not valid JSON ({exc})") from None
+    if kind == "application/json":
+        return await read_json(request, "statements"), None
+    raise BadRequest(
+        "Content-Type: statements are sent as application/json, or as "
+        "multipart/mixed when attachments travel with them"
+    )
+
+
+def _check_attachments(batch: list[Prepared], parts: Multipart | None) -> None:
+    """Parts must be exactly the declared attachments; signatures must verify."""
+    statements = [p.statement for p in batch]
+    if parts is None:
+        if needs_parts(statements):
+            raise BadRequest(
+                "attachments: the statements declare attachment content but the "
+                "request is not multipart/mixed; send the content as parts"
+            )
+        return
+    check_parts(statements, [part.info() for part in parts.attachments])
+    by_hash = {
+        part.info().hash_header.lower(): part  # type: ignore[union-attr]
+        for part in parts.attachments
+    }
+    for n, p in enumerate(batch):
+        for attachment in declared(p.statement):
+            if attachment["usageType"] != SIGNATURE_USAGE:
+                continue
+            part = by_hash.get(attachment["sha2"].lower())
+            if part is None or part.file is None:
+                raise BadRequest(f"statements[{n}]: the signature attachment has no part")
+            part.file.seek(0)
+            signatures.verify(part.file.read(), p.statement, f"statements[{n}]")
+
+
+async def _store(
+    request: Request, who: Caller, batch: list[Prepared], parts: Multipart | None
+) -> list[uuid.UUID]:
     define = who.has(DEFINE)
+    content_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
         ids = await statement_store.insert(conn, who.store_id, who.key, batch)
         if define:
             definitions = [d for p in batch for d in p.definitions]
             await activity_store.merge(conn, who.store_id, definitions)
+        for part in parts.attachments if parts else ():
+            info = part.info()
+            sha2 = (info.hash_header or "").lower()
+            assert part.file is not None
+            await attachment_store.save(
+                conn,
+                who.store_id,
+                sha2,
+                content_types.get(sha2, info.content_type or ""),
+                info.length,
+                part.file,
+            )
         return ids
 
     return await _db(request).write(work)
+
+
+def _prepare_batch(request: Request, who: Caller, body: Any) -> list[Prepared]:
+    version = request_version(request.scope)
+    if not isinstance(body, list):
+        return [prepare(body, version, who.authority, "statement")]
+    if not body:
+        raise BadRequest("statements: the batch is empty")
+    limit: int = request.app.state.settings.max_batch_statements
+    if len(body) > limit:
+        raise BadRequest(f"statements: a batch may hold at most {limit} statements, got {len(body)}")
+    return [prepare(item, version, who.authority, f"statements[{n}]") for n, item in enumerate(body)]
 
 
 @router.put("/statements", status_code=204, summary="Store one statement with a given id")
@@ -80,12 +161,17 @@ async def put_statement(request: Request, who: CallerDep) -> Response:
         statement_id = uuid.UUID(params["statementId"])
     except ValueError:
         raise BadRequest("statementId: must be a UUID") from None
-    body = await read_json(request, "statement")
-    if not isinstance(body, dict):
-        raise BadRequest("statement: PUT takes one statement (a JSON object)")
-    version = request_version(request.scope)
-    prepared = prepare(body, version, who.authority, "statement", statement_id)
-    await _store(request, who, [prepared])
+    body, parts = await _read_body(request)
+    try:
+        if not isinstance(body, dict):
+            raise BadRequest("statement: PUT takes one statement (a JSON object)")
+        version = request_version(request.scope)
+        batch = [prepare(body, version, who.authority, "statement", statement_id)]
+        _check_attachments(batch, parts)
+        await _store(request, who, batch, parts)
+    finally:
+        if parts:
+            parts.close()
     return Response(status_code=204)
 
 
@@ -93,17 +179,28 @@ async def put_statement(request: Request, who: CallerDep) -> Response:
 async def post_statements(request: Request, who: CallerDep) -> Response:
     who.require(STATEMENTS_WRITE)
     only_params(request, frozenset())
-    body = await read_json(request, "statements")
-    version = request_version(request.scope)
-    if isinstance(body, list):
-        if not body:
-            raise BadRequest("statements: the batch is empty")
-        _check_batch_size(request, len(body))
-        batch = [prepare(item, version, who.authority, f"statements[{n}]") for n, item in enumerate(body)]
-    else:
-        batch = [prepare(body, version, who.authority, "statement")]
-    ids = await _store(request, who, batch)
-    return json_response([str(i) for i in ids])
+    body, parts = await _read_body(request)
+    try:
+        batch = _prepare_batch(request, who, body)
+        _check_attachments(batch, parts)
+        ids = await _store(request, who, batch, parts)
+    finally:
+        if parts:
+            parts.close()
+    return Response(orjson.dumps([str(i) for i in ids]), media_type="application/json")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Answer:
+    """A statement GET's result before it is written out as JSON or multipart."""
+
+    body: bytes
+    headers: dict[str, str]
+    statements: list[dict[str, Any]] | None = None  # parsed, when attachments are wanted
+    attachments: bool = False
 
 
 @router.api_route("/statements", methods=["GET", "HEAD"], summary="Get or query statements")
@@ -114,17 +211,25 @@ async def get_statements(request: Request, who: CallerDep) -> Response:
         mine = who.key if who.only_own_statements else None
         languages = parse_accept_language(request.headers.get("accept-language"))
         if "statementId" in params or "voidedStatementId" in params:
-            response = await _get_single(request, who, params, mine, languages)
+            answer = await _get_single(request, who, params, mine, languages)
         else:
-            response = await _query(request, who, params, mine, languages)
+            answer = await _query(request, who, params, mine, languages)
     except XAPIError as exc:
         # The spec wants the consistency header on every statement GET, failures included.
         response = error_response(exc.status, exc.message)
         through = await _db(request).read(statement_store.consistent_through)
         response.headers[CONSISTENT_THROUGH] = iso(through)
-    if request.method == "HEAD":
-        return Response(status_code=response.status_code, headers=dict(response.headers))
-    return response
+        return _head(request, response)
+    if answer.attachments:
+        return _head(request, await _multipart(request, who, answer))
+    return _head(request, Response(answer.body, media_type="application/json", headers=answer.headers))
+
+
+def _head(request: Request, response: Response) -> Response:
+    if request.method != "HEAD":
+        return response
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(status_code=response.status_code, headers=headers)
 
 
 async def _get_single(
@@ -133,26 +238,25 @@ async def _get_single(
     params: dict[str, str],
     mine: str | None,
     languages: list[str],
-) -> Response:
+) -> _Answer:
     name, statement_id = parse_single(params)
     fmt = parse_format(params["format"]) if "format" in params else Format.EXACT
-    _attachments_flag(params)
+    attachments = parse_bool(params["attachments"], "attachments") if "attachments" in params else False
 
     async def work(conn: AsyncConnection) -> tuple[Any, Any, list[dict[str, Any]]]:
         through = await statement_store.consistent_through(conn)
         found = await statement_store.get_one(
             conn, who.store_id, statement_id, voided=name == "voidedStatementId", credential=mine
         )
-        docs = [] if found is None or fmt is Format.EXACT else [orjson.loads(found.statement)]
+        docs = [] if found is None else [orjson.loads(found.statement)]
         return through, found, await _rendered(conn, who.store_id, docs, fmt, languages)
 
     through, found, rendered = await _db(request).read(work)
     if found is None:
         raise NotFound(f"no statement with {name} {statement_id}")
     headers = {CONSISTENT_THROUGH: iso(through), "Last-Modified": http_date(found.stored)}
-    if fmt is Format.EXACT:
-        return raw_json_response(found.statement.encode(), headers)
-    return json_response(rendered[0], headers=headers)
+    body = found.statement.encode() if fmt is Format.EXACT else orjson.dumps(rendered[0])
+    return _Answer(body, headers, rendered, attachments)
 
 
 async def _query(
@@ -161,7 +265,7 @@ async def _query(
     params: dict[str, str],
     mine: str | None,
     languages: list[str],
-) -> Response:
+) -> _Answer:
     settings = request.app.state.settings
     secret: bytes = request.app.state.more_secret
     if "more" in params:
@@ -169,11 +273,10 @@ async def _query(
             raise BadRequest("more: cannot be combined with other parameters")
         query = decode_more(params["more"], who.store_id, secret)
     else:
-        version = request_version(request.scope)
-        query = parse_query(params, version, settings.max_query_limit)
+        query = parse_query(params, request_version(request.scope), settings.max_query_limit)
         if "limit" not in params:
             query = replace(query, limit=min(settings.default_query_limit, query.limit))
-    _attachments_flag({"attachments": "true"} if query.attachments else {})
+    parse_all = query.format is not Format.EXACT or query.attachments
 
     async def work(conn: AsyncConnection) -> tuple[Any, Any, int | None, list[dict[str, Any]]]:
         through = await statement_store.consistent_through(conn)
@@ -183,7 +286,7 @@ async def _query(
         page = await statement_store.query(
             conn, who.store_id, replace(query, ceiling=ceiling), credential=mine
         )
-        docs = [] if query.format is Format.EXACT else [orjson.loads(d) for d in page.statements]
+        docs = [orjson.loads(d) for d in page.statements] if parse_all else []
         rendered = await _rendered(conn, who.store_id, docs, query.format, languages)
         return through, page, ceiling, rendered
 
@@ -197,11 +300,11 @@ async def _query(
     if page.latest_stored is not None:
         headers["Last-Modified"] = http_date(page.latest_stored)
     if query.format is Format.EXACT:
-        body = b",".join(d.encode() for d in page.statements)
+        listed = b",".join(d.encode() for d in page.statements)
     else:
-        body = b",".join(orjson.dumps(s) for s in rendered)
-    result = b'{"statements":[' + body + b'],"more":' + orjson.dumps(more) + b"}"
-    return raw_json_response(result, headers)
+        listed = b",".join(orjson.dumps(s) for s in rendered)
+    body = b'{"statements":[' + listed + b'],"more":' + orjson.dumps(more) + b"}"
+    return _Answer(body, headers, rendered, query.attachments)
 
 
 async def _rendered(
@@ -221,8 +324,27 @@ async def _rendered(
     return [render(d, fmt, languages, definitions) for d in docs]
 
 
-def _attachments_flag(params: dict[str, str]) -> None:
-    from lrs.xapi.query import parse_bool
+async def _multipart(request: Request, who: Caller, answer: _Answer) -> Response:
+    """The statement result first, then each attachment its statements reference, once."""
+    hashes = list(dict.fromkeys(h for s in answer.statements or () for h in referenced_hashes(s)))
+    db = _db(request)
+    stored = await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes))
+    boundary = secrets.token_hex(16)
 
-    if "attachments" in params and parse_bool(params["attachments"], "attachments"):
-        raise BadRequest("attachments: multipart responses are not available in this build")
+    async def body() -> AsyncIterator[bytes]:
+        yield (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + answer.body + b"\r\n")
+        for attachment in stored:
+            yield (
+                f"--{boundary}\r\nContent-Type: {attachment.content_type}\r\n"
+                f"Content-Transfer-Encoding: binary\r\n"
+                f"X-Experience-API-Hash: {attachment.sha2}\r\n\r\n"
+            ).encode()
+            async with db.engine.connect() as conn:
+                async for chunk in attachment_store.chunks(conn, who.store_id, attachment.sha2):
+                    yield chunk
+            yield b"\r\n"
+        yield f"--{boundary}--\r\n".encode()
+
+    return StreamingResponse(
+        body(), media_type=f"multipart/mixed; boundary={boundary}", headers=answer.headers
+    )

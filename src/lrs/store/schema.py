@@ -14,8 +14,10 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -138,4 +140,29 @@ activities = Table(
     Column("definition", JSONB, nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("store_id", "key"),
+)
+
+# Attachment content, once per store and hash; the bytes live in 1 MiB chunks.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("sha2", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("store_id", "sha2"),
+)
+
+attachment_chunks = Table(
+    "attachment_chunks",
+    metadata,
+    Column("store_id", BigInteger, nullable=False),
+    Column("sha2", Text, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("store_id", "sha2", "n"),
+    ForeignKeyConstraint(
+        ["store_id", "sha2"], ["attachments.store_id", "attachments.sha2"], ondelete="CASCADE"
+    ),
 )

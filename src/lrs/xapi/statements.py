@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -184,25 +185,45 @@ def _index(index: dict[str, bool], statement: dict[str, Any], *, top: bool) -> N
             _add(index, key, related=True)
 
 
-# --- immutability ---------------------------------------------------------------------------
+# --- comparison -----------------------------------------------------------------------------
 
-_SET_BY_LRS = ("stored", "authority", "version", "id", "timestamp")
+# Set by the LRS, so never part of what a client's copy of a statement is compared on.
+_SET_BY_LRS = ("stored", "authority", "version")
+_FRACTION_BEYOND_HUNDREDTHS = re.compile(r"(\.\d{2})\d+S$")
+
+
+def comparable(
+    statement: dict[str, Any],
+    *,
+    keep_id: bool = True,
+    keep_timestamp: bool = True,
+    keep_attachments: bool = True,
+) -> Any:
+    """The statement reduced to what the spec's statement comparison looks at.
+
+    Timestamps compare as instants, durations to the hundredth of a second, contextActivities
+    values as lists and Group members as an unordered list.
+    """
+    dropped = set(_SET_BY_LRS)
+    if not keep_id:
+        dropped.add("id")
+    if not keep_timestamp:
+        dropped.add("timestamp")
+    if not keep_attachments:
+        dropped.add("attachments")
+    return _normalised({k: v for k, v in statement.items() if k not in dropped})
 
 
 def same_statement(stored: dict[str, Any], incoming: Prepared) -> bool:
     """Whether a statement sent again with an existing id is the one already stored.
 
-    Properties the LRS fills in are left out of the comparison; timestamps compare as instants,
-    and only when the new copy carries one. Group members compare as an unordered list.
+    ``timestamp`` takes part only when the new copy carries one (else the LRS set it).
     """
-    new = incoming.statement
-    if incoming.timestamp_given and (
-        parse_timestamp(stored.get("timestamp", "")) != parse_timestamp(new["timestamp"])
-    ):
-        return False
-    a = {k: v for k, v in stored.items() if k not in _SET_BY_LRS}
-    b = {k: v for k, v in new.items() if k not in _SET_BY_LRS}
-    return bool(_normalised(a) == _normalised(b))
+    keep = incoming.timestamp_given
+    return bool(
+        comparable(stored, keep_id=False, keep_timestamp=keep)
+        == comparable(incoming.statement, keep_id=False, keep_timestamp=keep)
+    )
 
 
 def _normalised(value: Any) -> Any:
@@ -210,6 +231,15 @@ def _normalised(value: Any) -> Any:
         out = {k: _normalised(v) for k, v in value.items()}
         if out.get("objectType") == "Group" and isinstance(out.get("member"), list):
             out["member"] = sorted(out["member"], key=repr)
+        ca = out.get("contextActivities")
+        if isinstance(ca, dict):
+            out["contextActivities"] = {k: v if isinstance(v, list) else [v] for k, v in ca.items()}
+        stamp = value.get("timestamp")
+        if isinstance(stamp, str) and parse_timestamp(stamp) is not None:
+            out["timestamp"] = parse_timestamp(stamp)
+        duration = value.get("duration")
+        if isinstance(duration, str):
+            out["duration"] = _FRACTION_BEYOND_HUNDREDTHS.sub(r"\1S", duration)
         return out
     if isinstance(value, list):
         return [_normalised(v) for v in value]

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from lrs.xapi.attachments import SIGNATURE_CONTENT_TYPE, SIGNATURE_USAGE
 from lrs.xapi.durations import parse_duration
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.langtags import is_language_tag
@@ -481,6 +482,13 @@ class StatementValidator:
             content_type = self._string(obj["contentType"], f"{item_path}.contentType")
             if not _MEDIA_TYPE.match(content_type):
                 raise fail(f"{item_path}.contentType", f"{content_type!r} is not a media type")
+            if (
+                obj["usageType"] == SIGNATURE_USAGE
+                and content_type.split(";")[0].strip().lower() != SIGNATURE_CONTENT_TYPE
+            ):
+                raise fail(
+                    f"{item_path}.contentType", f"a signature attachment must be {SIGNATURE_CONTENT_TYPE}"
+                )
             length = obj["length"]
             if isinstance(length, bool) or not isinstance(length, int) or length < 0:
                 raise fail(f"{item_path}.length", "must be a non-negative integer")
