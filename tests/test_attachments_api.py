@@ -210,7 +210,7 @@ async def test_form_data_is_refused(client):
 
 
 async def test_attachment_size_limit(database_url, server, credential):
-    from conftest import start_server, stop_server
+    from tests.harness import start_server, stop_server
 
     small = start_server(database_url, max_attachment_bytes="1000")
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
-from conftest import run_cli
 
 from tests.factories import unique
+from tests.harness import run_cli
 
 
 def test_store_and_credential_lifecycle(server):

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, make_credential, start_server, stop_server
 
 from tests.factories import activity, agent, statement, unique
+from tests.harness import Server, make_credential, start_server, stop_server
 
 STATE = "/activities/state"
 ACTIVITY_PROFILE = "/activities/profile"
@@ -345,7 +345,7 @@ async def test_unknown_activity_is_still_an_activity(client):
 
 
 async def test_documents_are_isolated_between_stores(client, server):
-    from conftest import run_cli
+    from tests.harness import run_cli
 
     name = f"kommune-{unique()}"
     run_cli(server.database_url, "store", "create", name)

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Cred, make_credential, run_cli
 
 from lrs.xapi.timestamps import parse_timestamp
 from tests.corpus import INVALID, invalid_statement
@@ -25,6 +24,7 @@ from tests.factories import (
     unique,
     voiding,
 )
+from tests.harness import Cred, make_credential, run_cli
 
 
 async def post(client: httpx.AsyncClient, body: Any) -> list[str]:

