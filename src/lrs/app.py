@@ -10,14 +10,18 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
+from lrs.admin import api as admin_api
+from lrs.admin.bootstrap import ensure_admin
 from lrs.api import about, activities, agents, documents, errors, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
 from lrs.config import Settings
+from lrs.store import credentials as credential_store
 from lrs.store import migrate
 from lrs.store.database import Database
 from lrs.store.db import create_engine, database_url
+from lrs.store.notifications import Listener
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url(settings), settings.pool_size)
+        url = database_url(settings)
+        engine = create_engine(url, settings.pool_size)
         db = Database(engine)
         await migrate.upgrade(engine)
+        authenticator = Authenticator(db, settings.credential_cache_seconds)
         app.state.db = db
-        app.state.authenticator = Authenticator(db, settings.credential_cache_seconds)
+        app.state.authenticator = authenticator
         app.state.more_secret = (
             settings.secret_key.encode() if settings.secret_key else await db.instance_secret()
         )
+        await ensure_admin(db, settings)
+        # Credential changes reach every process at once; the cache TTL is only a backstop.
+        listener = Listener(url, credential_store.CHANNEL, authenticator.forget, authenticator.forget_all)
+        listener.start()
         try:
             yield
         finally:
+            await listener.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -61,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documents.router, prefix=base)
     app.include_router(agents.router, prefix=base)
     app.include_router(activities.router, prefix=base)
+    app.include_router(admin_api.router)
     errors.install(app)
     app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(

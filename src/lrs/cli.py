@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.config import Settings
+from lrs.admin.bootstrap import first_admin
+from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
+from lrs.store import audit, migrate
 from lrs.store import credentials as credential_store
-from lrs.store import migrate
 from lrs.store import stores as store_store
 from lrs.store.database import Database
 from lrs.store.db import create_engine, database_url
+from lrs.store.schema import DEFAULT_STORE_ID
 
 T = TypeVar("T")
+CLI = "cli"  # the actor recorded in the audit trail for command-line changes
 
 
 def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -51,14 +57,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # once here, so every worker connects to the same one.
     os.environ["LRS_DATABASE_URL"] = url
 
-    async def prepare() -> None:
+    async def prepare() -> credential_store.NewCredential | None:
         engine = create_engine(url, pool_size=1)
         try:
             await migrate.upgrade(engine)
+            if settings.admin_key:
+                return None
+            return await first_admin(Database(engine), settings)
         finally:
             await engine.dispose()
 
-    asyncio.run(prepare())
+    admin = asyncio.run(prepare())
+    if admin is not None:
+        print(
+            "First run: an admin credential was created. Keep it; it is shown only now.\n"
+            f"  key:    {admin.credential.key}\n  secret: {admin.secret}",
+            file=sys.stderr,
+        )
     uvicorn.run(
         "lrs.app:app_from_env",
         factory=True,
@@ -105,9 +120,25 @@ def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(conn: AsyncConnection) -> credential_store.NewCredential:
         store_id = await _store_id(args.store)(conn)
-        return await credential_store.create(
-            conn, store_id, scopes, args.label, settings.authority_home_page, key=args.key, secret=args.secret
+        new = await credential_store.create(
+            conn,
+            store_id,
+            scopes,
+            args.label,
+            settings.authority_home_page,
+            expires=args.expires,
+            key=args.key,
+            secret=args.secret,
         )
+        await audit.record(
+            conn,
+            CLI,
+            "credential.create",
+            args.store,
+            new.credential.key,
+            {"scopes": scopes, "label": args.label},
+        )
+        return new
 
     new = _run(settings, work)
     record = {
@@ -150,7 +181,11 @@ def cmd_credentials_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_credentials_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def work(conn: AsyncConnection) -> bool:
-        return await credential_store.revoke(conn, args.key)
+        credential = await credential_store.get(conn, args.key)
+        if credential is None or not await credential_store.revoke(conn, args.key):
+            return False
+        await audit.record(conn, CLI, "credential.revoke", None, args.key)
+        return True
 
     if not _run(settings, work):
         print(f"no active credential with key {args.key!r}", file=sys.stderr)
@@ -159,25 +194,121 @@ def cmd_credentials_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_credentials_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(conn: AsyncConnection) -> str | None:
+        secret = await credential_store.rotate(conn, args.key)
+        if secret is not None:
+            await audit.record(conn, CLI, "credential.rotate", None, args.key)
+        return secret
+
+    secret = _run(settings, work)
+    if secret is None:
+        print(f"no active credential with key {args.key!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(dumps({"key": args.key, "secret": secret}))
+    else:
+        print(f"key: {args.key}\nsecret: {secret}\nThe old secret no longer works.")
+    return 0
+
+
+def _store_record(store: store_store.Store) -> dict[str, Any]:
+    return {
+        "id": store.id,
+        "name": store.name,
+        "created": store.created.isoformat(),
+        "settings": store_settings(store.settings).model_dump(),
+    }
+
+
 def cmd_store_create(args: argparse.Namespace, settings: Settings) -> int:
     async def work(conn: AsyncConnection) -> store_store.Store:
-        return await store_store.create(conn, args.name)
+        if await store_store.name_taken(conn, args.name):
+            raise SystemExit(f"a store named {args.name!r} exists")
+        store = await store_store.create(conn, args.name)
+        await audit.record(conn, CLI, "store.create", store.name, None)
+        return store
 
     store = _run(settings, work)
-    record = {"id": store.id, "name": store.name, "created": store.created.isoformat()}
-    print(dumps(record) if args.json else f"created store {store.name} (id {store.id})")
+    print(dumps(_store_record(store)) if args.json else f"created store {store.name} (id {store.id})")
     return 0
 
 
 def cmd_store_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = [
-        {"id": s.id, "name": s.name, "created": s.created.isoformat()}
-        for s in _run(settings, store_store.list_all)
-    ]
+    rows = [_store_record(s) for s in _run(settings, store_store.list_all)]
     if args.json:
         print(dumps(rows))
     else:
         _print_table(rows, ["id", "name", "created"])
+    return 0
+
+
+def cmd_store_rename(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(conn: AsyncConnection) -> store_store.Store:
+        store_id = await _store_id(args.name)(conn)
+        if await store_store.name_taken(conn, args.new_name):
+            raise SystemExit(f"a store named {args.new_name!r} exists")
+        store = await store_store.rename(conn, store_id, args.new_name)
+        await audit.record(conn, CLI, "store.rename", args.new_name, None, {"from": args.name})
+        return store
+
+    store = _run(settings, work)
+    print(dumps(_store_record(store)) if args.json else f"renamed {args.name} to {store.name}")
+    return 0
+
+
+def cmd_store_delete(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        print(f"this deletes store {args.name!r} and all its data; add --yes", file=sys.stderr)
+        return 2
+
+    async def work(conn: AsyncConnection) -> None:
+        store_id = await _store_id(args.name)(conn)
+        if store_id == DEFAULT_STORE_ID:
+            raise SystemExit("the default store cannot be deleted")
+        await store_store.delete(conn, store_id)
+        await credential_store.notify(conn, credential_store.EVERYONE)
+        await audit.record(conn, CLI, "store.delete", args.name, None)
+
+    _run(settings, work)
+    print(f"deleted store {args.name}")
+    return 0
+
+
+def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """Show a store's settings, or change them with --set name=value (JSON values)."""
+
+    async def work(conn: AsyncConnection) -> store_store.Store:
+        store = await store_store.get_by_name(conn, args.name)
+        if store is None:
+            raise SystemExit(f"no store named {args.name!r}")
+        if not args.set:
+            return store
+        values = dict(store.settings)
+        for assignment in args.set:
+            name, sep, raw = assignment.partition("=")
+            if not sep:
+                raise SystemExit(f"--set takes name=value, got {assignment!r}")
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError:
+                values[name] = raw
+        try:
+            checked = StoreSettings.model_validate(values)
+        except ValidationError as exc:
+            raise SystemExit(str(exc)) from None
+        new = checked.model_dump(exclude_defaults=True)
+        updated = await store_store.update_settings(conn, store.id, new)
+        await credential_store.notify(conn, credential_store.EVERYONE)
+        await audit.record(conn, CLI, "store.settings", args.name, None, new)
+        return updated
+
+    store = _run(settings, work)
+    current = store_settings(store.settings).model_dump()
+    if args.json:
+        print(dumps(current))
+    else:
+        _print_table([{"setting": k, "value": dumps(v)} for k, v in current.items()], ["setting", "value"])
     return 0
 
 
@@ -202,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes", default="all", help="comma-separated, e.g. statements/write,statements/read"
     )
     create.add_argument("--label", default="")
+    create.add_argument(
+        "--expires", type=datetime.fromisoformat, help="ISO 8601 time after which it is refused"
+    )
     create.add_argument("--key", help="choose the key instead of a random one")
     create.add_argument("--secret", help="choose the secret instead of a random one")
     create.add_argument("--json", action="store_true")
@@ -213,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = creds.add_parser("revoke", help="revoke a credential at once")
     revoke.add_argument("key")
     revoke.set_defaults(func=cmd_credentials_revoke)
+    rotate = creds.add_parser("rotate", help="give a credential a new secret")
+    rotate.add_argument("key")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(func=cmd_credentials_rotate)
 
     store = sub.add_parser("store", help="manage stores").add_subparsers(dest="action", required=True)
     store_create = store.add_parser("create", help="create a store")
@@ -222,6 +360,25 @@ def build_parser() -> argparse.ArgumentParser:
     store_list = store.add_parser("list", help="list stores")
     store_list.add_argument("--json", action="store_true")
     store_list.set_defaults(func=cmd_store_list)
+    store_rename = store.add_parser("rename", help="rename a store")
+    store_rename.add_argument("name")
+    store_rename.add_argument("new_name")
+    store_rename.add_argument("--json", action="store_true")
+    store_rename.set_defaults(func=cmd_store_rename)
+    store_delete = store.add_parser("delete", help="delete a store and all its data")
+    store_delete.add_argument("name")
+    store_delete.add_argument("--yes", action="store_true", help="really delete it")
+    store_delete.set_defaults(func=cmd_store_delete)
+    store_settings_cmd = store.add_parser("settings", help="show or change a store's settings")
+    store_settings_cmd.add_argument("name")
+    store_settings_cmd.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="e.g. min_group_size=10 (values are JSON when they parse)",
+    )
+    store_settings_cmd.add_argument("--json", action="store_true")
+    store_settings_cmd.set_defaults(func=cmd_store_settings)
     return parser
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,10 +42,14 @@ class Settings(BaseSettings):
         "worker and replica sharing the database agrees.",
     )
     credential_cache_seconds: float = Field(
-        default=2.0,
+        default=30.0,
         ge=0,
-        description="How long a verified credential is trusted before it is read again.",
+        description="How long a verified credential is trusted before it is read again. "
+        "Changes reach every process at once through PostgreSQL notifications; this bounds "
+        "staleness only if that channel is down.",
     )
+    admin_key: str | None = Field(default=None, description="Key of an admin credential ensured at start-up.")
+    admin_secret: str | None = Field(default=None, description="Its secret (at least 16 characters).")
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_attachment_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -53,3 +58,36 @@ class Settings(BaseSettings):
     max_query_limit: int = Field(default=1000, ge=1)
     default_timezone: str = "Europe/Oslo"
     log_level: str = "info"
+
+
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+PASSED = "http://adlnet.gov/expapi/verbs/passed"
+FAILED = "http://adlnet.gov/expapi/verbs/failed"
+
+
+class StoreSettings(BaseModel):
+    """Settings of one store, kept in the database and changed through the admin API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_group_size: int = Field(
+        default=5, ge=1, description="Aggregates over fewer learners than this are suppressed."
+    )
+    completion_verbs: list[str] = Field(
+        default=[COMPLETED, PASSED], description="Verbs that count as completing an activity."
+    )
+    passed_verbs: list[str] = Field(default=[PASSED], description="Verbs that count as passing.")
+    failed_verbs: list[str] = Field(default=[FAILED], description="Verbs that count as failing.")
+    timezone: str | None = Field(
+        default=None, description="Default analytics time zone (IANA name) for this store."
+    )
+    max_document_bytes: int | None = Field(
+        default=None, ge=1, description="Overrides LRS_MAX_DOCUMENT_BYTES for this store."
+    )
+    max_attachment_bytes: int | None = Field(
+        default=None, ge=1, description="Overrides LRS_MAX_ATTACHMENT_BYTES for this store."
+    )
+
+
+def store_settings(raw: dict[str, Any]) -> StoreSettings:
+    return StoreSettings.model_validate(raw or {})

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from lrs.config import StoreSettings, store_settings
 from lrs.store import credentials as credential_store
 from lrs.store.credentials import Credential, hash_secret
 from lrs.store.database import Database
@@ -46,6 +47,9 @@ STATE_WRITE = frozenset({"state", "all"})
 PROFILE_READ = frozenset({"profile", "all/read", "all"})
 PROFILE_WRITE = frozenset({"profile", "all"})
 DEFINE = frozenset({"define", "all"})
+ADMIN = frozenset({"admin"})
+ANALYTICS_READ = frozenset({"analytics/read", "all"})
+ANALYTICS_LEARNERS = frozenset({"analytics/learners"})
 DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
 
 
@@ -73,6 +77,10 @@ class Caller:
     def require(self, scopes: frozenset[str]) -> None:
         if not self.has(scopes):
             raise Forbidden(f"this credential needs one of the scopes: {', '.join(sorted(scopes))}")
+
+    @property
+    def settings(self) -> StoreSettings:
+        return store_settings(self.credential.store_settings)
 
     @property
     def only_own_statements(self) -> bool:
@@ -111,7 +119,14 @@ class Authenticator:
         return credential
 
     def forget(self, key: str) -> None:
-        self._cache.pop(key, None)
+        """Drop one cached credential (``*``: all of them), e.g. when it was revoked."""
+        if key == credential_store.EVERYONE:
+            self._cache.clear()
+        else:
+            self._cache.pop(key, None)
+
+    def forget_all(self) -> None:
+        self._cache.clear()
 
 
 _DUMMY_HASH = hash_secret("not a secret anyone has")

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.api.auth import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE, CallerDep
+from lrs.api.auth import (
+    PROFILE_READ,
+    PROFILE_WRITE,
+    STATE_READ,
+    STATE_WRITE,
+    Caller,
+    CallerDep,
+)
 from lrs.api.middleware import request_version
 from lrs.api.responses import http_date, json_response
 from lrs.store import documents as document_store
@@ -55,9 +62,9 @@ def _db(request: Request) -> Database:
     return db
 
 
-async def _read_document(request: Request) -> tuple[bytes, str]:
+async def _read_document(request: Request, who: Caller) -> tuple[bytes, str]:
     content = await request.body()
-    limit: int = request.app.state.settings.max_document_bytes
+    limit: int = who.settings.max_document_bytes or request.app.state.settings.max_document_bytes
     if len(content) > limit:
         raise PayloadTooLarge(f"document: larger than {limit} bytes")
     content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
@@ -94,7 +101,7 @@ async def write_document(request: Request, who: CallerDep, kind: Kind) -> Respon
     """PUT replaces; POST merges JSON objects into an existing JSON document."""
     who.require(_SCOPES[kind][1])
     req = _parse(request, kind)
-    content, content_type = await _read_document(request)
+    content, content_type = await _read_document(request, who)
     version = request_version(request.scope)
     if_match = request.headers.get("if-match")
     if_none_match = request.headers.get("if-none-match")

@@ -66,11 +66,11 @@ def _db(request: Request) -> Database:
 # --- writing ----------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request) -> tuple[Any, Multipart | None]:
+async def _read_body(request: Request, who: Caller) -> tuple[Any, Multipart | None]:
     """The statements sent, and the attachment parts when the body is multipart/mixed."""
     kind = media_type(request)
     if kind == "multipart/mixed":
-        limit: int = request.app.state.settings.max_attachment_bytes
+        limit: int = who.settings.max_attachment_bytes or request.app.state.settings.max_attachment_bytes
         parts = await read_multipart(request, limit)
         try:
             return orjson.loads(parts.statements), parts
@@ -161,7 +161,7 @@ async def put_statement(request: Request, who: CallerDep) -> Response:
         statement_id = uuid.UUID(params["statementId"])
     except ValueError:
         raise BadRequest("statementId: must be a UUID") from None
-    body, parts = await _read_body(request)
+    body, parts = await _read_body(request, who)
     try:
         if not isinstance(body, dict):
             raise BadRequest("statement: PUT takes one statement (a JSON object)")
@@ -179,7 +179,7 @@ async def put_statement(request: Request, who: CallerDep) -> Response:
 async def post_statements(request: Request, who: CallerDep) -> Response:
     who.require(STATEMENTS_WRITE)
     only_params(request, frozenset())
-    body, parts = await _read_body(request)
+    body, parts = await _read_body(request, who)
     try:
         batch = _prepare_batch(request, who, body)
         _check_attachments(batch, parts)

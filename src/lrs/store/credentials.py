@@ -1,4 +1,8 @@
-"""Credentials: HTTP Basic key/secret pairs, each in one store, with scopes and an authority."""
+"""Credentials: HTTP Basic key/secret pairs, each in one store, with scopes and an authority.
+
+Every change is announced on the ``lrs_credentials`` channel (delivered at commit), so each
+server process drops its cached copy at once.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.jsontext import dumps
 
+CHANNEL = "lrs_credentials"
+EVERYONE = "*"  # the notification payload that drops every cached credential
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -22,8 +29,10 @@ class Credential:
     label: str
     scopes: frozenset[str]
     authority: dict[str, Any]
+    created: datetime
     expires: datetime | None
     revoked: datetime | None
+    store_settings: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,10 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def default_authority(key: str, label: str, home_page: str) -> dict[str, Any]:
     authority: dict[str, Any] = {
         "objectType": "Agent",
@@ -44,6 +57,32 @@ def default_authority(key: str, label: str, home_page: str) -> dict[str, Any]:
     if label:
         authority["name"] = label
     return authority
+
+
+_SELECT = """
+SELECT c.store_id, c.key, c.secret_hash, c.label, c.scopes, c.authority, c.created, c.expires,
+       c.revoked, s.settings AS store_settings
+  FROM credentials c JOIN stores s ON s.id = c.store_id
+"""
+
+
+def _credential(r: Any) -> Credential:
+    return Credential(
+        r.store_id,
+        r.key,
+        bytes(r.secret_hash),
+        r.label,
+        frozenset(r.scopes),
+        r.authority,
+        r.created,
+        r.expires,
+        r.revoked,
+        r.store_settings,
+    )
+
+
+async def notify(conn: AsyncConnection, key: str) -> None:
+    await conn.execute(text("SELECT pg_notify(:channel, :key)"), {"channel": CHANNEL, "key": key})
 
 
 async def create(
@@ -59,7 +98,7 @@ async def create(
 ) -> NewCredential:
     """A new credential; the secret is returned here once and stored only as a hash."""
     key = key or secrets.token_urlsafe(18)
-    secret = secret or secrets.token_urlsafe(32)
+    secret = secret or new_secret()
     authority = authority or default_authority(key, label, home_page)
     await conn.execute(
         text(
@@ -76,59 +115,32 @@ async def create(
             "expires": expires,
         },
     )
-    credential = Credential(
-        store_id, key, hash_secret(secret), label, frozenset(scopes), authority, expires, None
-    )
+    await notify(conn, key)
+    credential = await get(conn, key)
+    assert credential is not None
     return NewCredential(credential, secret)
 
 
 async def get(conn: AsyncConnection, key: str) -> Credential | None:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT store_id, key, secret_hash, label, scopes, authority, expires, revoked"
-                " FROM credentials WHERE key = :key"
-            ),
-            {"key": key},
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    return Credential(
-        row.store_id,
-        row.key,
-        bytes(row.secret_hash),
-        row.label,
-        frozenset(row.scopes),
-        row.authority,
-        row.expires,
-        row.revoked,
-    )
+    row = (await conn.execute(text(_SELECT + " WHERE c.key = :key"), {"key": key})).one_or_none()
+    return None if row is None else _credential(row)
 
 
 async def list_for_store(conn: AsyncConnection, store_id: int) -> list[Credential]:
     rows = (
         await conn.execute(
-            text(
-                "SELECT store_id, key, secret_hash, label, scopes, authority, expires, revoked"
-                " FROM credentials WHERE store_id = :store_id ORDER BY created, key"
-            ),
+            text(_SELECT + " WHERE c.store_id = :store_id ORDER BY c.created, c.key"),
             {"store_id": store_id},
         )
     ).all()
-    return [
-        Credential(
-            r.store_id,
-            r.key,
-            bytes(r.secret_hash),
-            r.label,
-            frozenset(r.scopes),
-            r.authority,
-            r.expires,
-            r.revoked,
-        )
-        for r in rows
-    ]
+    return [_credential(r) for r in rows]
+
+
+async def has_admin(conn: AsyncConnection) -> bool:
+    found = await conn.execute(
+        text("SELECT 1 FROM credentials WHERE 'admin' = ANY(scopes) AND revoked IS NULL LIMIT 1")
+    )
+    return found.scalar_one_or_none() is not None
 
 
 async def revoke(conn: AsyncConnection, key: str) -> bool:
@@ -136,4 +148,24 @@ async def revoke(conn: AsyncConnection, key: str) -> bool:
         text("UPDATE credentials SET revoked = now() WHERE key = :key AND revoked IS NULL"),
         {"key": key},
     )
+    await notify(conn, key)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def rotate(conn: AsyncConnection, key: str) -> str | None:
+    """Give a live credential a new secret (the old one stops working); None if not found."""
+    secret = new_secret()
+    result = await conn.execute(
+        text("UPDATE credentials SET secret_hash = :hash WHERE key = :key AND revoked IS NULL"),
+        {"key": key, "hash": hash_secret(secret)},
+    )
+    await notify(conn, key)
+    return secret if result.rowcount else None  # type: ignore[attr-defined]
+
+
+async def set_secret(conn: AsyncConnection, key: str, secret: str) -> None:
+    await conn.execute(
+        text("UPDATE credentials SET secret_hash = :hash WHERE key = :key"),
+        {"key": key, "hash": hash_secret(secret)},
+    )
+    await notify(conn, key)

@@ -166,3 +166,17 @@ attachment_chunks = Table(
         ["store_id", "sha2"], ["attachments.store_id", "attachments.sha2"], ondelete="CASCADE"
     ),
 )
+
+# What admins did. Installation-wide rather than per store: it outlives deleted stores, so it
+# names the store instead of referencing it.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("store", Text),
+    Column("target", Text),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)

@@ -1,0 +1,1 @@
+"""Administration: stores, credentials, audit."""

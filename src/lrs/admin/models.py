@@ -1,0 +1,123 @@
+"""Request and response bodies of the admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lrs.api.auth import ALL_SCOPES
+from lrs.config import StoreSettings
+from lrs.store.audit import Entry
+from lrs.store.credentials import Credential
+from lrs.store.stores import Store
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.validate import validator_for
+from lrs.xapi.versions import Version
+
+STORE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+class StoreIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=STORE_NAME, description="Unique name, e.g. `bergen-kommune`.")
+
+
+class StoreOut(BaseModel):
+    id: int
+    name: str
+    created: datetime
+    settings: StoreSettings
+
+    @classmethod
+    def of(cls, store: Store) -> StoreOut:
+        return cls(
+            id=store.id,
+            name=store.name,
+            created=store.created,
+            settings=StoreSettings.model_validate(store.settings),
+        )
+
+
+class CredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(default="", max_length=200, description="Who uses it, e.g. the vendor or analyst.")
+    scopes: list[str] = Field(min_length=1, description="xAPI and LRS scopes it grants.")
+    authority: dict[str, Any] | None = Field(
+        default=None,
+        description="The Agent (or two-member Group) stamped as `authority` on "
+        "its statements. Default: an Agent with the key as account name.",
+    )
+    expires: datetime | None = Field(default=None, description="Refused after this time.")
+
+    @field_validator("scopes")
+    @classmethod
+    def known_scopes(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - ALL_SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+        return sorted(set(scopes))
+
+    @field_validator("authority")
+    @classmethod
+    def valid_authority(cls, authority: dict[str, Any] | None) -> dict[str, Any] | None:
+        if authority is not None:
+            try:
+                validator_for(Version.V2).authority(authority, "authority")
+            except BadRequest as exc:
+                raise ValueError(exc.message) from None
+        return authority
+
+
+class CredentialOut(BaseModel):
+    key: str
+    label: str
+    scopes: list[str]
+    authority: dict[str, Any]
+    created: datetime
+    expires: datetime | None
+    revoked: datetime | None
+
+    @classmethod
+    def of(cls, c: Credential) -> CredentialOut:
+        return cls(
+            key=c.key,
+            label=c.label,
+            scopes=sorted(c.scopes),
+            authority=c.authority,
+            created=c.created,
+            expires=c.expires,
+            revoked=c.revoked,
+        )
+
+
+class CredentialCreated(CredentialOut):
+    secret: str = Field(description="Shown once; only its hash is kept.")
+
+
+class SecretOut(BaseModel):
+    key: str
+    secret: str = Field(description="The new secret, shown once. The old one no longer works.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    store: str | None
+    target: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: Entry) -> AuditOut:
+        return cls(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            store=e.store,
+            target=e.target,
+            details=e.details,
+        )
