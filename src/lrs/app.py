@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from lrs import __version__
 from lrs.admin import api as admin_api
 from lrs.admin.bootstrap import ensure_admin
+from lrs.analytics import api as analytics_api
 from lrs.api import about, activities, agents, documents, errors, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents.router, prefix=base)
     app.include_router(activities.router, prefix=base)
     app.include_router(admin_api.router)
+    app.include_router(analytics_api.router)
     errors.install(app)
     app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.admin.bootstrap import first_admin
+from lrs.analytics import store as analytics_store
 from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.store import audit, migrate
@@ -312,6 +313,22 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """Recompute a store's analytics rollups from its statements (after changing verb sets)."""
+
+    async def work(conn: AsyncConnection) -> int:
+        store = await store_store.get_by_name(conn, args.store)
+        if store is None:
+            raise SystemExit(f"no store named {args.store!r}")
+        count = await analytics_store.rebuild(conn, store.id, store_settings(store.settings))
+        await audit.record(conn, CLI, "analytics.rebuild", args.store, None, {"statements": count})
+        return count
+
+    count = _run(settings, work)
+    print(f"rebuilt analytics for store {args.store} from {count} statements")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrs", description="xAPI Learning Record Store")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -379,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     store_settings_cmd.add_argument("--json", action="store_true")
     store_settings_cmd.set_defaults(func=cmd_store_settings)
+
+    analytics = sub.add_parser("analytics", help="analytics rollups").add_subparsers(
+        dest="action", required=True
+    )
+    rebuild = analytics.add_parser("rebuild", help="recompute a store's rollups")
+    rebuild.add_argument("--store", default="default")
+    rebuild.set_defaults(func=cmd_analytics_rebuild)
     return parser
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lrs.analytics import store as analytics_store
 from lrs.api.auth import DEFINE, STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
@@ -117,8 +118,14 @@ async def _store(
     define = who.has(DEFINE)
     content_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
 
+    settings = who.settings
+
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
-        ids = await statement_store.insert(conn, who.store_id, who.key, batch)
+        written = await statement_store.insert(conn, who.store_id, who.key, batch)
+        # Analytics rollups change in the same transaction as the statements.
+        await analytics_store.add(conn, who.store_id, [p.statement for p in written.counted], settings)
+        await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings)
+        ids = written.ids
         if define:
             definitions = [d for p in batch for d in p.definitions]
             await activity_store.merge(conn, who.store_id, definitions)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Identity,
@@ -179,4 +180,42 @@ audit_log = Table(
     Column("store", Text),
     Column("target", Text),
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+# Analytics rollup, kept by the write path: one row per (activity, hour, learner).
+# activity_key "" holds every statement once (store-wide series).
+analytics_hourly = Table(
+    "analytics_hourly",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("hour", DateTime(timezone=True), nullable=False),
+    Column("learner_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("learner", Text, nullable=False),
+    Column("learner_name", Text),
+    Column("statements", Integer, nullable=False),
+    Column("completions", Integer, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("passed", Boolean, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("best_score", Float),
+    Column("last_score", Float),
+    Column("last_score_at", DateTime(timezone=True)),
+    Column("duration_seconds", Float, nullable=False),
+    Column("groups", JSONB, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
+)
+
+# Which activities statements have shown under which parent (for drop-off).
+analytics_children = Table(
+    "analytics_children",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_key", Text, nullable=False),
+    Column("child_key", Text, nullable=False),
+    Column("child_id", Text, nullable=False),
+    PrimaryKeyConstraint("store_id", "parent_key", "child_key"),
 )

@@ -49,7 +49,7 @@ SELECT :store, u.id, :stored, u.ts, u.verb,
        WITH ORDINALITY AS u(id, ts, verb, voided, voids, refers_to, doc, n)
  ORDER BY u.n
     ON CONFLICT (store_id, id) DO NOTHING
-RETURNING id, seq
+RETURNING id, seq, voided
 """)
 
 _INSERT_INDEX = text("""
@@ -64,12 +64,21 @@ SELECT :store, u.key, u.seq, u.related
 _VOID = text("""
 UPDATE statements SET voided = true
  WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[])) AND voids IS NULL AND NOT voided
+RETURNING id
 """)
 
 
-async def insert(
-    conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]
-) -> list[uuid.UUID]:
+@dataclass(frozen=True)
+class Written:
+    """What a batch changed: its ids, the statements it newly stored that count (not voided),
+    and the earlier statements it voided."""
+
+    ids: list[uuid.UUID]
+    counted: list[Prepared]
+    voided: list[uuid.UUID]
+
+
+async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]) -> Written:
     """Store a validated batch in the caller's transaction; all of it or (by raising) none.
 
     A statement whose id is already stored with the same content is accepted and not stored
@@ -90,7 +99,7 @@ async def insert(
         if p.id in existing and not same_statement(existing[p.id], p):
             raise Conflict(f"statement {p.id} already exists with different content")
     if not fresh:
-        return ids
+        return Written(ids, [], [])
 
     await _inherit_from_targets(conn, store_id, fresh)
     voided_here = {p.voids for p in fresh if p.voids is not None}
@@ -109,7 +118,9 @@ async def insert(
             "docs": [dumps(p.statement) for p in fresh],
         },
     )
-    seqs = {r.id: r.seq for r in result}
+    returned = result.all()
+    seqs = {r.id: r.seq for r in returned}
+    born_voided = {r.id for r in returned if r.voided}
     if len(seqs) != len(fresh):
         await _check_raced(conn, store_id, [p for p in fresh if p.id not in seqs])
     inserted = [p for p in fresh if p.id in seqs]
@@ -136,9 +147,11 @@ async def insert(
             _INSERT_INDEX, {"store": store_id, "keys": keys, "seqs": seq_list, "related": related}
         )
     outside = [v for v in voided_here if v not in by_id]
+    voided_now: list[uuid.UUID] = []
     if outside:
-        await conn.execute(_VOID, {"store": store_id, "ids": outside})
-    return ids
+        voided_now = [r.id for r in await conn.execute(_VOID, {"store": store_id, "ids": outside})]
+    counted = [p for p in inserted if p.id not in born_voided]
+    return Written(ids, counted, voided_now)
 
 
 def stamp(p: Prepared, stored: datetime) -> None:

@@ -1,0 +1,1 @@
+"""Analytics: completion and engagement metrics from rollups kept by the write path."""

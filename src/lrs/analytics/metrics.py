@@ -1,0 +1,294 @@
+"""Metrics from rollup rows (pure): statistics, grouping, privacy suppression, CSV rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lrs.analytics.store import ActivitySummary, Cell, LearnerProgress, Period
+from lrs.xapi.errors import BadRequest
+
+GROUP_BY = ("team", "authority", "homepage")
+MAX_PERIODS = 5000
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated quantile (the same as numpy's default), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def group_of(progress: LearnerProgress, group_by: str | None) -> Any:
+    if group_by is None:
+        return None
+    if group_by.startswith("extension:"):
+        return (progress.groups.get("ext") or {}).get(group_by.removeprefix("extension:"))
+    return progress.groups.get(group_by)
+
+
+def check_group_by(group_by: str | None) -> None:
+    if group_by is None or group_by in GROUP_BY:
+        return
+    if group_by.startswith("extension:") and len(group_by) > len("extension:"):
+        return
+    raise BadRequest(f"group_by: must be one of {', '.join(GROUP_BY)} or extension:<IRI>, got {group_by!r}")
+
+
+def completion(
+    activity: str, rows: list[LearnerProgress], group_by: str | None, min_group: int
+) -> dict[str, Any]:
+    """Completion, pass, score and time figures for each group of learners."""
+    groups: dict[Any, list[LearnerProgress]] = defaultdict(list)
+    for row in rows:
+        groups[group_of(row, group_by)].append(row)
+    if group_by is None and not groups:
+        groups[None] = []
+    out, suppressed = [], 0
+    for group in sorted(groups, key=lambda g: (g is None, str(g))):
+        members = groups[group]
+        if 0 < len(members) < min_group or (group_by is not None and not members):
+            suppressed += 1
+            continue
+        out.append(_completion_row(group, members))
+    return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
+
+
+def _completion_row(group: Any, members: list[LearnerProgress]) -> dict[str, Any]:
+    started = len(members)
+    completed = [m for m in members if m.completed_at is not None]
+    passed = [m for m in members if m.passed]
+    failed = [m for m in members if m.failed and not m.passed]
+    scores = [m.best_score for m in members if m.best_score is not None]
+    times = [m.duration for m in members if m.duration > 0]
+    to_complete = [
+        (m.completed_at - m.first_at).total_seconds() for m in completed if m.completed_at is not None
+    ]
+    judged = len(passed) + len(failed)
+    return {
+        "group": group,
+        "learners_started": started,
+        "learners_completed": len(completed),
+        "completion_rate": len(completed) / started if started else None,
+        "learners_passed": len(passed),
+        "learners_failed": len(failed),
+        "pass_rate": len(passed) / judged if judged else None,
+        "score": {
+            "n": len(scores),
+            "mean": statistics.fmean(scores) if scores else None,
+            "median": quantile(scores, 0.5),
+            "p25": quantile(scores, 0.25),
+            "p75": quantile(scores, 0.75),
+        },
+        "time_spent_seconds": {
+            "total": sum(times),
+            "mean": statistics.fmean(times) if times else None,
+            "median": quantile(times, 0.5),
+        },
+        "median_time_to_complete_seconds": quantile(to_complete, 0.5),
+    }
+
+
+def periods(start: datetime, end: datetime, interval: str) -> list[datetime]:
+    """Every period start from the one holding ``start`` to the one holding ``end``."""
+    out = []
+    current = truncate(start, interval)
+    while current <= end:
+        out.append(current)
+        current = advance(current, interval)
+    return out
+
+
+def truncate(moment: datetime, interval: str) -> datetime:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def advance(moment: datetime, interval: str) -> datetime:
+    if interval == "day":
+        return moment + timedelta(days=1)
+    if interval == "week":
+        return moment + timedelta(days=7)
+    return (moment.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def engagement(
+    rows: list[Period],
+    interval: str,
+    tz: ZoneInfo,
+    since: datetime | None,
+    until: datetime | None,
+    min_group: int,
+) -> dict[str, Any]:
+    """A series with every period in range; periods with 1..min-1 learners are suppressed."""
+    found = {r.start: r for r in rows}
+    starts = [r.start for r in rows]
+    first = since.astimezone(tz).replace(tzinfo=None) if since else min(starts, default=None)
+    last = (
+        (until - timedelta(microseconds=1)).astimezone(tz).replace(tzinfo=None)
+        if until
+        else max(starts, default=None)
+    )
+    local = periods(first, last, interval) if first is not None and last is not None else []
+    if len(local) > MAX_PERIODS:
+        raise BadRequest(
+            f"the series would have {len(local)} periods; narrow it with since and "
+            f"until, or use a longer interval (at most {MAX_PERIODS})"
+        )
+    series, suppressed = [], 0
+    for start in local:
+        row = found.get(start)
+        if row is not None and 0 < row.active_learners < min_group:
+            suppressed += 1
+            continue
+        series.append(
+            {
+                "period": start.date().isoformat(),
+                "active_learners": row.active_learners if row else 0,
+                "statements": row.statements if row else 0,
+                "completions": row.completions if row else 0,
+                "time_spent_seconds": row.duration if row else 0.0,
+            }
+        )
+    return {"interval": interval, "tz": tz.key, "series": series, "suppressed_groups": suppressed}
+
+
+def hours(cells: list[Cell], tz: ZoneInfo, min_group: int) -> dict[str, Any]:
+    found = {(c.weekday, c.hour): c for c in cells}
+    out, suppressed = [], 0
+    for weekday in range(7):
+        for hour in range(24):
+            cell = found.get((weekday, hour))
+            if cell is not None and 0 < cell.active_learners < min_group:
+                suppressed += 1
+                continue
+            out.append(
+                {
+                    "weekday": weekday,
+                    "hour": hour,
+                    "statements": cell.statements if cell else 0,
+                    "active_learners": cell.active_learners if cell else 0,
+                }
+            )
+    return {"tz": tz.key, "cells": out, "suppressed_groups": suppressed}
+
+
+def dropoff(
+    parent: str, steps: list[tuple[str, str | None, list[LearnerProgress]]], min_group: int
+) -> dict[str, Any]:
+    """Child activities ordered by when learners typically first reach them."""
+    ranked, suppressed = [], 0
+    for activity, name, rows in steps:
+        if not rows:
+            continue
+        if len(rows) < min_group:
+            suppressed += 1
+            continue
+        first_seen = quantile([r.first_at.timestamp() for r in rows], 0.5) or 0.0
+        ranked.append(
+            (
+                first_seen,
+                activity,
+                {
+                    "activity": activity,
+                    "name": name,
+                    "learners_reached": len(rows),
+                    "learners_completed": sum(1 for r in rows if r.completed_at is not None),
+                },
+            )
+        )
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return {"activity": parent, "steps": [step for _, _, step in ranked], "suppressed_groups": suppressed}
+
+
+def learner_status(row: LearnerProgress) -> str:
+    if row.passed:
+        return "passed"
+    if row.failed:
+        return "failed"
+    if row.completed_at is not None:
+        return "completed"
+    return "in_progress"
+
+
+def learners(rows: list[LearnerProgress]) -> list[dict[str, Any]]:
+    return [
+        {
+            "learner": r.learner,
+            "name": r.name,
+            "status": learner_status(r),
+            "score": r.best_score,
+            "time_spent_seconds": r.duration,
+            "first_seen": r.first_at.isoformat(),
+            "last_seen": r.last_at.isoformat(),
+        }
+        for r in sorted(rows, key=lambda r: r.learner)
+    ]
+
+
+SORTS = ("learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity")
+
+
+def activities(
+    summaries: list[ActivitySummary],
+    names: dict[str, str | None],
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+    min_group: int,
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    suppressed = 0
+    for s in summaries:
+        if s.learners_started < min_group:
+            suppressed += 1
+            continue
+        rows.append(
+            {
+                "activity": s.activity,
+                "name": names.get(s.activity),
+                "learners_started": s.learners_started,
+                "learners_completed": s.learners_completed,
+                "completion_rate": s.learners_completed / s.learners_started,
+                "time_spent_seconds": s.duration,
+            }
+        )
+    # Ties are broken by activity id, ascending whichever way the metric is sorted.
+    rows.sort(key=lambda r: r["activity"])
+    rows.sort(key=lambda r: r[sort], reverse=descending)
+    return {"activities": rows[offset : offset + limit], "total": len(rows), "suppressed_groups": suppressed}
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def to_csv(rows: Iterable[dict[str, Any]]) -> str:
+    flat = [flatten(r) for r in rows]
+    buffer = io.StringIO()
+    if flat:
+        writer = csv.DictWriter(buffer, fieldnames=list(flat[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+    return buffer.getvalue()

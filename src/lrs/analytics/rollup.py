@@ -1,0 +1,212 @@
+"""What each statement adds to the analytics rollup (pure: no I/O).
+
+The rollup has one row per (activity, hour, learner): the statements a learner made in scope
+of an activity in one hour, with what those statements say about completion, passing,
+scores and time. Activity ``""`` holds every statement once, for store-wide series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lrs.config import StoreSettings
+from lrs.xapi.agents import ifi_key
+from lrs.xapi.durations import parse_duration
+from lrs.xapi.timestamps import parse_timestamp
+from lrs.xapi.validate import VOIDED_VERB
+
+OVERALL = ""
+
+
+@dataclass
+class Row:
+    """One rollup row, or the part of it that some statements contribute."""
+
+    activity: str
+    hour: datetime
+    learner: str
+    name: str | None = None
+    statements: int = 0
+    completions: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    completed_at: datetime | None = None
+    passed: bool = False
+    failed: bool = False
+    best_score: float | None = None
+    last_score: float | None = None
+    last_score_at: datetime | None = None
+    duration: float = 0.0
+    groups: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        return (self.activity, self.hour, self.learner)
+
+    def add(self, other: Row) -> None:
+        """Fold another contribution to the same key into this one."""
+        self.statements += other.statements
+        self.completions += other.completions
+        self.first_at = _min(self.first_at, other.first_at)
+        if self.last_at is None or (other.last_at is not None and other.last_at >= self.last_at):
+            self.last_at = other.last_at
+            self.groups = other.groups
+            self.name = other.name or self.name
+        self.completed_at = _min(self.completed_at, other.completed_at)
+        self.passed = self.passed or other.passed
+        self.failed = self.failed or other.failed
+        if other.best_score is not None:
+            self.best_score = (
+                other.best_score if self.best_score is None else max(self.best_score, other.best_score)
+            )
+        if other.last_score_at is not None and (
+            self.last_score_at is None or other.last_score_at >= self.last_score_at
+        ):
+            self.last_score, self.last_score_at = other.last_score, other.last_score_at
+        self.duration += other.duration
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def learners(actor: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(IFI key, name) of each learner a statement's actor stands for.
+
+    An Agent is a learner; a Group counts for each identified member; anonymous groups and
+    the group itself are not learners.
+    """
+    if actor.get("objectType") == "Group":
+        found = []
+        for member in actor.get("member", ()):
+            key = ifi_key(member)
+            if key is not None:
+                found.append((key, member.get("name")))
+        return found
+    key = ifi_key(actor)
+    return [] if key is None else [(key, actor.get("name"))]
+
+
+def scaled_score(result: dict[str, Any]) -> float | None:
+    """``score.scaled``, else (raw - min) / (max - min) when all three are given."""
+    score = result.get("score") or {}
+    if "scaled" in score:
+        return float(score["scaled"])
+    if {"raw", "min", "max"} <= score.keys() and score["max"] > score["min"]:
+        return float((score["raw"] - score["min"]) / (score["max"] - score["min"]))
+    return None
+
+
+def group_values(statement: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
+    """The values `group_by` can use, as this statement states them."""
+    context = statement.get("context") or {}
+    out: dict[str, Any] = {}
+    team = context.get("team")
+    if team:
+        out["team"] = team.get("name") or ifi_key(team)
+    authority = statement.get("authority")
+    if authority:
+        out["authority"] = authority.get("name") or ifi_key(authority)
+    account = actor.get("account")
+    if isinstance(account, dict):
+        out["homepage"] = account.get("homePage")
+    extensions = context.get("extensions")
+    if extensions:
+        out["ext"] = {k: v for k, v in extensions.items() if isinstance(v, str | int | float | bool)}
+    return out
+
+
+def in_scope(statement: dict[str, Any]) -> list[str]:
+    """Activities the statement is in scope of: its object, its parents and groupings."""
+    found = []
+    obj = statement["object"]
+    if obj.get("objectType", "Activity") == "Activity":
+        found.append(obj["id"])
+    activities = (statement.get("context") or {}).get("contextActivities") or {}
+    for kind in ("parent", "grouping"):
+        for activity in activities.get(kind, ()):
+            if activity["id"] not in found:
+                found.append(activity["id"])
+    return found
+
+
+def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Row]:
+    """The rollup rows one stored, non-voided statement adds to.
+
+    Voiding statements are bookkeeping, not learning: they add nothing.
+    """
+    if statement["verb"]["id"] == VOIDED_VERB:
+        return []
+    when = parse_timestamp(statement["timestamp"])
+    assert when is not None
+    hour = when.replace(minute=0, second=0, microsecond=0)
+    obj = statement["object"]
+    object_id = obj["id"] if obj.get("objectType", "Activity") == "Activity" else None
+    verb = statement["verb"]["id"]
+    result = statement.get("result") or {}
+    duration = parse_duration(result["duration"]) if "duration" in result else None
+    completion = object_id is not None and (
+        verb in settings.completion_verbs or result.get("completion") is True
+    )
+    passed = object_id is not None and (verb in settings.passed_verbs or result.get("success") is True)
+    failed = object_id is not None and (verb in settings.failed_verbs or result.get("success") is False)
+    score = scaled_score(result) if object_id is not None else None
+    scope = in_scope(statement)
+    rows = []
+    groups = group_values(statement, statement["actor"])
+    for position, (learner, name) in enumerate(learners(statement["actor"])):
+        # A statement counts once, however many members its group actor has; completions
+        # and time count for each learner.
+        counted = int(position == 0)
+        for activity in [OVERALL, *scope]:
+            overall = activity == OVERALL
+            on_object = overall or activity == object_id
+            # Outcomes (pass, fail, score) belong to the statement's own activity only.
+            outcome = on_object and not overall
+            rows.append(
+                Row(
+                    activity=activity,
+                    hour=hour,
+                    learner=learner,
+                    name=name,
+                    statements=counted,
+                    completions=int(completion and on_object),
+                    first_at=when,
+                    last_at=when,
+                    completed_at=when if completion and on_object else None,
+                    passed=passed and outcome,
+                    failed=failed and outcome,
+                    best_score=score if outcome else None,
+                    last_score=score if outcome else None,
+                    last_score_at=when if score is not None and outcome else None,
+                    duration=duration or 0.0,
+                    groups=groups,
+                )
+            )
+    return rows
+
+
+def merged(rows: list[Row]) -> list[Row]:
+    """One row per key, in key order (so concurrent writers lock rows in the same order)."""
+    by_key: dict[tuple[str, datetime, str], Row] = {}
+    for row in rows:
+        if row.key in by_key:
+            by_key[row.key].add(row)
+        else:
+            by_key[row.key] = row
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def children(statement: dict[str, Any]) -> list[tuple[str, str]]:
+    """(parent, child) activity pairs the statement shows: its object under each parent."""
+    obj = statement["object"]
+    if obj.get("objectType", "Activity") != "Activity":
+        return []
+    parents = ((statement.get("context") or {}).get("contextActivities") or {}).get("parent", ())
+    return [(p["id"], obj["id"]) for p in parents if p["id"] != obj["id"]]

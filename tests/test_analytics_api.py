@@ -1,0 +1,617 @@
+"""Analytics over HTTP, checked against figures computed here, independently of the server.
+
+The data: two courses with three modules each, eight learners in two municipal units and
+two teams, statements from two vendors, passes and fails, a voided pass, a group actor,
+an anonymous group, statements without timestamp or duration, and out-of-order arrival.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.harness import run_cli
+
+BASE = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 07:00 in Oslo
+UNIT = "https://kommune.example.no/xapi/unit"
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+PASSED = "http://adlnet.gov/expapi/verbs/passed"
+FAILED = "http://adlnet.gov/expapi/verbs/failed"
+ATTEMPTED = "http://adlnet.gov/expapi/verbs/attempted"
+EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
+V2 = {"X-Experience-API-Version": "2.0.0"}
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def course(slug: str) -> str:
+    return f"https://kurs.example.no/{slug}"
+
+
+def learner(n: int) -> dict[str, Any]:
+    return {
+        "objectType": "Agent",
+        "name": f"Ansatt {n}",
+        "account": {"homePage": "https://idp.kommune.example.no", "name": f"ansatt{n}"},
+    }
+
+
+def ifi(agent: dict[str, Any]) -> str:
+    a = agent["account"]
+    return f"account:{a['homePage']}|{a['name']}"
+
+
+def st(
+    who: dict[str, Any],
+    verb: str,
+    obj: str,
+    at: datetime | None,
+    parent: str | None = None,
+    unit: str | None = None,
+    team: str | None = None,
+    **result: Any,
+) -> dict[str, Any]:
+    s: dict[str, Any] = {"id": str(uuid.uuid4()), "actor": who, "verb": {"id": verb}, "object": {"id": obj}}
+    if at is not None:
+        s["timestamp"] = at.isoformat()
+    context: dict[str, Any] = {}
+    if parent:
+        context["contextActivities"] = {"parent": [{"id": parent}]}
+    if unit:
+        context["extensions"] = {UNIT: unit}
+    if team:
+        context["team"] = {
+            "objectType": "Group",
+            "name": team,
+            "account": {"homePage": "https://idp.kommune.example.no", "name": team},
+        }
+    if context:
+        s["context"] = context
+    if result:
+        s["result"] = result
+    return s
+
+
+def dataset() -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """(statements from vendor A, from vendor B, the id of the pass that will be voided)."""
+    fire, m = course("brannvern"), [course(f"brannvern/modul{i}") for i in (1, 2, 3)]
+    a: list[dict[str, Any]] = []
+    b: list[dict[str, Any]] = []
+    units = ["Oppvekst"] * 4 + ["Helse"] * 4
+    for n in range(8):
+        who, unit, team = learner(n), units[n], "Team Nord" if n % 2 else "Team Sør"
+        start = BASE + timedelta(hours=n, minutes=5)
+        vendor = a if n < 6 else b
+        vendor.append(st(who, ATTEMPTED, fire, start, unit=unit, team=team))
+        for i, module in enumerate(m[: 1 + n % 3]):
+            vendor.append(
+                st(
+                    who,
+                    EXPERIENCED,
+                    module,
+                    start + timedelta(minutes=10 * (i + 1)),
+                    parent=fire,
+                    unit=unit,
+                    team=team,
+                    duration=f"PT{5 + i}M",
+                )
+            )
+        if n % 3 == 2:
+            vendor.append(
+                st(
+                    who,
+                    COMPLETED,
+                    m[2],
+                    start + timedelta(minutes=40),
+                    parent=fire,
+                    unit=unit,
+                    completion=True,
+                )
+            )
+    # Outcomes on the course: passes, fails (one learner fails, then passes), raw-only score.
+    a.append(
+        st(
+            learner(0),
+            PASSED,
+            fire,
+            BASE + timedelta(days=1),
+            unit="Oppvekst",
+            score={"scaled": 0.9},
+            success=True,
+            duration="PT20M",
+        )
+    )
+    a.append(
+        st(
+            learner(1),
+            FAILED,
+            fire,
+            BASE + timedelta(days=1, hours=1),
+            unit="Oppvekst",
+            score={"scaled": 0.3},
+            success=False,
+        )
+    )
+    a.append(
+        st(
+            learner(1),
+            PASSED,
+            fire,
+            BASE + timedelta(days=2, hours=1),
+            unit="Oppvekst",
+            score={"raw": 80, "min": 0, "max": 100},
+            success=True,
+        )
+    )
+    a.append(
+        st(learner(2), COMPLETED, fire, BASE + timedelta(days=1, hours=3), unit="Oppvekst", duration="PT1H")
+    )
+    b.append(
+        st(
+            learner(6),
+            FAILED,
+            fire,
+            BASE + timedelta(days=3),
+            unit="Helse",
+            score={"scaled": 0.45},
+            success=False,
+        )
+    )
+    voided_pass = st(
+        learner(7),
+        PASSED,
+        fire,
+        BASE + timedelta(days=3, hours=2),
+        unit="Helse",
+        score={"scaled": 1.0},
+        success=True,
+    )
+    b.append(voided_pass)
+    # A group actor counts for each identified member; an anonymous group member set does too.
+    a.append(
+        st(
+            {"objectType": "Group", "name": "Par", "member": [learner(3), learner(4)]},
+            COMPLETED,
+            fire,
+            BASE + timedelta(days=4),
+            unit="Oppvekst",
+            duration="PT30M",
+        )
+    )
+    # Another course with its own learners, and a statement without timestamp or duration.
+    other = course("personvern")
+    for n in range(8):
+        a.append(
+            st(
+                learner(n),
+                COMPLETED if n < 5 else ATTEMPTED,
+                other,
+                BASE + timedelta(days=5, hours=n),
+                unit="Helse" if n % 2 else "Oppvekst",
+            )
+        )
+    a.append(st(learner(0), ATTEMPTED, other, None))
+    return a, b, voided_pass["id"]
+
+
+# --- an independent reference -----------------------------------------------------------------
+
+
+def members(actor: dict[str, Any]) -> list[dict[str, Any]]:
+    return actor.get("member", []) if actor.get("objectType") == "Group" else [actor]
+
+
+def scope(s: dict[str, Any]) -> set[str]:
+    parents = s.get("context", {}).get("contextActivities", {}).get("parent", [])
+    return {s["object"]["id"], *(p["id"] for p in parents)}
+
+
+def seconds(duration: str) -> float:
+    body = duration.removeprefix("PT")
+    total, number = 0.0, ""
+    for ch in body:
+        if ch.isdigit() or ch == ".":
+            number += ch
+        else:
+            total += float(number) * {"H": 3600, "M": 60, "S": 1}[ch]
+            number = ""
+    return total
+
+
+def reference(statements: list[dict[str, Any]], activity: str) -> dict[str, dict[str, Any]]:
+    """Per learner: the spec's definitions applied directly to the statements."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in statements:
+        if activity not in scope(s):
+            continue
+        when = datetime.fromisoformat(s["timestamp"])
+        on_object = s["object"]["id"] == activity
+        result = s.get("result", {})
+        for m in members(s["actor"]):
+            row = out.setdefault(
+                ifi(m),
+                {
+                    "first": when,
+                    "completed": None,
+                    "passed": False,
+                    "failed": False,
+                    "score": None,
+                    "time": 0.0,
+                    "unit": None,
+                    "last": when,
+                },
+            )
+            row["first"] = min(row["first"], when)
+            if when >= row["last"]:
+                row["last"] = when
+                row["unit"] = s.get("context", {}).get("extensions", {}).get(UNIT)
+            row["time"] += seconds(result["duration"]) if "duration" in result else 0.0
+            if not on_object:
+                continue
+            if s["verb"]["id"] in (COMPLETED, PASSED) or result.get("completion") is True:
+                row["completed"] = when if row["completed"] is None else min(row["completed"], when)
+            if s["verb"]["id"] == PASSED or result.get("success") is True:
+                row["passed"] = True
+            if s["verb"]["id"] == FAILED or result.get("success") is False:
+                row["failed"] = True
+            score = result.get("score", {})
+            value = score.get("scaled")
+            if value is None and "raw" in score:
+                value = (score["raw"] - score["min"]) / (score["max"] - score["min"])
+            if value is not None:
+                row["score"] = value if row["score"] is None else max(row["score"], value)
+    return out
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def expected_group(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    completed = [r for r in rows if r["completed"]]
+    passed = [r for r in rows if r["passed"]]
+    failed = [r for r in rows if r["failed"] and not r["passed"]]
+    scores = sorted(r["score"] for r in rows if r["score"] is not None)
+    times = [r["time"] for r in rows if r["time"] > 0]
+    return {
+        "learners_started": len(rows),
+        "learners_completed": len(completed),
+        "learners_passed": len(passed),
+        "learners_failed": len(failed),
+        "completion_rate": len(completed) / len(rows),
+        "pass_rate": len(passed) / (len(passed) + len(failed)),
+        "score_n": len(scores),
+        "score_mean": statistics.fmean(scores),
+        "score_median": median(scores),
+        "time_total": sum(times),
+        "time_median": median(times),
+        "ttc_median": median([(r["completed"] - r["first"]).total_seconds() for r in completed]),
+    }
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def world(server) -> dict[str, Any]:
+    """A store holding the dataset, with clients for two vendors and an analyst."""
+    name = f"analytics-{uuid.uuid4().hex[:8]}"
+    run_cli(server.database_url, "store", "create", name)
+    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=2")
+
+    def cred(scopes: str, label: str) -> tuple[str, str]:
+        out = json.loads(
+            run_cli(
+                server.database_url,
+                "credentials",
+                "create",
+                "--store",
+                name,
+                "--scopes",
+                scopes,
+                "--label",
+                label,
+                "--json",
+            ).stdout
+        )
+        return out["key"], out["secret"]
+
+    vendor_a, vendor_b = (
+        cred("statements/write,statements/read", "Kurs AS"),
+        cred("statements/write", "Spill AS"),
+    )
+    analyst = cred("analytics/read", "Opplæringskontoret")
+    hr = cred("analytics/learners", "HR")
+    a, b, voided = dataset()
+    async with httpx.AsyncClient(base_url=server.xapi, headers=V2) as c:
+        # Out of order: vendor B's later statements arrive first.
+        for auth, batch in ((vendor_b, b), (vendor_a, a)):
+            r = await c.post("/statements", json=batch, auth=auth)
+            assert r.status_code == 200, r.text
+        # The statement without timestamp got `stored` as its timestamp: read it back.
+        no_ts = next(s for s in a if "timestamp" not in s)
+        got = (await c.get("/statements", params={"statementId": no_ts["id"]}, auth=vendor_a)).json()
+        no_ts["timestamp"] = got["timestamp"]
+    return {
+        "name": name,
+        "a": a,
+        "b": b,
+        "voided": voided,
+        "vendor_a": vendor_a,
+        "vendor_b": vendor_b,
+        "analyst": analyst,
+        "hr": hr,
+        "server": server,
+    }
+
+
+async def analytics(world: dict[str, Any], path: str, who: str = "analyst", **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=world["server"].url, auth=world[who]) as c:
+        return await c.get("/analytics" + path, params=params)
+
+
+def approx(value: Any) -> Any:
+    return pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+async def test_completion_matches_reference(world):
+    fire = course("brannvern")
+    rows = list(reference(world["a"] + world["b"], fire).values())
+    want = expected_group(rows)
+    r = await analytics(world, "/completion", activity=fire)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["suppressed_groups"] == 0
+    [group] = body["groups"]
+    assert group["group"] is None
+    for key in ("learners_started", "learners_completed", "learners_passed", "learners_failed"):
+        assert group[key] == want[key], key
+    assert group["completion_rate"] == approx(want["completion_rate"])
+    assert group["pass_rate"] == approx(want["pass_rate"])
+    assert group["score"]["n"] == want["score_n"]
+    assert group["score"]["mean"] == approx(want["score_mean"])
+    assert group["score"]["median"] == approx(want["score_median"])
+    assert group["time_spent_seconds"]["total"] == approx(want["time_total"])
+    assert group["time_spent_seconds"]["median"] == approx(want["time_median"])
+    assert group["median_time_to_complete_seconds"] == approx(want["ttc_median"])
+
+
+async def test_completion_by_unit_with_suppression(world, server):
+    other = course("personvern")
+    rows = reference(world["a"] + world["b"], other)
+    by_unit: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows.values():
+        by_unit[row["unit"]].append(row)
+    r = await analytics(world, "/completion", activity=other, group_by=f"extension:{UNIT}")
+    body = r.json()
+    groups = {g["group"]: g for g in body["groups"]}
+    shown = {unit: rows_ for unit, rows_ in by_unit.items() if len(rows_) >= 2}
+    assert set(groups) == set(shown)
+    assert body["suppressed_groups"] == len(by_unit) - len(shown)
+    for unit, members_ in shown.items():
+        assert groups[unit]["learners_started"] == len(members_)
+        assert groups[unit]["learners_completed"] == sum(1 for m in members_ if m["completed"])
+    # With a minimum group size above the smaller unit, that unit is left out and counted.
+    smallest = min(len(v) for v in by_unit.values())
+    run_cli(
+        server.database_url, "store", "settings", world["name"], "--set", f"min_group_size={smallest + 1}"
+    )
+    try:
+        r = await analytics(world, "/completion", activity=other, group_by=f"extension:{UNIT}")
+        body = r.json()
+        assert body["suppressed_groups"] >= 1
+        assert all(g["learners_started"] > smallest for g in body["groups"])
+    finally:
+        run_cli(server.database_url, "store", "settings", world["name"], "--set", "min_group_size=2")
+
+
+async def test_completion_by_authority_and_team(world):
+    fire = course("brannvern")
+    r = await analytics(world, "/completion", activity=fire, group_by="authority")
+    groups = {g["group"]: g["learners_started"] for g in r.json()["groups"]}
+    # Each learner is grouped by the vendor of their latest statement on the course.
+    assert set(groups) <= {"Kurs AS", "Spill AS"} and sum(groups.values()) == 8
+    r = await analytics(world, "/completion", activity=fire, group_by="team")
+    assert r.status_code == 200 and r.json()["groups"]
+
+
+async def test_voiding_updates_the_figures(world):
+    fire = course("brannvern")
+    before = (await analytics(world, "/completion", activity=fire)).json()["groups"][0]
+    async with httpx.AsyncClient(base_url=world["server"].xapi, headers=V2) as c:
+        r = await c.post(
+            "/statements",
+            auth=world["vendor_a"],
+            json={
+                "actor": learner(7),
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                "object": {"objectType": "StatementRef", "id": world["voided"]},
+            },
+        )
+        assert r.status_code == 200
+    statements = [s for s in world["a"] + world["b"] if s["id"] != world["voided"]]
+    want = expected_group(list(reference(statements, fire).values()))
+    after = (await analytics(world, "/completion", activity=fire)).json()["groups"][0]
+    assert after["learners_passed"] == want["learners_passed"] == before["learners_passed"] - 1
+    assert after["learners_completed"] == want["learners_completed"]
+    assert after["score"]["mean"] == approx(want["score_mean"])
+    world["b"] = [s for s in world["b"] if s["id"] != world["voided"]]
+
+
+async def test_engagement_series_by_day_in_oslo(world):
+    since, until = BASE - timedelta(hours=6), BASE + timedelta(days=7, hours=-6)
+    r = await analytics(
+        world,
+        "/engagement",
+        interval="day",
+        since=since.isoformat(),
+        until=until.isoformat(),
+        tz="Europe/Oslo",
+    )
+    assert r.status_code == 200, r.text
+    series = r.json()["series"]
+    expected: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"learners": set(), "n": 0, "done": 0, "time": 0.0}
+    )
+    for s in world["a"] + world["b"]:
+        when = datetime.fromisoformat(s["timestamp"])
+        if not since <= when < until:
+            continue
+        day = expected[when.astimezone(OSLO).date().isoformat()]
+        day["learners"].update(ifi(m) for m in members(s["actor"]))
+        day["n"] += 1
+        result = s.get("result", {})
+        # Statements count once; completions and time count for each learner in the actor.
+        people = len(members(s["actor"]))
+        done = s["verb"]["id"] in (COMPLETED, PASSED) or result.get("completion") is True
+        day["done"] += people * done
+        day["time"] += people * (seconds(result["duration"]) if "duration" in result else 0.0)
+    first = since.astimezone(OSLO).date()
+    last = (until - timedelta(microseconds=1)).astimezone(OSLO).date()
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    hidden = [d for d in days if 0 < len(expected[d]["learners"]) < 2] if expected else []
+    assert [p["period"] for p in series] == [d for d in days if d not in hidden]
+    assert r.json()["suppressed_groups"] == len(hidden)
+    for period in series:
+        want = expected.get(period["period"])
+        if want is None:
+            assert period["statements"] == 0 and period["active_learners"] == 0
+            continue
+        assert period["active_learners"] == len(want["learners"])
+        assert period["statements"] == want["n"]
+        assert period["completions"] == want["done"]
+        assert period["time_spent_seconds"] == approx(want["time"])
+
+
+async def test_hours_heatmap(world):
+    fire = course("brannvern")
+    r = await analytics(world, "/engagement/hours", activity=fire, tz="Europe/Oslo")
+    cells = {(c["weekday"], c["hour"]): c for c in r.json()["cells"]}
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    for s in world["a"] + world["b"]:
+        if fire in scope(s):
+            local = datetime.fromisoformat(s["timestamp"]).astimezone(OSLO)
+            counts[(local.weekday(), local.hour)] += 1
+    shown = {k: v["statements"] for k, v in cells.items() if v["statements"]}
+    suppressed = r.json()["suppressed_groups"]
+    # Cells with a single learner are suppressed at min_group_size=2; the rest must match.
+    for key, statements_ in shown.items():
+        assert counts[key] == statements_, key
+    assert len(shown) + suppressed == len(counts)
+
+
+async def test_dropoff_orders_modules(world):
+    fire = course("brannvern")
+    r = await analytics(world, "/dropoff", activity=fire)
+    steps = r.json()["steps"]
+    modules = [course(f"brannvern/modul{i}") for i in (1, 2, 3)]
+    everything = world["a"] + world["b"]
+    refs = {m: reference(everything, m) for m in modules}
+    order = sorted(modules, key=lambda m: (median([row["first"].timestamp() for row in refs[m].values()]), m))
+    assert [s["activity"] for s in steps] == order
+    for step in steps:
+        ref = refs[step["activity"]]
+        assert step["learners_reached"] == len(ref)
+        assert step["learners_completed"] == sum(1 for row in ref.values() if row["completed"])
+
+
+async def test_learners_needs_its_own_scope(world):
+    fire = course("brannvern")
+    assert (await analytics(world, "/learners", activity=fire)).status_code == 403
+    r = await analytics(world, "/learners", who="hr", activity=fire)
+    assert r.status_code == 200
+    rows = {row["learner"]: row for row in r.json()["learners"]}
+    ref = reference(world["a"] + world["b"], fire)
+    assert set(rows) == set(ref)
+    for key, want in ref.items():
+        status = (
+            "passed"
+            if want["passed"]
+            else "failed"
+            if want["failed"]
+            else "completed"
+            if want["completed"]
+            else "in_progress"
+        )
+        assert rows[key]["status"] == status, key
+        assert rows[key]["time_spent_seconds"] == approx(want["time"])
+    assert rows[ifi(learner(1))]["score"] == approx(0.8)
+    assert (await analytics(world, "/completion", who="hr", activity=fire)).status_code == 403
+
+
+async def test_activities_list_sorted_and_paged(world):
+    everything = world["a"] + world["b"]
+    ids = sorted({a for s in everything for a in scope(s)})
+    started = {a: len(reference(everything, a)) for a in ids}
+    listed = [a for a in ids if started[a] >= 2]
+    want = sorted(sorted(listed), key=lambda a: started[a], reverse=True)
+    r = await analytics(world, "/activities", sort="learners_started", order="desc", limit=2)
+    body = r.json()
+    assert [a["activity"] for a in body["activities"]] == want[:2]
+    assert body["total"] == len(want)
+    assert body["suppressed_groups"] == len(ids) - len(listed)
+    page2 = (
+        await analytics(world, "/activities", sort="learners_started", order="desc", limit=2, offset=2)
+    ).json()
+    assert [a["activity"] for a in page2["activities"]] == want[2:4]
+    for row in body["activities"] + page2["activities"]:
+        ref = reference(everything, row["activity"])
+        assert row["learners_completed"] == sum(1 for v in ref.values() if v["completed"])
+        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in ref.values()))
+
+
+async def test_csv_output(world):
+    fire = course("brannvern")
+    r = await analytics(world, "/completion", activity=fire, format="csv")
+    assert r.headers["content-type"].startswith("text/csv")
+    [row] = list(csv.DictReader(io.StringIO(r.text)))
+    assert row["learners_started"] == "8" and "score.median" in row
+    async with httpx.AsyncClient(base_url=world["server"].url, auth=world["analyst"]) as c:
+        r = await c.get("/analytics/engagement", params={"interval": "week"}, headers={"Accept": "text/csv"})
+        assert r.text.splitlines()[0].startswith("period,active_learners")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "names"),
+    [
+        ("/completion", {"activity": course("brannvern"), "since": "2026-03-02T06:30:00Z"}, "since"),
+        ("/completion", {"activity": "not an iri"}, "activity"),
+        ("/completion", {"activity": course("brannvern"), "group_by": "colour"}, "group_by"),
+        ("/engagement", {"tz": "Mars/Olympus"}, "tz"),
+        ("/engagement", {"interval": "year"}, "interval"),
+        ("/engagement", {"since": "2026-03-03T00:00:00Z", "until": "2026-03-02T00:00:00Z"}, "since"),
+    ],
+)
+async def test_bad_parameters_are_400(world, path, params, names):
+    r = await analytics(world, path, **params)
+    assert r.status_code == 400, r.text
+    assert names in r.json()["message"]
+
+
+async def test_other_stores_and_scopes_see_nothing(world, server, credential):
+    fire = course("brannvern")
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        r = await c.get("/analytics/completion", params={"activity": fire}, auth=credential.auth)
+        assert r.status_code == 200  # `all` in the default store: none of these learners
+        assert r.json()["groups"] == [] or r.json()["groups"][0]["learners_started"] == 0
+        r = await c.get("/analytics/completion", params={"activity": fire}, auth=world["vendor_a"])
+        assert r.status_code == 403
+
+
+async def test_rebuild_reproduces_the_rollup(world, server):
+    fire = course("brannvern")
+    before = (await analytics(world, "/completion", activity=fire)).json()
+    run_cli(server.database_url, "analytics", "rebuild", "--store", world["name"])
+    assert (await analytics(world, "/completion", activity=fire)).json() == before
