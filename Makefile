@@ -22,6 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
 test: lint

@@ -84,6 +84,7 @@ class Server:
     url: str  # e.g. http://127.0.0.1:PORT
     database_url: str
     process: subprocess.Popen[bytes]
+    log_path: str
 
     @property
     def xapi(self) -> str:
@@ -124,7 +125,7 @@ def start_server(database_url: str, **settings: str) -> Server:
             raise RuntimeError(f"server exited; see {log.name}")
         try:
             if httpx.get(url + "/xapi/about", timeout=1).status_code == 200:
-                return Server(url, database_url, process)
+                return Server(url, database_url, process, log.name)
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()

@@ -13,11 +13,12 @@ from lrs import __version__
 from lrs.admin import api as admin_api
 from lrs.admin.bootstrap import ensure_admin
 from lrs.analytics import api as analytics_api
-from lrs.api import about, activities, agents, documents, errors, statements
+from lrs.api import about, activities, agents, documents, errors, health, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
 from lrs.config import Settings
+from lrs.observability import ObservabilityMiddleware, configure_logging
 from lrs.store import credentials as credential_store
 from lrs.store import migrate
 from lrs.store.database import Database
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(activities.router, prefix=base)
     app.include_router(admin_api.router)
     app.include_router(analytics_api.router)
+    app.include_router(health.router)
     errors.install(app)
     app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -84,9 +86,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS,
     )
+    app.add_middleware(ObservabilityMiddleware)
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory``: settings from the environment."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory``: settings from the environment, JSON logs."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def openapi_document() -> str:
+    """The OpenAPI document, as committed in openapi/openapi.json (stable key order)."""
+    import json
+
+    return (
+        json.dumps(
+            create_app(Settings(database_url="postgresql://unused")).openapi(),
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )

@@ -7,8 +7,10 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -53,6 +55,10 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    workers = args.workers or settings.workers
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker writes its metrics here; /metrics sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lrs-metrics-")
     url = database_url(settings)
     # Workers inherit the environment: resolve the database (and start the embedded server)
     # once here, so every worker connects to the same one.
@@ -80,10 +86,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
+        timeout_graceful_shutdown=30,
         log_level=settings.log_level,
+        access_log=False,
         proxy_headers=True,
     )
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the OpenAPI document of every route (xAPI, analytics, admin, operations)."""
+    from lrs.app import openapi_document
+
+    text = openapi_document()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -338,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.set_defaults(func=cmd_serve)
+
+    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", default="openapi/openapi.json", help="a path, or -")
+    openapi.set_defaults(func=cmd_openapi)
 
     sub.add_parser("migrate", help="bring the database to the newest schema").set_defaults(func=cmd_migrate)
 

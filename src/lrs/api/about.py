@@ -11,7 +11,8 @@ from lrs.xapi.versions import SUPPORTED
 router = APIRouter(tags=["About"])
 
 
-@router.api_route("/about", methods=["GET", "HEAD"], summary="Versions and extensions")
+@router.head("/about", include_in_schema=False)
+@router.get("/about", summary="Versions and extensions")
 async def about(request: Request) -> Response:
     only_params(request, frozenset())
     response = json_response({"version": [v.value for v in SUPPORTED], "extensions": {}})

@@ -16,7 +16,8 @@ from lrs.xapi.validate import is_iri
 router = APIRouter(tags=["Activities"])
 
 
-@router.api_route("/activities", methods=["GET", "HEAD"], summary="The canonical definition of an activity")
+@router.head("/activities", include_in_schema=False)
+@router.get("/activities", summary="The canonical definition of an activity")
 async def get_activity(request: Request, who: CallerDep) -> Response:
     who.require(DEFINITIONS_READ)
     params = only_params(request, frozenset({"activityId"}))

@@ -20,7 +20,8 @@ router = APIRouter(tags=["Agents"])
 _IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
-@router.api_route("/agents", methods=["GET", "HEAD"], summary="The Person object for an agent")
+@router.head("/agents", include_in_schema=False)
+@router.get("/agents", summary="The Person object for an agent")
 async def get_agent(request: Request, who: CallerDep) -> Response:
     who.require(DEFINITIONS_READ)
     params = only_params(request, frozenset({"agent"}))

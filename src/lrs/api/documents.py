@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lrs.api import docs
 from lrs.api.auth import (
     PROFILE_READ,
     PROFILE_WRITE,
@@ -24,6 +26,7 @@ from lrs.store.documents import Document
 from lrs.xapi.documents import (
     DEFAULT_CONTENT_TYPE,
     JSON,
+    SHAPES,
     DocumentRequest,
     Kind,
     check_json,
@@ -160,41 +163,49 @@ def _register(kind: Kind) -> None:
         return await delete_document(request, who, kind)
 
     tags: list[str | Enum] = [title]
+    name = kind.name.lower()
+    params = docs.document(*SHAPES[kind])
+    read_responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "The document (with its ETag), or a JSON list of ids"},
+        **docs.errors(400, 401, 403, 404, 503),
+    }
+    router.add_api_route(path, get, methods=["HEAD"], include_in_schema=False)
     router.add_api_route(
         path,
         get,
-        methods=["GET", "HEAD"],
+        methods=["GET"],
         tags=tags,
+        operation_id=f"get_{name}",
         summary=f"Get one {title} document, or list their ids",
-        operation_id=f"get_{kind.name.lower()}",
+        responses=read_responses,
+        openapi_extra=docs.xapi(params),
     )
-    router.add_api_route(
-        path,
-        write,
-        methods=["PUT"],
-        tags=tags,
-        status_code=204,
-        summary=f"Store a {title} document",
-        operation_id=f"put_{kind.name.lower()}",
-    )
-    router.add_api_route(
-        path,
-        write,
-        methods=["POST"],
-        tags=tags,
-        status_code=204,
-        summary=f"Merge JSON into a {title} document",
-        operation_id=f"post_{kind.name.lower()}",
-    )
+    for method, summary in (
+        ("PUT", f"Store a {title} document"),
+        ("POST", f"Merge JSON into a {title} document"),
+    ):
+        router.add_api_route(
+            path,
+            write,
+            methods=[method],
+            tags=tags,
+            status_code=204,
+            operation_id=f"{method.lower()}_{name}",
+            summary=summary,
+            responses=docs.errors(400, 401, 403, 409, 412, 413, 503),
+            openapi_extra=docs.xapi(params, docs.DOCUMENT_BODY),
+        )
+    every = " (or all of them without stateId)" if kind is Kind.STATE else ""
     router.add_api_route(
         path,
         delete,
         methods=["DELETE"],
         tags=tags,
         status_code=204,
-        summary=f"Delete a {title} document"
-        + (" (or all of them without stateId)" if kind is Kind.STATE else ""),
-        operation_id=f"delete_{kind.name.lower()}",
+        operation_id=f"delete_{name}",
+        summary=f"Delete a {title} document{every}",
+        responses=docs.errors(400, 401, 403, 412, 503),
+        openapi_extra=docs.xapi(params),
     )
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import store as analytics_store
+from lrs.api import docs
 from lrs.api.auth import DEFINE, STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
@@ -26,6 +27,7 @@ from lrs.api.responses import (
     only_params,
     read_json,
 )
+from lrs.observability import BATCH, STATEMENTS
 from lrs.store import activities as activity_store
 from lrs.store import attachments as attachment_store
 from lrs.store import statements as statement_store
@@ -119,9 +121,11 @@ async def _store(
     content_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
 
     settings = who.settings
+    counted: list[int] = []  # per attempt; only the committed (last) one counts
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
         written = await statement_store.insert(conn, who.store_id, who.key, batch)
+        counted.append(len(written.counted))
         # Analytics rollups change in the same transaction as the statements.
         await analytics_store.add(conn, who.store_id, [p.statement for p in written.counted], settings)
         await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings)
@@ -143,7 +147,10 @@ async def _store(
             )
         return ids
 
-    return await _db(request).write(work)
+    ids = await _db(request).write(work)
+    BATCH.observe(len(batch))
+    STATEMENTS.inc(counted[-1])
+    return ids
 
 
 def _prepare_batch(request: Request, who: Caller, body: Any) -> list[Prepared]:
@@ -158,7 +165,15 @@ def _prepare_batch(request: Request, who: Caller, body: Any) -> list[Prepared]:
     return [prepare(item, version, who.authority, f"statements[{n}]") for n, item in enumerate(body)]
 
 
-@router.put("/statements", status_code=204, summary="Store one statement with a given id")
+@router.put(
+    "/statements",
+    status_code=204,
+    summary="Store one statement with a given id",
+    responses=docs.errors(400, 401, 403, 409, 413, 503),
+    openapi_extra=docs.xapi(
+        [docs.query("statementId", "The statement's id (UUID).", required=True)], docs.STATEMENT_BODY
+    ),
+)
 async def put_statement(request: Request, who: CallerDep) -> Response:
     who.require(STATEMENTS_WRITE)
     params = only_params(request, frozenset({"statementId"}))
@@ -182,7 +197,15 @@ async def put_statement(request: Request, who: CallerDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/statements", summary="Store one statement or a batch")
+@router.post(
+    "/statements",
+    summary="Store one statement or a batch",
+    responses={
+        200: {"description": "The statements' ids, in order"},
+        **docs.errors(400, 401, 403, 409, 413, 503),
+    },
+    openapi_extra=docs.xapi([], docs.STATEMENT_BODY),
+)
 async def post_statements(request: Request, who: CallerDep) -> Response:
     who.require(STATEMENTS_WRITE)
     only_params(request, frozenset())
@@ -210,7 +233,13 @@ class _Answer:
     attachments: bool = False
 
 
-@router.api_route("/statements", methods=["GET", "HEAD"], summary="Get or query statements")
+@router.head("/statements", include_in_schema=False)
+@router.get(
+    "/statements",
+    summary="Get or query statements",
+    responses={**docs.STATEMENT_RESULT, **docs.errors(400, 401, 403, 404, 503)},
+    openapi_extra=docs.xapi(docs.STATEMENT_QUERY),
+)
 async def get_statements(request: Request, who: CallerDep) -> Response:
     try:
         who.require(STATEMENTS_READ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -16,7 +17,10 @@ _MIGRATION_LOCK = 7_413_001
 
 
 def migrations_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "migrations"
+    """``migrations/`` of the source tree, or LRS_MIGRATIONS_DIR where the package is installed
+    without it (the container image)."""
+    configured = os.environ.get("LRS_MIGRATIONS_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "migrations"
 
 
 def alembic_config() -> Config:

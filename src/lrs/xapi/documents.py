@@ -29,7 +29,7 @@ class Kind(IntEnum):
 
 
 # Per resource: (its id parameter, whether it takes activityId, agent, registration).
-_SHAPE = {
+SHAPES = {
     Kind.STATE: ("stateId", True, True, True),
     Kind.ACTIVITY_PROFILE: ("profileId", True, False, False),
     Kind.AGENT_PROFILE: ("profileId", False, True, False),
@@ -63,7 +63,7 @@ def parse_params(kind: Kind, params: Mapping[str, str], method: str, version: Ve
 
     GET and DELETE may leave out the id: GET then lists ids, DELETE (State only) removes all.
     """
-    id_param, has_activity, has_agent, has_registration = _SHAPE[kind]
+    id_param, has_activity, has_agent, has_registration = SHAPES[kind]
     allowed = {id_param}
     if has_activity:
         allowed.add("activityId")
