@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     default_query_limit: int = Field(default=100, ge=1)
     max_query_limit: int = Field(default=1000, ge=1)
     default_timezone: str = "Europe/Oslo"
+    analytics_rollups: bool = Field(
+        default=True,
+        description="Keep the analytics rollups on write. Off: ingest is cheaper and /analytics answers 503.",
+    )
     log_level: str = "info"
 
 

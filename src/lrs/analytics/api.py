@@ -22,7 +22,7 @@ from lrs.api.auth import ANALYTICS_LEARNERS, ANALYTICS_READ, Caller, CallerDep
 from lrs.api.responses import json_response
 from lrs.store import activities as activity_store
 from lrs.store.database import Database
-from lrs.xapi.errors import BadRequest
+from lrs.xapi.errors import BadRequest, Unavailable
 from lrs.xapi.langtags import best_language, parse_accept_language
 from lrs.xapi.timestamps import parse_timestamp
 from lrs.xapi.validate import is_iri
@@ -53,6 +53,8 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 
 
 async def _read(request: Request, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    if not request.app.state.settings.analytics_rollups:
+        raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
     db: Database = request.app.state.db
     return await db.read(work)
 

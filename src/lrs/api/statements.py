@@ -121,14 +121,16 @@ async def _store(
     content_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
 
     settings = who.settings
+    rollups: bool = request.app.state.settings.analytics_rollups
     counted: list[int] = []  # per attempt; only the committed (last) one counts
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
         written = await statement_store.insert(conn, who.store_id, who.key, batch)
         counted.append(len(written.counted))
         # Analytics rollups change in the same transaction as the statements.
-        await analytics_store.add(conn, who.store_id, [p.statement for p in written.counted], settings)
-        await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings)
+        if rollups:
+            await analytics_store.add(conn, who.store_id, [p.statement for p in written.counted], settings)
+            await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings)
         ids = written.ids
         if define:
             definitions = [d for p in batch for d in p.definitions]

@@ -1,0 +1,383 @@
+"""The benchmark: ingest, queries, analytics and memory, with their ceilings, in one run.
+
+    python -m bench.run [--statements 1000000] [--workers N]
+
+Uses the PostgreSQL at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else
+127.0.0.1:5432) and creates fresh databases there; everything runs on loopback, and every
+phase is bounded in requests and seconds. Results go to bench/results/latest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import psutil
+from tests.harness import ROOT, create_database, drop_database, free_port, make_credential
+
+from bench.generate import START, Generator
+from bench.loadgen import basic, request, run
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HOST = "127.0.0.1"
+
+
+def _serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    log = open(Path("/tmp") / f"bench-server-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    import httpx
+
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited; see {log.name}")
+        try:
+            httpx.get(f"http://{HOST}:{port}/health/live", timeout=1)
+            return process
+        except httpx.HTTPError:
+            try:
+                httpx.get(f"http://{HOST}:{port}/docs", timeout=1)
+                return process
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+def start_lrs(database_url: str, workers: int, **settings: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LRS_DATABASE_URL": database_url,
+        "LRS_LOG_LEVEL": "warning",
+        **{f"LRS_{k.upper()}": v for k, v in settings.items()},
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    lrs = str(Path(sys.executable).parent / "lrs")
+    return _serve(
+        [lrs, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)], env, port
+    ), port
+
+
+def start_trivial(workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    return _serve(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.trivial:app",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        port,
+    ), port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> dict[str, float]:
+    """Peak resident memory (VmHWM) of each worker process of a server."""
+    out = {}
+    for child in psutil.Process(process.pid).children(recursive=True):
+        try:
+            with open(f"/proc/{child.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        out[str(child.pid)] = round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            continue
+    return out
+
+
+async def copy_ceiling(admin_url: str, docs: list[str]) -> float:
+    """Statements/s for COPY into a bare table of the same shape, on one connection."""
+    dsn = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bench_copy")
+        await conn.execute(
+            "CREATE TABLE bench_copy (store_id bigint, seq bigserial, id uuid,"
+            " stored timestamptz, verb_id text, statement jsonb,"
+            " PRIMARY KEY (store_id, seq), UNIQUE (store_id, id))"
+        )
+        now = datetime.now(UTC)
+        records = [(1, uuid.UUID(orjson.loads(d)["id"]), now, "v", d) for d in docs]
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "bench_copy", records=records, columns=["store_id", "id", "stored", "verb_id", "statement"]
+        )
+        seconds = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_copy")
+        return len(docs) / seconds
+    finally:
+        await conn.close()
+
+
+def statement_batches(gen: Generator, size: int):  # type: ignore[no-untyped-def]
+    while True:
+        yield orjson.dumps(list(gen.statements(size)))
+
+
+async def ingest(
+    port: int,
+    auth: str,
+    gen: Generator,
+    batch: int,
+    concurrency: int,
+    seconds: float,
+    max_requests: int = 10**7,
+) -> dict[str, Any]:
+    bodies = statement_batches(gen, batch)
+    headers = {"Authorization": auth, "X-Experience-API-Version": "2.0.0", "Content-Type": "application/json"}
+    host = f"{HOST}:{port}"
+
+    def next_request(_: int) -> bytes:
+        body = next(bodies)
+        if batch == 1:
+            body = body[1:-1]
+        return request("POST", "/xapi/statements", host, body, headers)
+
+    result = await run(HOST, port, next_request, concurrency, max_requests, seconds)
+    summary = result.summary()
+    summary["statements_per_second"] = round(result.count * batch / result.seconds, 1)
+    summary["statements"] = result.count * batch
+    return summary
+
+
+async def get_many(
+    port: int, auth: str, paths: list[str], concurrency: int, max_seconds: float = 60
+) -> dict[str, Any]:
+    headers = {"Authorization": auth, "X-Experience-API-Version": "2.0.0"}
+    host = f"{HOST}:{port}"
+    built = [request("GET", p, host, headers=headers) for p in paths]
+    result = await run(
+        HOST, port, lambda i: built[i] if i < len(built) else None, concurrency, len(built), max_seconds
+    )
+    return result.summary()
+
+
+async def walk(port: int, auth: str, first: str, statements: int) -> dict[str, Any]:
+    """Follow `more` links for a number of statements; first page vs the others."""
+    import httpx
+
+    headers = {"Authorization": auth, "X-Experience-API-Version": "2.0.0"}
+    times: list[float] = []
+    seen = 0
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, timeout=60) as c:
+        url = first
+        while url and seen < statements:
+            started = time.perf_counter()
+            body = (await c.get(url)).json()
+            times.append(time.perf_counter() - started)
+            seen += len(body["statements"])
+            url = body["more"]
+    rest = sorted(times[1:]) or [float("nan")]
+    return {
+        "statements": seen,
+        "pages": len(times),
+        "first_page_ms": round(times[0] * 1000, 2),
+        "later_pages_p50_ms": round(rest[len(rest) // 2] * 1000, 2),
+        "later_pages_p95_ms": round(rest[int(len(rest) * 0.95)] * 1000, 2),
+    }
+
+
+def q(path: str, **params: Any) -> str:
+    return path + "?" + urllib.parse.urlencode(params)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if "LRS_BENCH_DATABASE_URL" in os.environ:
+        os.environ["LRS_TEST_DATABASE_URL"] = os.environ["LRS_BENCH_DATABASE_URL"]
+    os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
+    workers = args.workers
+    out: dict[str, Any] = {"statements_target": args.statements, "workers": workers}
+    gen = Generator()
+    sample = [orjson.dumps(s).decode() for s in Generator(seed=1).statements(2000)]
+    out["statement_bytes_mean"] = round(sum(map(len, sample)) / len(sample))
+
+    # Ceilings.
+    url, admin = await asyncio.to_thread(create_database)
+    try:
+        docs = [orjson.dumps(s).decode() for s in Generator(seed=2).statements(args.copy_rows)]
+        out["ceiling_copy_statements_per_second"] = round(await copy_ceiling(url, docs), 1)
+    finally:
+        await asyncio.to_thread(drop_database, url, admin)
+    trivial, port = start_trivial(workers)
+    try:
+        one = orjson.dumps(sample[0])
+        headers = {"Content-Type": "application/json", "X-Experience-API-Version": "2.0.0"}
+        built = request("POST", "/xapi/statements", f"{HOST}:{port}", one, headers)
+        r = await run(HOST, port, lambda _: built, 32, 10**7, args.phase_seconds)
+        out["ceiling_trivial_requests_per_second"] = round(r.rate(), 1)
+    finally:
+        stop(trivial)
+
+    # Rollup cost: the same batched ingest on a server with rollups off.
+    url, admin = await asyncio.to_thread(create_database)
+    server, port = start_lrs(url, workers, analytics_rollups="false")
+    try:
+        cred = make_credential(url)
+        out["ingest_batch100_c8_without_rollups"] = await ingest(
+            port, basic(cred.key, cred.secret), Generator(seed=3), 100, 8, args.phase_seconds
+        )
+    finally:
+        stop(server)
+        await asyncio.to_thread(drop_database, url, admin)
+
+    # The LRS as configured for production.
+    url, admin = await asyncio.to_thread(create_database)
+    server, port = start_lrs(url, workers)
+    try:
+        cred = make_credential(url, scopes="all")
+        auth = basic(cred.key, cred.secret)
+        for name, batch, conc in (
+            ("ingest_batch100_c8", 100, 8),
+            ("ingest_batch100_c32", 100, 32),
+            ("ingest_single_c8", 1, 8),
+            ("ingest_single_c32", 1, 32),
+        ):
+            out[name] = await ingest(port, auth, gen, batch, conc, args.phase_seconds)
+            print(name, out[name], flush=True)
+        out["peak_rss_mb_after_ingest"] = peak_rss_mb(server)
+
+        # Fill to the target size, then measure reads there.
+        stored = sum(out[k]["statements"] for k in out if k.startswith("ingest_") and "without" not in k)
+        fill_started = time.perf_counter()
+        remaining = max(args.statements - stored, 0)
+        if remaining:
+            fill = await ingest(port, auth, gen, 500, 4, 3600, max_requests=remaining // 500 + 1)
+            out["fill"] = {**fill, "total_seconds": round(time.perf_counter() - fill_started, 1)}
+            print("fill", out["fill"], flush=True)
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        conn = await asyncpg.connect(dsn)
+        out["statements_stored"] = await conn.fetchval("SELECT count(*) FROM statements")
+        await conn.execute("VACUUM ANALYZE")
+        await conn.close()
+
+        probe = Generator()
+        learners = [json.dumps(probe.learner(n)) for n in range(0, 20_000, 97)][:100]
+        verbs = ["http://adlnet.gov/expapi/verbs/completed", "http://adlnet.gov/expapi/verbs/passed"]
+        since = (START + timedelta(days=60)).isoformat()
+        courses = [probe.course(c) for c in range(100)]
+        regs = [probe.statement()["context"]["registration"] for _ in range(100)]
+        queries = {
+            "query_agent": [q("/xapi/statements", agent=a) for a in learners],
+            "query_verb_since": [q("/xapi/statements", verb=verbs[i % 2], since=since) for i in range(100)],
+            "query_activity_related": [
+                q("/xapi/statements", activity=c, related_activities="true") for c in courses
+            ],
+            "query_registration": [q("/xapi/statements", registration=r) for r in regs],
+        }
+        for name, paths in queries.items():
+            out[name] = await get_many(port, auth, paths, 4)
+            print(name, out[name], flush=True)
+        out["more_walk"] = await walk(port, auth, q("/xapi/statements", verb=verbs[0], limit=100), args.walk)
+        out["peak_rss_mb_after_walk"] = peak_rss_mb(server)
+
+        unit = "https://kommune.example.no/xapi/unit"
+        analytics = {
+            "analytics_completion": [q("/analytics/completion", activity=c) for c in courses],
+            "analytics_completion_by_unit": [
+                q("/analytics/completion", activity=c, group_by=f"extension:{unit}") for c in courses
+            ],
+            "analytics_engagement_week": [q("/analytics/engagement", interval="week")] * 20,
+            "analytics_engagement_day_course": [
+                q("/analytics/engagement", interval="day", activity=c) for c in courses
+            ],
+            "analytics_hours": [q("/analytics/engagement/hours")] * 20,
+            "analytics_dropoff": [q("/analytics/dropoff", activity=c) for c in courses],
+            "analytics_activities": [q("/analytics/activities", limit=50)] * 20,
+        }
+        for name, paths in analytics.items():
+            out[name] = await get_many(port, auth, paths, 2, max_seconds=120)
+            print(name, out[name], flush=True)
+        out["peak_rss_mb_end"] = peak_rss_mb(server)
+    finally:
+        stop(server)
+        await asyncio.to_thread(drop_database, url, admin)
+    return out
+
+
+def ratios(out: dict[str, Any]) -> dict[str, float]:
+    copy = out["ceiling_copy_statements_per_second"]
+    trivial = out["ceiling_trivial_requests_per_second"]
+    with_rollups = out["ingest_batch100_c8"]["statements_per_second"]
+    without = out["ingest_batch100_c8_without_rollups"]["statements_per_second"]
+    return {
+        "batch100_c8_vs_copy": round(with_rollups / copy, 3),
+        "single_c32_vs_trivial": round(out["ingest_single_c32"]["per_second"] / trivial, 3),
+        "rollups_cost_batch100_c8": round(1 - with_rollups / without, 3),
+        "more_later_vs_first_page": round(
+            out["more_walk"]["later_pages_p50_ms"] / out["more_walk"]["first_page_ms"], 3
+        ),
+    }
+
+
+def write(out: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    out["commit"] = commit
+    out["machine"] = (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"{round(psutil.virtual_memory().total / 2**30)} GiB, "
+        f"Python {platform.python_version()}"
+    )
+    out["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out["ratios"] = ratios(out)
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    rows = ["| measure | figure |", "| --- | --- |"]
+    for key, value in out.items():
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        rows.append(f"| {key} | {shown} |")
+    (RESULTS / "latest.md").write_text(
+        f"# Benchmark results\n\nCommand: `python -m bench.run --statements "
+        f"{out['statements_target']}`\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--statements", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--phase-seconds", type=float, default=15)
+    parser.add_argument("--copy-rows", type=int, default=100_000)
+    parser.add_argument("--walk", type=int, default=10_000)
+    args = parser.parse_args()
+    out = asyncio.run(main_async(args))
+    write(out)
+    print(json.dumps(out["ratios"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
