@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(url, settings.pool_size)
         db = Database(engine)
         await migrate.upgrade(engine)
-        authenticator = Authenticator(db, settings.credential_cache_seconds)
+        authenticator = Authenticator(
+            db, settings.credential_cache_seconds, settings.auth_failures_per_minute
+        )
         app.state.db = db
         app.state.authenticator = authenticator
         app.state.more_secret = (
@@ -78,7 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_api.router)
     app.include_router(health.router)
     errors.install(app)
-    app.add_middleware(XAPIMiddleware, base_path=base, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        XAPIMiddleware,
+        base_path=base,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

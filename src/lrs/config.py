@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     )
     admin_key: str | None = Field(default=None, description="Key of an admin credential ensured at start-up.")
     admin_secret: str | None = Field(default=None, description="Its secret (at least 16 characters).")
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Failed authentications allowed per client address and per key per "
+        "minute, in each worker process, before 429.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest total size of a request's headers."
+    )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_attachment_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

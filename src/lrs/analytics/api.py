@@ -129,7 +129,9 @@ async def completion(
     metrics.check_group_by(group_by)
     window = _window(since, until)
     _tz(request, who, tz)
-    rows = await _read(request, lambda c: analytics_store.progress(c, who.store_id, activity, window))
+    rows = await _read(
+        request, lambda c: analytics_store.progress(c, who.store_id, activity, window, group_by)
+    )
     body = metrics.completion(activity, rows, group_by, who.settings.min_group_size)
     return _respond(request, body, fmt, "groups")
 

@@ -29,14 +29,6 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def group_of(progress: LearnerProgress, group_by: str | None) -> Any:
-    if group_by is None:
-        return None
-    if group_by.startswith("extension:"):
-        return (progress.groups.get("ext") or {}).get(group_by.removeprefix("extension:"))
-    return progress.groups.get(group_by)
-
-
 def check_group_by(group_by: str | None) -> None:
     if group_by is None or group_by in GROUP_BY:
         return
@@ -51,7 +43,7 @@ def completion(
     """Completion, pass, score and time figures for each group of learners."""
     groups: dict[Any, list[LearnerProgress]] = defaultdict(list)
     for row in rows:
-        groups[group_of(row, group_by)].append(row)
+        groups[row.group].append(row)
     if group_by is None and not groups:
         groups[None] = []
     out, suppressed = [], 0

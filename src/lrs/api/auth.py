@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from lrs.config import StoreSettings, store_settings
 from lrs.store import credentials as credential_store
 from lrs.store.credentials import Credential, hash_secret
 from lrs.store.database import Database
-from lrs.xapi.errors import Forbidden, Unauthorized
+from lrs.xapi.errors import Forbidden, TooManyRequests, Unauthorized
 
 # The xAPI scope names, plus this LRS's own.
 XAPI_SCOPES = frozenset(
@@ -88,14 +89,63 @@ class Caller:
         return not self.has(STATEMENTS_READ - {"statements/read/mine"})
 
 
+class FailureLimiter:
+    """Counts failed authentications per client address and per key in a sliding minute.
+
+    It lives in each server process: with N workers a client gets up to N times the limit
+    before every worker refuses it. That bounds guessing well enough without making a failed
+    login cost a database write.
+    """
+
+    WINDOW = 60.0
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, *subjects: str) -> int | None:
+        """Seconds until the busiest subject may try again, or None when none is limited."""
+        now = time.monotonic()
+        waits = []
+        for subject in subjects:
+            times = self._failures.get(subject)
+            if not times:
+                continue
+            while times and now - times[0] > self.WINDOW:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                waits.append(int(self.WINDOW - (now - times[0])) + 1)
+        return max(waits) if waits else None
+
+    def failed(self, *subjects: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) > 100_000:
+            self._failures.clear()
+        for subject in subjects:
+            self._failures.setdefault(subject, deque()).append(now)
+
+
 class Authenticator:
-    def __init__(self, db: Database, cache_seconds: float) -> None:
+    def __init__(self, db: Database, cache_seconds: float, failures_per_minute: int = 30) -> None:
         self.db = db
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Credential | None]] = {}
+        self.limiter = FailureLimiter(failures_per_minute)
 
-    async def authenticate(self, header: str | None) -> Caller:
-        key, secret = _parse_basic(header)
+    async def authenticate(self, header: str | None, client: str = "-") -> Caller:
+        subjects = [f"client:{client}"]
+        try:
+            key, secret = _parse_basic(header)
+            subjects.append(f"key:{key}")
+            wait = self.limiter.retry_after(*subjects)
+            if wait is not None:
+                raise TooManyRequests("too many failed authentications; try again later", retry_after=wait)
+            return await self._verify(key, secret)
+        except Unauthorized:
+            self.limiter.failed(*subjects)
+            raise
+
+    async def _verify(self, key: str, secret: str) -> Caller:
         credential = await self._lookup(key)
         # Compare against a dummy hash for unknown keys, so both paths take the same time.
         expected = credential.secret_hash if credential else _DUMMY_HASH
@@ -151,7 +201,8 @@ def _parse_basic(header: str | None) -> tuple[str, str]:
 async def caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller of this request."""
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client else "-"
+    return await authenticator.authenticate(request.headers.get("authorization"), client)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lrs.xapi.errors import XAPIError
+from lrs.xapi.errors import TooManyRequests, XAPIError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ def error_response(status: int, message: str) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(XAPIError)
     async def xapi_error(request: Request, exc: XAPIError) -> JSONResponse:
-        return error_response(exc.status, exc.message)
+        response = error_response(exc.status, exc.message)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,13 +33,26 @@ def request_version(scope: Scope) -> Version:
 
 
 class XAPIMiddleware:
-    def __init__(self, app: ASGIApp, base_path: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, base_path: str, max_body_bytes: int, max_header_bytes: int = 16 * 1024
+    ) -> None:
         self.app = app
         self.base_path = base_path.rstrip("/")
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.base_path + "/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            response = error_response(
+                431, f"the request headers are larger than {self.max_header_bytes} bytes"
+            )
+            await response(scope, receive, send)
+            return
+        if not scope["path"].startswith(self.base_path + "/"):
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})

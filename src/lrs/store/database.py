@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from lrs.xapi.errors import Unavailable
+from lrs.xapi.errors import BadRequest, Unavailable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -65,9 +65,15 @@ class Database:
 
 
 def _unavailable(exc: DBAPIError) -> Exception:
+    """The xAPI error a database failure stands for; other failures stay as they are."""
+    state = _sqlstate(exc)
+    if state is not None and state.startswith("22"):
+        # Data exceptions: a value PostgreSQL cannot hold, such as the NUL character in text.
+        return BadRequest(
+            "the request holds a value that cannot be stored (for example the NUL character \\u0000)"
+        )
     if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
         return Unavailable("the database is unavailable; try again")
-    state = _sqlstate(exc)
     if state is not None and (state.startswith("08") or state.startswith("57P")):
         return Unavailable("the database is unavailable; try again")
     return exc

@@ -45,3 +45,15 @@ class PayloadTooLarge(XAPIError):
 
 class Unavailable(XAPIError):
     status = 503
+
+
+class TooManyRequests(XAPIError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HeadersTooLarge(XAPIError):
+    status = 431
