@@ -158,11 +158,16 @@ async def worker_killed(seconds: float = 15, batch: int = 200) -> dict[str, Any]
                     status = 0
                 sent.append(([s["id"] for s in statements], status))
 
+    killed: list[int] = []
+
     async def kill() -> None:
-        await asyncio.sleep(seconds / 3)
-        workers = psutil.Process(server.pid).children()
-        if workers:
-            os.kill(workers[0].pid, signal.SIGKILL)
+        # Every worker, twice: some batches are surely in flight on the one that dies.
+        for moment in (seconds / 3, seconds / 3):
+            await asyncio.sleep(moment)
+            for worker in psutil.Process(server.pid).children():
+                if "spawn_main" in " ".join(worker.cmdline()):
+                    os.kill(worker.pid, signal.SIGKILL)
+                    killed.append(worker.pid)
 
     try:
         await asyncio.gather(kill(), *(client() for _ in range(4)))

@@ -106,7 +106,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def peak_rss_mb(process: subprocess.Popen[bytes]) -> dict[str, float]:
     """Peak resident memory (VmHWM) of each worker process of a server."""
     out = {}
-    for child in psutil.Process(process.pid).children(recursive=True):
+    workers = [
+        c
+        for c in psutil.Process(process.pid).children(recursive=True)
+        if "spawn_main" in " ".join(c.cmdline())
+    ]
+    for child in workers:
         try:
             with open(f"/proc/{child.pid}/status") as f:
                 for line in f:
