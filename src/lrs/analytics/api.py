@@ -7,11 +7,12 @@ Everything is read from the rollups within the caller's store; nothing scans sta
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -111,99 +112,105 @@ def _names(request: Request, definitions: dict[str, dict[str, Any]]) -> dict[str
     return out
 
 
+@dataclass(frozen=True)
+class Ask:
+    """What every analytics request shares: who asks, the time window, zone and format."""
+
+    request: Request
+    who: Caller
+    window: Window
+    zone: ZoneInfo
+    fmt: str | None
+
+    def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> Awaitable[T]:
+        return _read(self.request, work)
+
+    def respond(self, body: dict[str, Any], rows_key: str) -> Response:
+        return _respond(self.request, body, self.fmt, rows_key)
+
+    @property
+    def min_group(self) -> int:
+        return self.who.settings.min_group_size
+
+
+def _asker(scopes: frozenset[str]) -> Callable[..., Ask]:
+    def ask(
+        request: Request,
+        who: CallerDep,
+        since: Since = None,
+        until: Until = None,
+        tz: Tz = None,
+        fmt: Format = None,
+    ) -> Ask:
+        """The common parameters, checked after the credential's scope."""
+        who.require(scopes)
+        return Ask(request, who, _window(since, until), _tz(request, who, tz), fmt)
+
+    return ask
+
+
+AskDep = Annotated[Ask, Depends(_asker(ANALYTICS_READ))]
+LearnersAskDep = Annotated[Ask, Depends(_asker(ANALYTICS_LEARNERS))]
+OptionalActivity = Annotated[str | None, Query(description="Only this activity")]
+
+
 @router.get("/completion", responses=_ERRORS, summary="Completion, passing, scores and time")
 async def completion(
-    request: Request,
-    who: CallerDep,
+    ask: AskDep,
     activity: Activity,
     group_by: Annotated[
         str | None, Query(description="team, authority, homepage, or extension:<IRI>")
     ] = None,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
 ) -> Response:
-    who.require(ANALYTICS_READ)
     _activity(activity)
     metrics.check_group_by(group_by)
-    window = _window(since, until)
-    _tz(request, who, tz)
-    rows = await _read(
-        request, lambda c: analytics_store.progress(c, who.store_id, activity, window, group_by)
+    rows = await ask.read(
+        lambda c: analytics_store.progress(c, ask.who.store_id, activity, ask.window, group_by)
     )
-    body = metrics.completion(activity, rows, group_by, who.settings.min_group_size)
-    return _respond(request, body, fmt, "groups")
+    return ask.respond(metrics.completion(activity, rows, group_by, ask.min_group), "groups")
 
 
 @router.get("/engagement", responses=_ERRORS, summary="Activity over time")
 async def engagement(
-    request: Request,
-    who: CallerDep,
+    ask: AskDep,
+    activity: OptionalActivity = None,
     interval: Annotated[Literal["day", "week", "month"], Query()] = "day",
-    activity: Annotated[str | None, Query(description="Only this activity")] = None,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
 ) -> Response:
-    who.require(ANALYTICS_READ)
     if activity is not None:
         _activity(activity)
-    window = _window(since, until)
-    zone = _tz(request, who, tz)
-    rows = await _read(
-        request, lambda c: analytics_store.engagement(c, who.store_id, activity, interval, zone.key, window)
+    rows = await ask.read(
+        lambda c: analytics_store.engagement(
+            c, ask.who.store_id, activity, interval, ask.zone.key, ask.window
+        )
     )
-    body = metrics.engagement(rows, interval, zone, window.since, window.until, who.settings.min_group_size)
-    return _respond(request, body, fmt, "series")
+    body = metrics.engagement(rows, interval, ask.zone, ask.window.since, ask.window.until, ask.min_group)
+    return ask.respond(body, "series")
 
 
 @router.get("/engagement/hours", responses=_ERRORS, summary="When learning happens")
-async def engagement_hours(
-    request: Request,
-    who: CallerDep,
-    activity: Annotated[str | None, Query(description="Only this activity")] = None,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
-) -> Response:
-    who.require(ANALYTICS_READ)
+async def engagement_hours(ask: AskDep, activity: OptionalActivity = None) -> Response:
     if activity is not None:
         _activity(activity)
-    window = _window(since, until)
-    zone = _tz(request, who, tz)
-    cells = await _read(request, lambda c: analytics_store.hours(c, who.store_id, activity, zone.key, window))
-    return _respond(request, metrics.hours(cells, zone, who.settings.min_group_size), fmt, "cells")
+    cells = await ask.read(
+        lambda c: analytics_store.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window)
+    )
+    return ask.respond(metrics.hours(cells, ask.zone, ask.min_group), "cells")
 
 
 @router.get("/dropoff", responses=_ERRORS, summary="Where learners stop within an activity")
-async def dropoff(
-    request: Request,
-    who: CallerDep,
-    activity: Activity,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
-) -> Response:
-    who.require(ANALYTICS_READ)
+async def dropoff(ask: AskDep, activity: Activity) -> Response:
     _activity(activity)
-    window = _window(since, until)
-    _tz(request, who, tz)
+    store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-        kids = await analytics_store.child_activities(c, who.store_id, activity)
-        steps = [(kid, await analytics_store.progress(c, who.store_id, kid, window)) for kid in kids]
-        return steps, await activity_store.get_many(c, who.store_id, set(kids))
+        kids = await analytics_store.child_activities(c, store_id, activity)
+        steps = [(kid, await analytics_store.progress(c, store_id, kid, ask.window)) for kid in kids]
+        return steps, await activity_store.get_many(c, store_id, set(kids))
 
-    steps, definitions = await _read(request, work)
-    names = _names(request, definitions)
-    body = metrics.dropoff(
-        activity, [(a, names.get(a), rows) for a, rows in steps], who.settings.min_group_size
-    )
-    return _respond(request, body, fmt, "steps")
+    steps, definitions = await ask.read(work)
+    names = _names(ask.request, definitions)
+    body = metrics.dropoff(activity, [(a, names.get(a), rows) for a, rows in steps], ask.min_group)
+    return ask.respond(body, "steps")
 
 
 @router.get(
@@ -211,27 +218,15 @@ async def dropoff(
     responses=_ERRORS,
     summary="Each learner's progress (personal data: needs analytics/learners)",
 )
-async def learners(
-    request: Request,
-    who: CallerDep,
-    activity: Activity,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
-) -> Response:
-    who.require(ANALYTICS_LEARNERS)
+async def learners(ask: LearnersAskDep, activity: Activity) -> Response:
     _activity(activity)
-    window = _window(since, until)
-    _tz(request, who, tz)
-    rows = await _read(request, lambda c: analytics_store.progress(c, who.store_id, activity, window))
-    return _respond(request, {"activity": activity, "learners": metrics.learners(rows)}, fmt, "learners")
+    rows = await ask.read(lambda c: analytics_store.progress(c, ask.who.store_id, activity, ask.window))
+    return ask.respond({"activity": activity, "learners": metrics.learners(rows)}, "learners")
 
 
 @router.get("/activities", responses=_ERRORS, summary="Activities with their figures")
 async def activities(
-    request: Request,
-    who: CallerDep,
+    ask: AskDep,
     sort: Annotated[
         Literal[
             "learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity"
@@ -241,28 +236,15 @@ async def activities(
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
 ) -> Response:
-    who.require(ANALYTICS_READ)
-    window = _window(since, until)
-    _tz(request, who, tz)
+    store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-        summaries = await analytics_store.activity_summaries(c, who.store_id, window)
-        ids = {s.activity for s in summaries}
-        return summaries, await activity_store.get_many(c, who.store_id, ids)
+        summaries = await analytics_store.activity_summaries(c, store_id, ask.window)
+        return summaries, await activity_store.get_many(c, store_id, {s.activity for s in summaries})
 
-    summaries, definitions = await _read(request, work)
+    summaries, definitions = await ask.read(work)
     body = metrics.activities(
-        summaries,
-        _names(request, definitions),
-        sort,
-        order == "desc",
-        limit,
-        offset,
-        who.settings.min_group_size,
+        summaries, _names(ask.request, definitions), sort, order == "desc", limit, offset, ask.min_group
     )
-    return _respond(request, body, fmt, "activities")
+    return ask.respond(body, "activities")
