@@ -50,7 +50,9 @@ results = st.fixed_dictionaries(
         "completion": st.booleans(),
         "response": names,
         "duration": st.integers(0, 10_000).map(lambda s: f"PT{s}S"),
-        "extensions": st.dictionaries(iris, st.one_of(st.integers(), names, st.none()), max_size=2),
+        "extensions": st.dictionaries(
+            iris, st.one_of(st.integers(-(2**63), 2**63 - 1), names, st.none()), max_size=2
+        ),
     },
 )
 activities = st.builds(
@@ -275,3 +277,24 @@ def test_deeply_nested_extensions_are_stored_or_refused_cleanly(http):
     sid = r.json()[0]
     got = http.get("/statements", params={"statementId": sid}).json()
     assert json.dumps(got["result"]["extensions"]["https://e.no/deep"]) == json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        (2**63 - 1, 200),
+        (-(2**63), 200),
+        (2**63, 400),
+        (-(2**63) - 1, 400),
+        (10**30, 400),
+    ],
+)
+def test_integers_beyond_64_bits_are_refused_not_rounded(http, value, status):
+    s = statement(result={"extensions": {"https://e.no/n": value}})
+    r = http.post("/statements", content=json.dumps(s), headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    if status == 200:
+        got = http.get("/statements", params={"statementId": r.json()[0]}).json()
+        assert got["result"]["extensions"]["https://e.no/n"] == value
+    else:
+        assert "64-bit" in r.json()["message"]

@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from lrs import jsontext
 from lrs.jsontext import dumpb
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import format_timestamp
@@ -44,10 +45,17 @@ async def read_json(request: Request, what: str) -> Any:
     body = await request.body()
     if not body.strip():
         raise BadRequest(f"{what}: the request body is empty")
+    return parse_json(body, what)
+
+
+def parse_json(body: bytes, what: str) -> Any:
+    """JSON from a request, or a 400 naming ``what`` and the problem."""
     try:
-        return orjson.loads(body)
+        return jsontext.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{what}: the body is not valid JSON ({exc})") from None
+    except jsontext.UnrepresentableNumber as exc:
+        raise BadRequest(f"{what}: {exc}") from None
 
 
 def only_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from lrs.api.responses import (
     iso,
     media_type,
     only_params,
+    parse_json,
     read_json,
 )
 from lrs.observability import BATCH, STATEMENTS
@@ -76,10 +77,10 @@ async def _read_body(request: Request, who: Caller) -> tuple[Any, Multipart | No
         limit: int = who.settings.max_attachment_bytes or request.app.state.settings.max_attachment_bytes
         parts = await read_multipart(request, limit)
         try:
-            return orjson.loads(parts.statements), parts
-        except orjson.JSONDecodeError as exc:
+            return parse_json(parts.statements, "statements (the first part)"), parts
+        except BadRequest:
             parts.close()
-            raise BadRequest(f"statements: the first part is not valid JSON ({exc})") from None
+            raise
     if kind == "application/json":
         return await read_json(request, "statements"), None
     raise BadRequest(

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from lrs import jsontext
 from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest, Conflict, PreconditionFailed
 from lrs.xapi.timestamps import parse_timestamp
@@ -129,9 +130,11 @@ def check_json(content: bytes, content_type: str) -> Any:
     if not is_json(content_type):
         return None
     try:
-        return orjson.loads(content)
+        return jsontext.loads(content)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"document: is sent as {JSON} but is not valid JSON ({exc})") from None
+    except jsontext.UnrepresentableNumber as exc:
+        raise BadRequest(f"document: {exc}") from None
 
 
 def merge(old: bytes, old_type: str, new: bytes, new_type: str) -> bytes:
