@@ -547,3 +547,30 @@ async def test_cors_preflight_and_exposed_headers(client):
     assert r.headers["access-control-allow-origin"] in ("*", "https://course.example.no")
     r = await client.get("/statements", params={"limit": 1}, headers={"Origin": "https://course.example.no"})
     assert "X-Experience-API-Consistent-Through" in r.headers["access-control-expose-headers"]
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+
+async def test_concurrent_single_statements_are_all_stored(client):
+    course = activity()
+    results = await asyncio.gather(
+        *(client.post("/statements", json=statement(obj=course)) for _ in range(60))
+    )
+    assert [r.status_code for r in results] == [200] * 60
+    ids = {r.json()[0] for r in results}
+    found = await query(client, activity=course["id"], limit=100)
+    assert set(ids_of(found)) == ids
+
+
+async def test_a_conflict_among_concurrent_singles_fails_only_that_request(client):
+    existing = str(uuid.uuid4())
+    await post(client, statement(id=existing))
+    course = activity()
+    bodies = [statement(obj=course) for _ in range(20)]
+    bodies.insert(7, statement(id=existing, verb=PASSED))  # same id, other content
+    results = await asyncio.gather(*(client.post("/statements", json=b) for b in bodies))
+    statuses = [r.status_code for r in results]
+    assert statuses[7] == 409
+    assert statuses[:7] + statuses[8:] == [200] * 20
+    assert len(ids_of(await query(client, activity=course["id"]))) == 20

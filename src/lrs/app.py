@@ -15,6 +15,7 @@ from lrs.admin.bootstrap import ensure_admin
 from lrs.analytics import api as analytics_api
 from lrs.api import about, activities, agents, documents, errors, health, statements
 from lrs.api.auth import Authenticator
+from lrs.api.coalesce import Coalescer
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
 from lrs.config import Settings
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.db = db
         app.state.authenticator = authenticator
+        app.state.coalescer = Coalescer(lambda who, batch: statements.write_batch(app, who, batch))
         app.state.more_secret = (
             settings.secret_key.encode() if settings.secret_key else await db.instance_secret()
         )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lrs.analytics import store as analytics_store
 from lrs.api import docs
 from lrs.api.auth import DEFINE, STATEMENTS_READ, STATEMENTS_WRITE, Caller, CallerDep
+from lrs.api.coalesce import Coalescer
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
 from lrs.api.multipart import Multipart, read_multipart
@@ -118,11 +119,22 @@ def _check_attachments(batch: list[Prepared], parts: Multipart | None) -> None:
 async def _store(
     request: Request, who: Caller, batch: list[Prepared], parts: Multipart | None
 ) -> list[uuid.UUID]:
+    """Write a request's statements; single statements go through group commit."""
+    if parts is None and len(batch) == 1:
+        coalescer: Coalescer = request.app.state.coalescer
+        return await coalescer.write(who, batch)
+    return await write_batch(request.app, who, batch, parts)
+
+
+async def write_batch(
+    app: Any, who: Caller, batch: list[Prepared], parts: Multipart | None = None
+) -> list[uuid.UUID]:
+    """One transaction: statements, rollups, activity definitions, attachments."""
     define = who.has(DEFINE)
     content_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
 
     settings = who.settings
-    rollups: bool = request.app.state.settings.analytics_rollups
+    rollups: bool = app.state.settings.analytics_rollups
     counted: list[int] = []  # per attempt; only the committed (last) one counts
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
@@ -150,7 +162,8 @@ async def _store(
             )
         return ids
 
-    ids = await _db(request).write(work)
+    db: Database = app.state.db
+    ids = await db.write(work)
     BATCH.observe(len(batch))
     STATEMENTS.inc(counted[-1])
     return ids
