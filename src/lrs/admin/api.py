@@ -285,4 +285,4 @@ async def read_audit(
 ) -> list[AuditOut]:
     _admin(who)
     entries = await _db(request).read(lambda conn: audit.read(conn, limit, before, store))
-    return [AuditOut.of(e) for e in entries]
+    return [AuditOut.model_validate(e) for e in entries]

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lrs.api.auth import ALL_SCOPES
 from lrs.config import StoreSettings
-from lrs.store.audit import Entry
 from lrs.store.credentials import Credential
 from lrs.store.stores import Store
 from lrs.xapi.errors import BadRequest
@@ -102,6 +101,8 @@ class SecretOut(BaseModel):
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     actor: str
@@ -109,15 +110,3 @@ class AuditOut(BaseModel):
     store: str | None
     target: str | None
     details: dict[str, Any]
-
-    @classmethod
-    def of(cls, e: Entry) -> AuditOut:
-        return cls(
-            id=e.id,
-            at=e.at,
-            actor=e.actor,
-            action=e.action,
-            store=e.store,
-            target=e.target,
-            details=e.details,
-        )

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -79,8 +80,9 @@ class Caller:
         if not self.has(scopes):
             raise Forbidden(f"this credential needs one of the scopes: {', '.join(sorted(scopes))}")
 
-    @property
+    @cached_property
     def settings(self) -> StoreSettings:
+        """The store's settings, parsed once per request."""
         return store_settings(self.credential.store_settings)
 
     @property
