@@ -35,24 +35,21 @@ RESULTS = Path(__file__).resolve().parent / "results"
 HOST = "127.0.0.1"
 
 
-def _serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def _serve(args: list[str], env: dict[str, str], port: int, probe: str) -> subprocess.Popen[bytes]:
+    """Start a server and wait until ``probe`` answers."""
+    import httpx
+
     log = open(Path("/tmp") / f"bench-server-{port}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
-    import httpx
-
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited; see {log.name}")
         try:
-            httpx.get(f"http://{HOST}:{port}/health/live", timeout=1)
+            httpx.get(f"http://{HOST}:{port}{probe}", timeout=1)
             return process
         except httpx.HTTPError:
-            try:
-                httpx.get(f"http://{HOST}:{port}/docs", timeout=1)
-                return process
-            except httpx.HTTPError:
-                time.sleep(0.2)
+            time.sleep(0.2)
     process.kill()
     raise RuntimeError("server did not start")
 
@@ -68,7 +65,10 @@ def start_lrs(database_url: str, workers: int, **settings: str) -> tuple[subproc
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     lrs = str(Path(sys.executable).parent / "lrs")
     return _serve(
-        [lrs, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)], env, port
+        [lrs, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)],
+        env,
+        port,
+        "/health/live",
     ), port
 
 
@@ -92,6 +92,7 @@ def start_trivial(workers: int) -> tuple[subprocess.Popen[bytes], int]:
         ],
         {**os.environ, "PYTHONPATH": str(ROOT)},
         port,
+        "/docs",
     ), port
 
 

@@ -22,11 +22,11 @@ from lrs.admin.models import (
     StoreOut,
 )
 from lrs.api.auth import ADMIN, Caller, CallerDep
+from lrs.api.responses import database
 from lrs.config import StoreSettings
 from lrs.store import audit
 from lrs.store import credentials as credential_store
 from lrs.store import stores as store_store
-from lrs.store.database import Database
 from lrs.store.schema import DEFAULT_STORE_ID
 from lrs.store.stores import Store
 from lrs.xapi.errors import Conflict, NotFound
@@ -41,18 +41,13 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 def _admin(who: Caller) -> Caller:
     who.require(ADMIN)
     return who
 
 
 async def _write(request: Request, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    return await _db(request).write(work)
+    return await database(request).write(work)
 
 
 async def _store(conn: AsyncConnection, name: str) -> Store:
@@ -75,7 +70,7 @@ async def _credential_in(conn: AsyncConnection, store: Store, key: str) -> crede
 @router.get("/stores", response_model=list[StoreOut], responses=_ERRORS, summary="List stores")
 async def list_stores(request: Request, who: CallerDep) -> list[StoreOut]:
     _admin(who)
-    return [StoreOut.of(s) for s in await _db(request).read(store_store.list_all)]
+    return [StoreOut.of(s) for s in await database(request).read(store_store.list_all)]
 
 
 @router.post("/stores", response_model=StoreOut, status_code=201, responses=_ERRORS, summary="Create a store")
@@ -95,7 +90,7 @@ async def create_store(body: StoreIn, request: Request, who: CallerDep) -> Store
 @router.get("/stores/{name}", response_model=StoreOut, responses=_ERRORS, summary="One store")
 async def get_store(name: str, request: Request, who: CallerDep) -> StoreOut:
     _admin(who)
-    return StoreOut.of(await _db(request).read(lambda conn: _store(conn, name)))
+    return StoreOut.of(await database(request).read(lambda conn: _store(conn, name)))
 
 
 @router.patch("/stores/{name}", response_model=StoreOut, responses=_ERRORS, summary="Rename a store")
@@ -136,7 +131,7 @@ async def delete_store(name: str, request: Request, who: CallerDep) -> Response:
 )
 async def get_settings(name: str, request: Request, who: CallerDep) -> StoreSettings:
     _admin(who)
-    store = await _db(request).read(lambda conn: _store(conn, name))
+    store = await database(request).read(lambda conn: _store(conn, name))
     return StoreSettings.model_validate(store.settings)
 
 
@@ -177,7 +172,7 @@ async def list_credentials(name: str, request: Request, who: CallerDep) -> list[
     async def work(conn: AsyncConnection) -> list[credential_store.Credential]:
         return await credential_store.list_for_store(conn, (await _store(conn, name)).id)
 
-    return [CredentialOut.of(c) for c in await _db(request).read(work)]
+    return [CredentialOut.of(c) for c in await database(request).read(work)]
 
 
 @router.post(
@@ -228,7 +223,7 @@ async def get_credential(name: str, key: str, request: Request, who: CallerDep) 
     async def work(conn: AsyncConnection) -> credential_store.Credential:
         return await _credential_in(conn, await _store(conn, name), key)
 
-    return CredentialOut.of(await _db(request).read(work))
+    return CredentialOut.of(await database(request).read(work))
 
 
 @router.post(
@@ -284,5 +279,5 @@ async def read_audit(
     store: Annotated[str | None, Query(description="Only entries about this store")] = None,
 ) -> list[AuditOut]:
     _admin(who)
-    entries = await _db(request).read(lambda conn: audit.read(conn, limit, before, store))
+    entries = await database(request).read(lambda conn: audit.read(conn, limit, before, store))
     return [AuditOut.model_validate(e) for e in entries]

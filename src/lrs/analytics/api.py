@@ -20,9 +20,8 @@ from lrs.analytics import metrics
 from lrs.analytics import store as analytics_store
 from lrs.analytics.store import Window
 from lrs.api.auth import ANALYTICS_LEARNERS, ANALYTICS_READ, Caller, CallerDep
-from lrs.api.responses import json_response
+from lrs.api.responses import database, json_response
 from lrs.store import activities as activity_store
-from lrs.store.database import Database
 from lrs.xapi.errors import BadRequest, Unavailable
 from lrs.xapi.langtags import best_language, parse_accept_language
 from lrs.xapi.timestamps import parse_timestamp
@@ -56,8 +55,7 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 async def _read(request: Request, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     if not request.app.state.settings.analytics_rollups:
         raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
-    db: Database = request.app.state.db
-    return await db.read(work)
+    return await database(request).read(work)
 
 
 def _hour(value: str | None, name: str) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -361,10 +361,3 @@ async def activity_summaries(conn: AsyncConnection, store_id: int, window: Windo
         params,
     )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration)) for r in rows]
-
-
-def hour_floor(value: datetime) -> datetime:
-    return value.replace(minute=0, second=0, microsecond=0)
-
-
-ONE_HOUR = timedelta(hours=1)

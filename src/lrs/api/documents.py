@@ -19,9 +19,8 @@ from lrs.api.auth import (
     CallerDep,
 )
 from lrs.api.middleware import request_version
-from lrs.api.responses import http_date, json_response
+from lrs.api.responses import database, http_date, json_response
 from lrs.store import documents as document_store
-from lrs.store.database import Database
 from lrs.store.documents import Document
 from lrs.xapi.documents import (
     DEFAULT_CONTENT_TYPE,
@@ -60,11 +59,6 @@ def _parse(request: Request, kind: Kind) -> DocumentRequest:
     return parse_params(kind, params, request.method, request_version(request.scope))
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 async def _read_document(request: Request, who: Caller) -> tuple[bytes, str]:
     content = await request.body()
     limit: int = who.settings.max_document_bytes or request.app.state.settings.max_document_bytes
@@ -79,7 +73,7 @@ async def get_document(request: Request, who: CallerDep, kind: Kind) -> Response
     who.require(_SCOPES[kind][0])
     req = _parse(request, kind)
     address = req.address
-    db = _db(request)
+    db = database(request)
     if address.doc_id is None:
         rows = await db.read(lambda conn: document_store.list_ids(conn, who.store_id, address, req.since))
         headers = {}
@@ -120,7 +114,7 @@ async def write_document(request: Request, who: CallerDep, kind: Kind) -> Respon
             new_type = JSON
         await document_store.save(conn, who.store_id, req.address, new_content, new_type, etag(new_content))
 
-    await _db(request).write(work)
+    await database(request).write(work)
     return Response(status_code=204)
 
 
@@ -138,7 +132,7 @@ async def delete_document(request: Request, who: CallerDep, kind: Kind) -> Respo
             check_preconditions("DELETE", kind, version, _etag_of(current), if_match, if_none_match)
         await document_store.delete(conn, who.store_id, req.address)
 
-    await _db(request).write(work)
+    await database(request).write(work)
     return Response(status_code=204)
 
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the routers for reading bodies and writing xAPI headers."""
+"""Small helpers shared by the routers: the database, request bodies, xAPI headers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from lrs import jsontext
 from lrs.jsontext import dumpb
+from lrs.store.database import Database
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import format_timestamp
 
@@ -22,8 +23,10 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(dumpb(value), status_code=status, media_type="application/json", headers=headers)
 
 
-def raw_json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, media_type="application/json", headers=headers)
+def database(request: Request) -> Database:
+    """The database of the app serving this request."""
+    db: Database = request.app.state.db
+    return db
 
 
 def http_date(instant: datetime) -> str:

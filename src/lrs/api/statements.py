@@ -22,6 +22,7 @@ from lrs.api.middleware import request_version
 from lrs.api.multipart import Multipart, read_multipart
 from lrs.api.responses import (
     CONSISTENT_THROUGH,
+    database,
     http_date,
     iso,
     media_type,
@@ -61,11 +62,6 @@ from lrs.xapi.statements import Prepared, prepare
 router = APIRouter(tags=["Statements"])
 
 _GET_PARAMS = QUERY_PARAMS | SINGLE_PARAMS | {"more"}
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -269,7 +265,7 @@ async def get_statements(request: Request, who: CallerDep) -> Response:
     except XAPIError as exc:
         # The spec wants the consistency header on every statement GET, failures included.
         response = error_response(exc.status, exc.message)
-        through = await _db(request).read(statement_store.consistent_through)
+        through = await database(request).read(statement_store.consistent_through)
         response.headers[CONSISTENT_THROUGH] = iso(through)
         return _head(request, response)
     if answer.attachments:
@@ -303,7 +299,7 @@ async def _get_single(
         docs = [] if found is None else [orjson.loads(found.statement)]
         return through, found, await _rendered(conn, who.store_id, docs, fmt, languages)
 
-    through, found, rendered = await _db(request).read(work)
+    through, found, rendered = await database(request).read(work)
     if found is None:
         raise NotFound(f"no statement with {name} {statement_id}")
     headers = {CONSISTENT_THROUGH: iso(through), "Last-Modified": http_date(found.stored)}
@@ -342,7 +338,7 @@ async def _query(
         rendered = await _rendered(conn, who.store_id, docs, query.format, languages)
         return through, page, ceiling, rendered
 
-    through, page, ceiling, rendered = await _db(request).read(work)
+    through, page, ceiling, rendered = await database(request).read(work)
     more = ""
     if page.more:
         next_query = replace(query, after=page.last_seq, ceiling=ceiling)
@@ -379,7 +375,7 @@ async def _rendered(
 async def _multipart(request: Request, who: Caller, answer: _Answer) -> Response:
     """The statement result first, then each attachment its statements reference, once."""
     hashes = list(dict.fromkeys(h for s in answer.statements or () for h in referenced_hashes(s)))
-    db = _db(request)
+    db = database(request)
     stored = await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes))
     boundary = secrets.token_hex(16)
 

@@ -42,7 +42,7 @@ class Database:
                     log.warning("transaction retried after %s", _sqlstate(exc))
                     await asyncio.sleep(0.01 * (attempt + 1))
                     continue
-                raise _unavailable(exc) from exc
+                raise _translate(exc) from exc
             except (OSError, ConnectionError) as exc:
                 raise Unavailable("the database is unavailable; try again") from exc
         raise AssertionError("unreachable")
@@ -53,7 +53,7 @@ class Database:
             async with self.engine.connect() as conn:
                 return await work(conn)
         except DBAPIError as exc:
-            raise _unavailable(exc) from exc
+            raise _translate(exc) from exc
         except (OSError, ConnectionError) as exc:
             raise Unavailable("the database is unavailable; try again") from exc
 
@@ -64,8 +64,9 @@ class Database:
         return await self.read(fetch)
 
 
-def _unavailable(exc: DBAPIError) -> Exception:
-    """The xAPI error a database failure stands for; other failures stay as they are."""
+def _translate(exc: DBAPIError) -> Exception:
+    """The xAPI error a database failure stands for (400 for data it cannot hold, 503 for a
+    lost connection); other failures stay as they are."""
     state = _sqlstate(exc)
     if state is not None and state.startswith("22"):
         # Data exceptions: a value PostgreSQL cannot hold, such as the NUL character in text.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from typing import Any
@@ -110,10 +110,6 @@ def parse_params(kind: Kind, params: Mapping[str, str], method: str, version: Ve
     if doc_id is not None and len(doc_id) > MAX_ID_LENGTH:
         raise BadRequest(f"{id_param}: is longer than {MAX_ID_LENGTH} characters")
     return DocumentRequest(Address(kind, activity_id, agent_key, registration, doc_id), since)
-
-
-def with_id(address: Address, doc_id: str) -> Address:
-    return replace(address, doc_id=doc_id)
 
 
 def etag(content: bytes) -> str:

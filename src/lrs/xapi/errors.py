@@ -53,7 +53,3 @@ class TooManyRequests(XAPIError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class HeadersTooLarge(XAPIError):
-    status = 431
