@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.harness import run_cli
 
@@ -493,6 +495,142 @@ async def test_engagement_series_by_day_in_oslo(world):
         assert period["statements"] == want["n"]
         assert period["completions"] == want["done"]
         assert period["time_spent_seconds"] == approx(want["time"])
+
+
+def store_wide(statements: list[dict[str, Any]], period: Any) -> dict[Any, dict[str, Any]]:
+    """Store-wide figures per period (``period`` maps a timestamp to its period)."""
+    out: dict[Any, dict[str, Any]] = defaultdict(lambda: {"learners": set(), "n": 0, "done": 0, "time": 0.0})
+    for s in statements:
+        row = out[period(datetime.fromisoformat(s["timestamp"]))]
+        row["learners"].update(ifi(m) for m in members(s["actor"]))
+        row["n"] += 1
+        result = s.get("result", {})
+        people = len(members(s["actor"]))
+        row["done"] += people * (s["verb"]["id"] in (COMPLETED, PASSED) or result.get("completion") is True)
+        row["time"] += people * (seconds(result["duration"]) if "duration" in result else 0.0)
+    return out
+
+
+def check_series(series: list[dict[str, Any]], want: dict[Any, dict[str, Any]]) -> None:
+    shown = {p["period"]: p for p in series}
+    for period, figures in want.items():
+        if len(figures["learners"]) < 2:
+            assert period not in shown, period  # suppressed at min_group_size=2
+            continue
+        got = shown[period]
+        assert got["active_learners"] == len(figures["learners"]), period
+        assert got["statements"] == figures["n"], period
+        assert got["completions"] == figures["done"], period
+        assert got["time_spent_seconds"] == approx(figures["time"]), period
+    assert all(p["statements"] == 0 for k, p in shown.items() if k not in want)
+
+
+async def test_store_wide_engagement_by_day_and_week(world):
+    everything = world["a"] + world["b"]
+    r = await analytics(world, "/engagement", interval="day")
+    assert r.status_code == 200, r.text
+    assert r.json()["tz"] == "Europe/Oslo"
+    want = store_wide(everything, lambda t: t.astimezone(OSLO).date().isoformat())
+    check_series(r.json()["series"], want)
+    # Those figures come from the period table kept on write, which holds every day exactly.
+    engine = create_async_engine(world["server"].database_url)
+    try:
+        async with engine.connect() as conn:
+            kept = await conn.execute(
+                text(
+                    "SELECT analytics_period_start('day', p.period) AS day, p.learners, p.statements"
+                    " FROM analytics_period p JOIN stores s ON s.id = p.store_id"
+                    " WHERE s.name = :name AND p.kind = 'day' AND p.learners > 0"
+                ),
+                {"name": world["name"]},
+            )
+            days = {r.day.isoformat(): (r.learners, r.statements) for r in kept}
+    finally:
+        await engine.dispose()
+    assert days == {day: (len(f["learners"]), f["n"]) for day, f in want.items()}
+    # A window on whole Oslo weeks.
+    since = datetime(2026, 3, 2, tzinfo=OSLO)
+    r = await analytics(
+        world,
+        "/engagement",
+        interval="week",
+        since=since.isoformat(),
+        until=(since + timedelta(days=7)).isoformat(),
+    )
+    series = r.json()["series"]
+    assert [p["period"] for p in series] == ["2026-03-02"]
+    week = [
+        s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < since + timedelta(days=7)
+    ]
+    check_series(series, store_wide(week, lambda t: "2026-03-02"))
+
+
+def weekday_hour(t: datetime, zone: ZoneInfo) -> tuple[int, int]:
+    local = t.astimezone(zone)
+    return (local.weekday(), local.hour)
+
+
+async def test_store_wide_hours(world):
+    r = await analytics(world, "/engagement/hours")
+    want = store_wide(world["a"] + world["b"], lambda t: weekday_hour(t, OSLO))
+    cells = {(c["weekday"], c["hour"]): c for c in r.json()["cells"]}
+    assert len(cells) + r.json()["suppressed_groups"] == 7 * 24
+    for key, figures in want.items():
+        if len(figures["learners"]) < 2:
+            assert key not in cells, key
+            continue
+        assert cells[key]["statements"] == figures["n"], key
+        assert cells[key]["active_learners"] == len(figures["learners"]), key
+
+
+async def test_changing_the_store_zone_recounts_periods(world, server):
+    everything = world["a"] + world["b"]
+    run_cli(server.database_url, "store", "settings", world["name"], "--set", "timezone=UTC")
+    try:
+        r = await analytics(world, "/engagement", interval="day")
+        assert r.json()["tz"] == "UTC"
+        check_series(
+            r.json()["series"], store_wide(everything, lambda t: t.astimezone(UTC).date().isoformat())
+        )
+        r = await analytics(world, "/engagement/hours")
+        want = store_wide(everything, lambda t: weekday_hour(t, ZoneInfo("UTC")))
+        cells = {(c["weekday"], c["hour"]): c for c in r.json()["cells"]}
+        assert all(cells[k]["statements"] == v["n"] for k, v in want.items() if len(v["learners"]) >= 2)
+    finally:
+        run_cli(server.database_url, "store", "settings", world["name"], "--set", "timezone=null")
+    r = await analytics(world, "/engagement", interval="day")
+    assert r.json()["tz"] == "Europe/Oslo"
+    check_series(r.json()["series"], store_wide(everything, lambda t: t.astimezone(OSLO).date().isoformat()))
+
+
+async def test_voiding_restores_every_summary(world):
+    """A statement and its voiding leave the store-wide and activity figures as they were."""
+    fire = course("brannvern")
+    asks = [
+        ("/engagement", {"interval": "day"}),
+        ("/engagement", {"interval": "month"}),
+        ("/engagement/hours", {}),
+        ("/activities", {}),
+        ("/completion", {"activity": fire}),
+    ]
+    before = [(await analytics(world, path, **params)).json() for path, params in asks]
+    extra = st(learner(9), COMPLETED, fire, BASE + timedelta(minutes=30), unit="Helse", duration="PT7M")
+    async with httpx.AsyncClient(base_url=world["server"].xapi, headers=V2) as c:
+        assert (await c.post("/statements", json=extra, auth=world["vendor_a"])).status_code == 200
+        during = [(await analytics(world, path, **params)).json() for path, params in asks]
+        day = next(p for p in during[0]["series"] if p["period"] == "2026-03-02")
+        was = next(p for p in before[0]["series"] if p["period"] == "2026-03-02")
+        assert day["active_learners"] == was["active_learners"] + 1
+        assert day["completions"] == was["completions"] + 1
+        assert during[4]["groups"][0]["learners_started"] == before[4]["groups"][0]["learners_started"] + 1
+        voiding = {
+            "actor": learner(9),
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+            "object": {"objectType": "StatementRef", "id": extra["id"]},
+        }
+        assert (await c.post("/statements", json=voiding, auth=world["vendor_a"])).status_code == 200
+    after = [(await analytics(world, path, **params)).json() for path, params in asks]
+    assert after == before
 
 
 async def test_hours_heatmap(world):

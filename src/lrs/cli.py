@@ -321,6 +321,7 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
             raise SystemExit(str(exc)) from None
         new = checked.model_dump(exclude_defaults=True)
         updated = await store_store.update_settings(conn, store.id, new)
+        await analytics_store.rezone(conn, store.id, checked.zone(settings.default_timezone))
         await credential_store.notify(conn, credential_store.EVERYONE)
         await audit.record(conn, CLI, "store.settings", args.name, None, new)
         return updated
@@ -341,7 +342,8 @@ def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         store = await store_store.get_by_name(conn, args.store)
         if store is None:
             raise SystemExit(f"no store named {args.store!r}")
-        count = await analytics_store.rebuild(conn, store.id, store_settings(store.settings))
+        own = store_settings(store.settings)
+        count = await analytics_store.rebuild(conn, store.id, own, own.zone(settings.default_timezone))
         await audit.record(conn, CLI, "analytics.rebuild", args.store, None, {"statements": count})
         return count
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -100,6 +101,20 @@ class StoreSettings(BaseModel):
     max_attachment_bytes: int | None = Field(
         default=None, ge=1, description="Overrides LRS_MAX_ATTACHMENT_BYTES for this store."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not an IANA time zone name") from None
+        return value
+
+    def zone(self, default: str) -> str:
+        """The store's analytics time zone, else the LRS default."""
+        return self.timezone or default
 
 
 def store_settings(raw: dict[str, Any]) -> StoreSettings:

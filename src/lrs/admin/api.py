@@ -21,6 +21,7 @@ from lrs.admin.models import (
     StoreIn,
     StoreOut,
 )
+from lrs.analytics import store as analytics_store
 from lrs.api.auth import ADMIN, Caller, CallerDep
 from lrs.api.responses import database
 from lrs.config import StoreSettings
@@ -147,6 +148,7 @@ async def put_settings(name: str, body: StoreSettings, request: Request, who: Ca
     async def work(conn: AsyncConnection) -> Store:
         store = await _store(conn, name)
         updated = await store_store.update_settings(conn, store.id, body.model_dump(exclude_defaults=True))
+        await analytics_store.rezone(conn, store.id, body.zone(request.app.state.settings.default_timezone))
         # Cached credentials carry their store's settings.
         await credential_store.notify(conn, credential_store.EVERYONE)
         await audit.record(

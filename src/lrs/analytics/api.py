@@ -80,7 +80,7 @@ def _window(since: str | None, until: str | None) -> Window:
 
 
 def _tz(request: Request, who: Caller, tz: str | None) -> ZoneInfo:
-    name = tz or who.settings.timezone or request.app.state.settings.default_timezone
+    name = tz or who.settings.zone(request.app.state.settings.default_timezone)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -7,7 +7,8 @@ scores and time. Activity ``""`` holds every statement once, for store-wide seri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +37,6 @@ class Row:
     passed: bool = False
     failed: bool = False
     best_score: float | None = None
-    last_score: float | None = None
-    last_score_at: datetime | None = None
     duration: float = 0.0
     groups: dict[str, Any] = field(default_factory=dict)
 
@@ -61,10 +60,6 @@ class Row:
             self.best_score = (
                 other.best_score if self.best_score is None else max(self.best_score, other.best_score)
             )
-        if other.last_score_at is not None and (
-            self.last_score_at is None or other.last_score_at >= self.last_score_at
-        ):
-            self.last_score, self.last_score_at = other.last_score, other.last_score_at
         self.duration += other.duration
 
 
@@ -183,8 +178,6 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
                     passed=passed and outcome,
                     failed=failed and outcome,
                     best_score=score if outcome else None,
-                    last_score=score if outcome else None,
-                    last_score_at=when if score is not None and outcome else None,
                     duration=duration or 0.0,
                     groups=groups,
                 )
@@ -192,14 +185,26 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
     return rows
 
 
-def merged(rows: list[Row]) -> list[Row]:
-    """One row per key, in key order (so concurrent writers lock rows in the same order)."""
-    by_key: dict[tuple[str, datetime, str], Row] = {}
+def hourly(row: Row) -> tuple[str, datetime, str]:
+    return row.key
+
+
+def per_learner(row: Row) -> tuple[str, str]:
+    return (row.activity, row.learner)
+
+
+def merged(rows: list[Row], key: Callable[[Row], Hashable] = hourly) -> list[Row]:
+    """One row per key, in key order (so concurrent writers lock rows in the same order).
+
+    The rows given are left as they are, so one list can be merged by several keys.
+    """
+    by_key: dict[Any, Row] = {}
     for row in rows:
-        if row.key in by_key:
-            by_key[row.key].add(row)
+        k = key(row)
+        if k in by_key:
+            by_key[k].add(row)
         else:
-            by_key[row.key] = row
+            by_key[k] = replace(row)
     return [by_key[k] for k in sorted(by_key)]
 
 

@@ -4,56 +4,132 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged
+from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged, per_learner
 from lrs.config import StoreSettings
 from lrs.jsontext import dumps
 from lrs.xapi.statements import AGENT, index_key
 
-_UPSERT = text("""
-INSERT INTO analytics_hourly AS h
-       (store_id, activity_key, hour, learner_key, activity_id, learner, learner_name,
-        statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
-        last_score, last_score_at, duration_seconds, groups)
-SELECT :store, u.* FROM unnest(
-       CAST(:activity_keys AS text[]), CAST(:hours AS timestamptz[]),
-       CAST(:learner_keys AS text[]), CAST(:activity_ids AS text[]), CAST(:learners AS text[]),
-       CAST(:names AS text[]), CAST(:statements AS int[]), CAST(:completions AS int[]),
-       CAST(:first_at AS timestamptz[]), CAST(:last_at AS timestamptz[]),
-       CAST(:completed_at AS timestamptz[]), CAST(:passed AS boolean[]),
-       CAST(:failed AS boolean[]), CAST(:best AS float8[]), CAST(:last_score AS float8[]),
-       CAST(:last_score_at AS timestamptz[]), CAST(:duration AS float8[]),
-       CAST(:groups AS jsonb[])) AS u
-    ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET
-       statements = h.statements + EXCLUDED.statements,
-       completions = h.completions + EXCLUDED.completions,
-       first_at = LEAST(h.first_at, EXCLUDED.first_at),
-       completed_at = LEAST(h.completed_at, EXCLUDED.completed_at),
-       passed = h.passed OR EXCLUDED.passed,
-       failed = h.failed OR EXCLUDED.failed,
-       best_score = GREATEST(h.best_score, EXCLUDED.best_score),
-       last_score = CASE WHEN EXCLUDED.last_score_at >= h.last_score_at
-                          OR h.last_score_at IS NULL THEN COALESCE(EXCLUDED.last_score,
-                                                                   h.last_score)
-                         ELSE h.last_score END,
-       last_score_at = GREATEST(h.last_score_at, EXCLUDED.last_score_at),
-       duration_seconds = h.duration_seconds + EXCLUDED.duration_seconds,
-       groups = CASE WHEN EXCLUDED.last_at >= h.last_at THEN EXCLUDED.groups ELSE h.groups END,
-       learner_name = CASE WHEN EXCLUDED.last_at >= h.last_at
-                           THEN COALESCE(EXCLUDED.learner_name, h.learner_name)
-                           ELSE h.learner_name END,
-       last_at = GREATEST(h.last_at, EXCLUDED.last_at)
+# The columns hourly rows and progress rows share, and how a new contribution folds into a
+# stored row (`t`): counts and time add up, the earliest and latest moments are kept, and the
+# name and grouping values come from the learner's latest statement.
+_COLUMNS = """activity_id, learner, learner_name, statements, completions, first_at, last_at,
+       completed_at, passed, failed, best_score, duration_seconds, groups"""
+_ARRAYS = """CAST(:activity_ids AS text[]), CAST(:learners AS text[]), CAST(:names AS text[]),
+       CAST(:statements AS int[]), CAST(:completions AS int[]), CAST(:first_at AS timestamptz[]),
+       CAST(:last_at AS timestamptz[]), CAST(:completed_at AS timestamptz[]),
+       CAST(:passed AS boolean[]), CAST(:failed AS boolean[]), CAST(:best AS float8[]),
+       CAST(:duration AS float8[]), CAST(:groups AS jsonb[])"""
+_FOLD = """statements = t.statements + EXCLUDED.statements,
+       completions = t.completions + EXCLUDED.completions,
+       first_at = LEAST(t.first_at, EXCLUDED.first_at),
+       completed_at = LEAST(t.completed_at, EXCLUDED.completed_at),
+       passed = t.passed OR EXCLUDED.passed,
+       failed = t.failed OR EXCLUDED.failed,
+       best_score = GREATEST(t.best_score, EXCLUDED.best_score),
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
+       groups = CASE WHEN EXCLUDED.last_at >= t.last_at THEN EXCLUDED.groups ELSE t.groups END,
+       learner_name = CASE WHEN EXCLUDED.last_at >= t.last_at
+                           THEN COALESCE(EXCLUDED.learner_name, t.learner_name)
+                           ELSE t.learner_name END,
+       last_at = GREATEST(t.last_at, EXCLUDED.last_at)"""
+
+# Returns the store-wide rows that are new: a learner's first statement in an hour.
+_UPSERT_HOURLY = text(f"""
+WITH up AS (
+INSERT INTO analytics_hourly AS t (store_id, activity_key, hour, learner_key, {_COLUMNS})
+SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:activity_keys AS text[]), CAST(:hours AS timestamptz[]),
+       CAST(:learner_keys AS text[]), {_ARRAYS}) AS u
+    ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET {_FOLD}
+RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived)
+SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
+""")
+
+# `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
+# said before this upsert, both so that the activity figures can count learners exactly.
+_UPSERT_PROGRESS = text(f"""
+INSERT INTO analytics_progress AS t (store_id, activity_key, learner_key, {_COLUMNS}, was_completed)
+SELECT CAST(:store AS bigint), u.*, false FROM unnest(CAST(:activity_keys AS text[]),
+       CAST(:learner_keys AS text[]), {_ARRAYS}) AS u
+    ON CONFLICT (store_id, activity_key, learner_key) DO UPDATE SET {_FOLD},
+       was_completed = t.completed_at IS NOT NULL
+RETURNING activity_key, activity_id, xmax = 0 AS arrived, was_completed,
+          completed_at IS NOT NULL AS completed
+""")
+
+_ACTIVITY_CHANGES = text("""
+INSERT INTO analytics_activity AS t
+       (store_id, activity_key, activity_id, learners_started, learners_completed, duration_seconds)
+SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]),
+       CAST(:started AS int[]), CAST(:completed AS int[]), CAST(:duration AS float8[])) AS u
+    ON CONFLICT (store_id, activity_key) DO UPDATE SET
+       learners_started = t.learners_started + EXCLUDED.learners_started,
+       learners_completed = t.learners_completed + EXCLUDED.learners_completed,
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+""")
+
+# The zone a store's period figures are kept in; a store's first write records its own.
+_ZONE_CTE = """zone AS (
+    SELECT zone FROM analytics_zone WHERE store_id = :store
+    UNION ALL
+    SELECT CAST(:zone AS text) WHERE NOT EXISTS (SELECT FROM analytics_zone WHERE store_id = :store)
+), recorded AS (
+    INSERT INTO analytics_zone (store_id, zone)
+    SELECT CAST(:store AS bigint), zone FROM zone ON CONFLICT DO NOTHING
+), kinds (kind) AS (VALUES ('day'), ('week'), ('month'), ('cell'))"""
+
+# Store-wide figures per local period. `:changes` are +1 for a learner's new active hour and
+# -1 for one that voiding emptied; a learner counts in a period while it has active hours.
+_PERIOD_CHANGES = text(f"""
+WITH {_ZONE_CTE},
+hours AS (
+    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone) AS period,
+           u.learner, u.change
+      FROM unnest(CAST(:active_hours AS timestamptz[]), CAST(:active_learners AS text[]),
+                  CAST(:changes AS int[])) AS u(hour, learner, change), zone z, kinds k
+), present AS (
+    INSERT INTO analytics_presence AS t (store_id, kind, period, learner_key, hours)
+    SELECT CAST(:store AS bigint), kind, period, learner, sum(change) FROM hours
+     GROUP BY kind, period, learner ORDER BY kind, period, learner
+        ON CONFLICT (store_id, kind, period, learner_key) DO UPDATE SET hours = t.hours + EXCLUDED.hours
+    RETURNING kind, period, xmax = 0 AS arrived, hours
+), learners AS (
+    SELECT kind, period,
+           count(*) FILTER (WHERE arrived AND hours > 0)
+           - count(*) FILTER (WHERE NOT arrived AND hours <= 0) AS change
+      FROM present GROUP BY kind, period
+), totals AS (
+    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone) AS period,
+           sum(u.statements) AS statements, sum(u.completions) AS completions,
+           sum(u.duration) AS duration
+      FROM unnest(CAST(:hours AS timestamptz[]), CAST(:statements AS int[]),
+                  CAST(:completions AS int[]), CAST(:duration AS float8[]))
+           AS u(hour, statements, completions, duration), zone z, kinds k
+     GROUP BY 1, 2
+)
+INSERT INTO analytics_period AS t
+       (store_id, kind, period, learners, statements, completions, duration_seconds)
+SELECT CAST(:store AS bigint), kind, period, COALESCE(l.change, 0), COALESCE(s.statements, 0),
+       COALESCE(s.completions, 0), COALESCE(s.duration, 0)
+  FROM totals s FULL JOIN learners l USING (kind, period)
+ ORDER BY kind, period
+    ON CONFLICT (store_id, kind, period) DO UPDATE SET
+       learners = t.learners + EXCLUDED.learners,
+       statements = t.statements + EXCLUDED.statements,
+       completions = t.completions + EXCLUDED.completions,
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
 """)
 
 _CHILDREN = text("""
 INSERT INTO analytics_children (store_id, parent_key, child_key, child_id)
-SELECT :store, u.parent, u.child, u.child_id
+SELECT CAST(:store AS bigint), u.parent, u.child, u.child_id
   FROM unnest(CAST(:parents AS text[]), CAST(:children AS text[]), CAST(:ids AS text[]))
        AS u(parent, child, child_id)
     ON CONFLICT DO NOTHING
@@ -64,12 +140,42 @@ def _key(value: str) -> str:
     return index_key("", value)
 
 
+@dataclass(frozen=True)
+class Total:
+    """What one learner-hour adds to (or, negative, takes from) its periods."""
+
+    hour: datetime
+    statements: int
+    completions: int
+    duration: float
+
+    @classmethod
+    def of(cls, row: Row, sign: int = 1) -> Total:
+        return cls(row.hour, sign * row.statements, sign * row.completions, sign * row.duration)
+
+
 async def add(
-    conn: AsyncConnection, store_id: int, statements: list[dict[str, Any]], settings: StoreSettings
+    conn: AsyncConnection,
+    store_id: int,
+    statements: list[dict[str, Any]],
+    settings: StoreSettings,
+    zone: str,
 ) -> None:
-    """Fold newly stored, non-voided statements into the rollup."""
-    rows = merged([row for s in statements for row in contributions(s, settings)])
-    await _upsert(conn, store_id, rows)
+    """Fold newly stored, non-voided statements into the rollups.
+
+    ``zone`` is the store's time zone, recorded for its period figures on its first write.
+    """
+    rows = [row for s in statements for row in contributions(s, settings)]
+    hours = merged(rows)
+    arrived = await _upsert_hourly(conn, store_id, hours)
+    await _upsert_progress(conn, store_id, merged([r for r in rows if r.activity != OVERALL], per_learner))
+    await _change_periods(
+        conn,
+        store_id,
+        zone,
+        [(hour, learner, 1) for hour, learner in arrived],
+        [Total.of(r) for r in hours if r.activity == OVERALL],
+    )
     pairs = sorted({pair for s in statements for pair in children(s)})
     if pairs:
         await conn.execute(
@@ -83,55 +189,130 @@ async def add(
         )
 
 
-async def _upsert(conn: AsyncConnection, store_id: int, rows: list[Row]) -> None:
+def _columns(rows: list[Row]) -> dict[str, Any]:
+    return {
+        "activity_keys": [_key(r.activity) for r in rows],
+        "learner_keys": [_key(r.learner) for r in rows],
+        "activity_ids": [r.activity for r in rows],
+        "learners": [r.learner for r in rows],
+        "names": [r.name for r in rows],
+        "statements": [r.statements for r in rows],
+        "completions": [r.completions for r in rows],
+        "first_at": [r.first_at for r in rows],
+        "last_at": [r.last_at for r in rows],
+        "completed_at": [r.completed_at for r in rows],
+        "passed": [r.passed for r in rows],
+        "failed": [r.failed for r in rows],
+        "best": [r.best_score for r in rows],
+        "duration": [r.duration for r in rows],
+        "groups": [dumps(r.groups) for r in rows],
+    }
+
+
+async def _upsert_hourly(conn: AsyncConnection, store_id: int, rows: list[Row]) -> list[tuple[datetime, str]]:
+    """Upsert hourly rows; returns (hour, learner key) of the store-wide rows that are new."""
     if not rows:
+        return []
+    result = await conn.execute(
+        _UPSERT_HOURLY, {"store": store_id, "hours": [r.hour for r in rows], **_columns(rows)}
+    )
+    return [(r.hour, r.learner_key) for r in result]
+
+
+@dataclass
+class ActivityChange:
+    activity: str
+    started: int = 0
+    completed: int = 0
+    duration: float = 0.0
+
+
+async def _upsert_progress(
+    conn: AsyncConnection, store_id: int, rows: list[Row], changes: dict[str, ActivityChange] | None = None
+) -> None:
+    """Upsert progress rows, and count what they change in their activities' figures.
+
+    ``changes`` may already hold what removing rows took away (when voiding).
+    """
+    changes = {} if changes is None else changes
+    if rows:
+        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, **_columns(rows)})
+        for r in result:
+            change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
+            change.started += r.arrived
+            change.completed += r.completed and not r.was_completed
+        for row in rows:
+            changes[_key(row.activity)].duration += row.duration
+    if changes:
+        keys = sorted(changes)
+        await conn.execute(
+            _ACTIVITY_CHANGES,
+            {
+                "store": store_id,
+                "keys": keys,
+                "ids": [changes[k].activity for k in keys],
+                "started": [changes[k].started for k in keys],
+                "completed": [changes[k].completed for k in keys],
+                "duration": [changes[k].duration for k in keys],
+            },
+        )
+
+
+async def _change_periods(
+    conn: AsyncConnection,
+    store_id: int,
+    zone: str,
+    active: list[tuple[datetime, str, int]],
+    totals: list[Total],
+) -> None:
+    if not active and not totals:
         return
     await conn.execute(
-        _UPSERT,
+        _PERIOD_CHANGES,
         {
             "store": store_id,
-            "activity_keys": [_key(r.activity) for r in rows],
-            "hours": [r.hour for r in rows],
-            "learner_keys": [_key(r.learner) for r in rows],
-            "activity_ids": [r.activity for r in rows],
-            "learners": [r.learner for r in rows],
-            "names": [r.name for r in rows],
-            "statements": [r.statements for r in rows],
-            "completions": [r.completions for r in rows],
-            "first_at": [r.first_at for r in rows],
-            "last_at": [r.last_at for r in rows],
-            "completed_at": [r.completed_at for r in rows],
-            "passed": [r.passed for r in rows],
-            "failed": [r.failed for r in rows],
-            "best": [r.best_score for r in rows],
-            "last_score": [r.last_score for r in rows],
-            "last_score_at": [r.last_score_at for r in rows],
-            "duration": [r.duration for r in rows],
-            "groups": [dumps(r.groups) for r in rows],
+            "zone": zone,
+            "active_hours": [a[0] for a in active],
+            "active_learners": [a[1] for a in active],
+            "changes": [a[2] for a in active],
+            "hours": [t.hour for t in totals],
+            "statements": [t.statements for t in totals],
+            "completions": [t.completions for t in totals],
+            "duration": [t.duration for t in totals],
         },
     )
 
 
 async def recompute_voided(
-    conn: AsyncConnection, store_id: int, voided: list[uuid.UUID], settings: StoreSettings
+    conn: AsyncConnection, store_id: int, voided: list[uuid.UUID], settings: StoreSettings, zone: str
 ) -> None:
-    """Rebuild every rollup row the voided statements had contributed to, without them."""
+    """Take the voided statements out of every rollup they had contributed to.
+
+    The rows they touched are deleted and rebuilt from the same learners' other statements
+    (found through the filter index); the activity and period figures change by the
+    difference.
+    """
     if not voided:
         return
-    rows = await conn.execute(
+    found = await conn.execute(
         text("SELECT statement FROM statements WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[]))"),
         {"store": store_id, "ids": voided},
     )
-    touched = {r.key for s in rows for r in contributions(s.statement, settings)}
+    gone = [row for s in found for row in contributions(s.statement, settings)]
+    touched = {row.key for row in gone}
+    touched_progress = {per_learner(row) for row in gone if row.activity != OVERALL}
     if not touched:
         return
     keys = sorted(touched)
-    await conn.execute(
-        text(
-            "DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour,"
-            " learner_key) IN (SELECT * FROM unnest(CAST(:a AS text[]),"
-            " CAST(:h AS timestamptz[]), CAST(:l AS text[])))"
-        ),
+    removed = await conn.execute(
+        text("""
+        WITH gone AS (
+            DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour, learner_key)
+                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:h AS timestamptz[]), CAST(:l AS text[])))
+            RETURNING activity_key, hour, learner, learner_key, statements, completions, duration_seconds)
+        SELECT hour, learner, learner_key, statements, completions, duration_seconds
+          FROM gone WHERE activity_key = ''
+        """),
         {
             "store": store_id,
             "a": [_key(k[0]) for k in keys],
@@ -139,29 +320,124 @@ async def recompute_voided(
             "l": [_key(k[2]) for k in keys],
         },
     )
-    # The statements left for those (learner, hour) pairs, found through the filter index.
+    old_overall = removed.all()
+    changes: dict[str, ActivityChange] = {}
+    if touched_progress:
+        pairs = sorted(touched_progress)
+        result = await conn.execute(
+            text("""
+            DELETE FROM analytics_progress WHERE store_id = :store AND (activity_key, learner_key)
+                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:l AS text[])))
+            RETURNING activity_key, activity_id, completed_at IS NOT NULL AS completed, duration_seconds
+            """),
+            {"store": store_id, "a": [_key(p[0]) for p in pairs], "l": [_key(p[1]) for p in pairs]},
+        )
+        for r in result:
+            change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
+            change.started -= 1
+            change.completed -= r.completed
+            change.duration -= r.duration_seconds
+    # Every statement left by the learners concerned, found through the filter index.
     sources = await conn.execute(
         text("""
         SELECT DISTINCT s.seq, s.statement
-          FROM unnest(CAST(:learners AS text[]), CAST(:hours AS timestamptz[])) AS k(l, h)
+          FROM unnest(CAST(:learners AS text[])) AS k(l)
           JOIN statement_index i ON i.store_id = :store AND i.key = k.l AND NOT i.related
           JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
-         WHERE NOT s.voided AND s.timestamp >= k.h AND s.timestamp < k.h + interval '1 hour'
+         WHERE NOT s.voided
     """),
-        {
-            "store": store_id,
-            "learners": [index_key(AGENT, k[2]) for k in keys],
-            "hours": [k[1] for k in keys],
-        },
+        {"store": store_id, "learners": sorted({index_key(AGENT, k[2]) for k in keys})},
     )
-    rebuilt = [row for src in sources for row in contributions(src.statement, settings) if row.key in touched]
-    await _upsert(conn, store_id, merged(rebuilt))
+    left = [row for src in sources for row in contributions(src.statement, settings)]
+    rebuilt = merged([row for row in left if row.key in touched])
+    await _upsert_hourly(conn, store_id, rebuilt)
+    await _upsert_progress(
+        conn, store_id, merged([r for r in left if per_learner(r) in touched_progress], per_learner), changes
+    )
+    still = {(r.hour, _key(r.learner)) for r in rebuilt if r.activity == OVERALL}
+    emptied = [(r.hour, r.learner_key, -1) for r in old_overall if (r.hour, r.learner_key) not in still]
+    totals = [Total(r.hour, -r.statements, -r.completions, -r.duration_seconds) for r in old_overall] + [
+        Total.of(r) for r in rebuilt if r.activity == OVERALL
+    ]
+    await _change_periods(conn, store_id, zone, emptied, totals)
+    if emptied:
+        await conn.execute(
+            text("""
+            DELETE FROM analytics_presence p
+             USING analytics_zone z
+             WHERE p.store_id = :store AND z.store_id = :store AND p.hours <= 0
+               AND (p.kind, p.period, p.learner_key) IN (
+                   SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone), u.learner
+                     FROM unnest(CAST(:hours AS timestamptz[]), CAST(:learners AS text[]))
+                          AS u(hour, learner),
+                          (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind))
+            """),
+            {"store": store_id, "hours": [e[0] for e in emptied], "learners": [e[1] for e in emptied]},
+        )
 
 
-async def rebuild(conn: AsyncConnection, store_id: int, settings: StoreSettings, batch: int = 2000) -> int:
-    """Recompute a store's rollup from its statements (after its verb sets change)."""
-    await conn.execute(text("DELETE FROM analytics_hourly WHERE store_id = :s"), {"s": store_id})
-    await conn.execute(text("DELETE FROM analytics_children WHERE store_id = :s"), {"s": store_id})
+_RECOUNT_PERIODS = """
+INSERT INTO analytics_presence (store_id, kind, period, learner_key, hours)
+SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
+       h.learner_key, count(*)
+  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+ WHERE h.store_id = :store AND h.activity_key = ''
+ GROUP BY 1, 2, 3, 4;
+INSERT INTO analytics_period (store_id, kind, period, learners, statements, completions, duration_seconds)
+SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
+       count(DISTINCT h.learner_key), sum(h.statements), sum(h.completions), sum(h.duration_seconds)
+  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+ WHERE h.store_id = :store AND h.activity_key = ''
+ GROUP BY 1, 2, 3
+"""
+
+
+async def recorded_zone(conn: AsyncConnection, store_id: int) -> str | None:
+    """The zone the store's period figures are kept in (None before its first write)."""
+    return (
+        await conn.execute(text("SELECT zone FROM analytics_zone WHERE store_id = :s"), {"s": store_id})
+    ).scalar()
+
+
+async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> bool:
+    """Keep the store's period figures in ``zone`` from now on, recounting them from the
+    hourly rollup. Returns whether anything changed."""
+    if await recorded_zone(conn, store_id) == zone:
+        return False
+    # Writers add to the hourly rollup before the periods: waiting for them here means none
+    # can count a period in the old zone after this recount.
+    await conn.execute(text("LOCK TABLE analytics_hourly IN SHARE MODE"))
+    await conn.execute(
+        text(
+            "INSERT INTO analytics_zone (store_id, zone) VALUES (:s, :zone)"
+            " ON CONFLICT (store_id) DO UPDATE SET zone = EXCLUDED.zone"
+        ),
+        {"s": store_id, "zone": zone},
+    )
+    for table in ("analytics_presence", "analytics_period"):
+        await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
+    for statement in _RECOUNT_PERIODS.split(";"):
+        await conn.execute(text(statement), {"store": store_id, "zone": zone})
+    return True
+
+
+_ROLLUPS = (
+    "analytics_hourly",
+    "analytics_children",
+    "analytics_progress",
+    "analytics_activity",
+    "analytics_presence",
+    "analytics_period",
+    "analytics_zone",
+)
+
+
+async def rebuild(
+    conn: AsyncConnection, store_id: int, settings: StoreSettings, zone: str, batch: int = 2000
+) -> int:
+    """Recompute a store's rollups from its statements (after its verb sets change)."""
+    for table in _ROLLUPS:
+        await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     after, count = 0, 0
     while True:
         rows = (
@@ -175,7 +451,7 @@ async def rebuild(conn: AsyncConnection, store_id: int, settings: StoreSettings,
         ).all()
         if not rows:
             return count
-        await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings)
+        await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
         after, count = rows[-1].seq, count + len(rows)
 
 
@@ -186,6 +462,10 @@ async def rebuild(conn: AsyncConnection, store_id: int, settings: StoreSettings,
 class Window:
     since: datetime | None
     until: datetime | None
+
+    @property
+    def unbounded(self) -> bool:
+        return self.since is None and self.until is None
 
 
 def _window_sql(window: Window, params: dict[str, Any]) -> str:
@@ -219,11 +499,12 @@ async def progress(
 ) -> list[LearnerProgress]:
     """Each learner's progress on an activity within the window.
 
-    Only the one grouping value asked for is read (as text, from the learner's latest row),
-    so a large course costs no JSON decoding per learner.
+    Over all time this reads one progress row per learner; within a window, it adds up the
+    learner's hourly rows. Only the one grouping value asked for is read (as text, from the
+    learner's latest statement), so a large course costs no JSON decoding per learner.
     """
     params: dict[str, Any] = {"store": store_id, "activity": _key(activity)}
-    group_sql = "NULL::text"
+    value = "NULL::text"
     if group_by is not None:
         if group_by.startswith("extension:"):
             params["ext"] = group_by.removeprefix("extension:")
@@ -231,22 +512,24 @@ async def progress(
         else:
             params["group"] = group_by
             value = "groups ->> :group"
-        group_sql = f"(array_agg({value} ORDER BY last_at DESC))[1]"
-    rows = await conn.execute(
-        text(f"""
+    if window.unbounded:
+        sql = f"""
+        SELECT learner, learner_name AS name, first_at, last_at, completed_at, passed, failed,
+               best_score, duration_seconds AS duration, statements, {value} AS grp
+          FROM analytics_progress WHERE store_id = :store AND activity_key = :activity"""
+    else:
+        sql = f"""
         SELECT learner, (array_agg(learner_name ORDER BY last_at DESC)
                          FILTER (WHERE learner_name IS NOT NULL))[1] AS name,
                min(first_at) AS first_at, max(last_at) AS last_at,
                min(completed_at) AS completed_at, bool_or(passed) AS passed,
                bool_or(failed) AS failed, max(best_score) AS best_score,
                sum(duration_seconds) AS duration, sum(statements) AS statements,
-               {group_sql} AS grp
+               (array_agg({value} ORDER BY last_at DESC))[1] AS grp
           FROM analytics_hourly
          WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}
-         GROUP BY learner_key, learner
-    """),
-        params,
-    )
+         GROUP BY learner_key, learner"""
+    rows = await conn.execute(text(sql), params)
     return [
         LearnerProgress(
             r.learner,
@@ -277,6 +560,12 @@ class Period:
 async def engagement(
     conn: AsyncConnection, store_id: int, activity: str | None, interval: str, tz: str, window: Window
 ) -> list[Period]:
+    if (
+        activity is None
+        and _whole_periods(window, interval, tz)
+        and await recorded_zone(conn, store_id) == tz
+    ):
+        return await _stored_periods(conn, store_id, interval, tz, window)
     params: dict[str, Any] = {
         "store": store_id,
         "activity": _key(activity or OVERALL),
@@ -299,6 +588,48 @@ async def engagement(
     ]
 
 
+def _whole_periods(window: Window, interval: str, tz: str) -> bool:
+    """Whether since and until fall on period starts in ``tz`` (or are not given)."""
+    zone = ZoneInfo(tz)
+    for bound in (window.since, window.until):
+        if bound is None:
+            continue
+        local = bound.astimezone(zone)
+        if local.time() != time(0) or (interval == "week" and local.weekday() != 0):
+            return False
+        if interval == "month" and local.day != 1:
+            return False
+    return True
+
+
+async def _stored_periods(
+    conn: AsyncConnection, store_id: int, interval: str, tz: str, window: Window
+) -> list[Period]:
+    """Store-wide periods from the period figures kept on write."""
+    params: dict[str, Any] = {"store": store_id, "kind": interval, "tz": tz}
+    bounds = ""
+    if window.since is not None:
+        bounds += " AND period >= analytics_period_of(:kind, CAST(:since AS timestamptz) AT TIME ZONE :tz)"
+        params["since"] = window.since
+    if window.until is not None:
+        bounds += " AND period < analytics_period_of(:kind, CAST(:until AS timestamptz) AT TIME ZONE :tz)"
+        params["until"] = window.until
+    rows = await conn.execute(
+        text(f"""
+        SELECT analytics_period_start(:kind, period)::timestamp AS period, learners, statements,
+               completions, duration_seconds
+          FROM analytics_period
+         WHERE store_id = :store AND kind = :kind AND learners > 0{bounds}
+         ORDER BY period
+    """),
+        params,
+    )
+    return [
+        Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration_seconds))
+        for r in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Cell:
     weekday: int
@@ -310,6 +641,15 @@ class Cell:
 async def hours(
     conn: AsyncConnection, store_id: int, activity: str | None, tz: str, window: Window
 ) -> list[Cell]:
+    if activity is None and window.unbounded and await recorded_zone(conn, store_id) == tz:
+        stored = await conn.execute(
+            text(
+                "SELECT period, statements, learners FROM analytics_period"
+                " WHERE store_id = :store AND kind = 'cell' AND learners > 0"
+            ),
+            {"store": store_id},
+        )
+        return [Cell(r.period // 24, r.period % 24, int(r.statements), r.learners) for r in stored]
     params: dict[str, Any] = {"store": store_id, "activity": _key(activity or OVERALL), "tz": tz}
     rows = await conn.execute(
         text(f"""
@@ -345,6 +685,20 @@ class ActivitySummary:
 
 
 async def activity_summaries(conn: AsyncConnection, store_id: int, window: Window) -> list[ActivitySummary]:
+    if window.unbounded:
+        stored = await conn.execute(
+            text(
+                "SELECT activity_id, learners_started, learners_completed, duration_seconds"
+                " FROM analytics_activity WHERE store_id = :store AND learners_started > 0"
+            ),
+            {"store": store_id},
+        )
+        return [
+            ActivitySummary(
+                r.activity_id, r.learners_started, r.learners_completed, float(r.duration_seconds)
+            )
+            for r in stored
+        ]
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     rows = await conn.execute(
         text(f"""

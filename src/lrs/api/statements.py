@@ -131,6 +131,7 @@ async def write_batch(
 
     settings = who.settings
     rollups: bool = app.state.settings.analytics_rollups
+    zone = settings.zone(app.state.settings.default_timezone)
     counted: list[int] = []  # per attempt; only the committed (last) one counts
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
@@ -138,8 +139,9 @@ async def write_batch(
         counted.append(len(written.counted))
         # Analytics rollups change in the same transaction as the statements.
         if rollups:
-            await analytics_store.add(conn, who.store_id, [p.statement for p in written.counted], settings)
-            await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings)
+            counted_statements = [p.statement for p in written.counted]
+            await analytics_store.add(conn, who.store_id, counted_statements, settings, zone)
+            await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings, zone)
         ids = written.ids
         if define:
             definitions = [d for p in batch for d in p.definitions]

@@ -202,11 +202,84 @@ analytics_hourly = Table(
     Column("passed", Boolean, nullable=False),
     Column("failed", Boolean, nullable=False),
     Column("best_score", Float),
-    Column("last_score", Float),
-    Column("last_score_at", DateTime(timezone=True)),
     Column("duration_seconds", Float, nullable=False),
     Column("groups", JSONB, nullable=False),
     PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
+)
+
+# The same per (activity, learner), over all time: what completion, drop-off and the learner
+# list read when no window is asked for. `was_completed` is set by each upsert to whether the
+# learner had completed before it, so the write path can count newly completed learners.
+analytics_progress = Table(
+    "analytics_progress",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("learner_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("learner", Text, nullable=False),
+    Column("learner_name", Text),
+    Column("statements", Integer, nullable=False),
+    Column("completions", Integer, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("passed", Boolean, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("best_score", Float),
+    Column("duration_seconds", Float, nullable=False),
+    Column("groups", JSONB, nullable=False),
+    Column("was_completed", Boolean, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key", "learner_key"),
+)
+
+# Learners started and completed, and time spent, per activity (the activity list).
+analytics_activity = Table(
+    "analytics_activity",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("learners_started", Integer, nullable=False),
+    Column("learners_completed", Integer, nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key"),
+)
+
+# The time zone a store's period figures are kept in.
+analytics_zone = Table(
+    "analytics_zone",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("zone", Text, nullable=False),
+    PrimaryKeyConstraint("store_id"),
+)
+
+# Store-wide: which learners were active in which local period (day, week, month, or hour of
+# the week: "cell"), with how many of their active UTC hours fall in it, and the figures of
+# each period. Counting distinct learners then reads one row per period.
+analytics_presence = Table(
+    "analytics_presence",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("learner_key", Text, nullable=False),
+    Column("hours", Integer, nullable=False),
+    PrimaryKeyConstraint("store_id", "kind", "period", "learner_key"),
+)
+
+analytics_period = Table(
+    "analytics_period",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("learners", Integer, nullable=False),
+    Column("statements", BigInteger, nullable=False),
+    Column("completions", BigInteger, nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    PrimaryKeyConstraint("store_id", "kind", "period"),
 )
 
 # Which activities statements have shown under which parent (for drop-off).
