@@ -390,6 +390,21 @@ async def test_completion_matches_reference(world):
     assert group["median_time_to_complete_seconds"] == approx(want["ttc_median"])
 
 
+async def test_completion_within_a_window(world):
+    """Within since/until, only the statements in the window count (read from the hourly rollup)."""
+    fire = course("brannvern")
+    since, until = BASE + timedelta(hours=1), BASE + timedelta(days=3)
+    inside = [s for s in world["a"] + world["b"] if since <= datetime.fromisoformat(s["timestamp"]) < until]
+    want = expected_group(list(reference(inside, fire).values()))
+    r = await analytics(world, "/completion", activity=fire, since=since.isoformat(), until=until.isoformat())
+    [group] = r.json()["groups"]
+    for key in ("learners_started", "learners_completed", "learners_passed", "learners_failed"):
+        assert group[key] == want[key], key
+    assert group["score"]["mean"] == approx(want["score_mean"])
+    assert group["time_spent_seconds"]["median"] == approx(want["time_median"])
+    assert group["median_time_to_complete_seconds"] == approx(want["ttc_median"])
+
+
 async def test_completion_by_unit_with_suppression(world, server):
     other = course("personvern")
     rows = reference(world["a"] + world["b"], other)

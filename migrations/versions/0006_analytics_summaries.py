@@ -55,9 +55,6 @@ $$
 
 
 def upgrade() -> None:
-    # Never read: dropping them makes every rollup write narrower.
-    op.drop_column("analytics_hourly", "last_score")
-    op.drop_column("analytics_hourly", "last_score_at")
     op.create_table(
         "analytics_progress",
         _store(),
@@ -128,6 +125,10 @@ def upgrade() -> None:
           FROM analytics_hourly WHERE activity_key <> ''
          GROUP BY store_id, activity_key, learner_key
     """)
+    # Hourly rows keep figures only: who the learner is, and their groups, are now kept once
+    # per (activity, learner) in analytics_progress; the last score was never read.
+    for column in ("activity_id", "learner", "learner_name", "groups", "last_score", "last_score_at"):
+        op.drop_column("analytics_hourly", column)
     op.execute("""
         INSERT INTO analytics_activity
         SELECT store_id, activity_key, min(activity_id), count(*), count(completed_at),
@@ -160,6 +161,27 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The dropped columns come back, filled in from the progress rows (store-wide rows have
+    # none: their learner is their key), except the last score, which was never read.
+    op.add_column("analytics_hourly", sa.Column("activity_id", sa.Text, nullable=False, server_default=""))
+    op.add_column("analytics_hourly", sa.Column("learner", sa.Text, nullable=False, server_default=""))
+    op.add_column("analytics_hourly", sa.Column("learner_name", sa.Text))
+    op.add_column(
+        "analytics_hourly", sa.Column("groups", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
+    )
+    op.add_column("analytics_hourly", sa.Column("last_score", sa.Float))
+    op.add_column("analytics_hourly", sa.Column("last_score_at", sa.DateTime(timezone=True)))
+    op.execute("""
+        UPDATE analytics_hourly h
+           SET activity_id = p.activity_id, learner = p.learner, learner_name = p.learner_name,
+               groups = p.groups
+          FROM analytics_progress p
+         WHERE p.store_id = h.store_id AND p.activity_key = h.activity_key
+               AND p.learner_key = h.learner_key
+    """)
+    op.execute("UPDATE analytics_hourly SET learner = learner_key WHERE activity_key = ''")
+    for column in ("activity_id", "learner", "groups"):
+        op.alter_column("analytics_hourly", column, server_default=None)
     op.execute("DROP FUNCTION analytics_period_start(text, integer)")
     op.execute("DROP FUNCTION analytics_period_of(text, timestamp)")
     for table in (
@@ -170,5 +192,3 @@ def downgrade() -> None:
         "analytics_progress",
     ):
         op.drop_table(table)
-    op.add_column("analytics_hourly", sa.Column("last_score", sa.Float))
-    op.add_column("analytics_hourly", sa.Column("last_score_at", sa.DateTime(timezone=True)))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
 from lrs.analytics import store as analytics_store
-from lrs.analytics.store import Window
+from lrs.analytics.store import Reach, Window
 from lrs.api.auth import ANALYTICS_LEARNERS, ANALYTICS_READ, Caller, CallerDep
 from lrs.api.responses import database, json_response
 from lrs.store import activities as activity_store
@@ -162,10 +162,10 @@ async def completion(
 ) -> Response:
     _activity(activity)
     metrics.check_group_by(group_by)
-    rows = await ask.read(
-        lambda c: analytics_store.progress(c, ask.who.store_id, activity, ask.window, group_by)
+    groups = await ask.read(
+        lambda c: analytics_store.completion(c, ask.who.store_id, activity, ask.window, group_by)
     )
-    return ask.respond(metrics.completion(activity, rows, group_by, ask.min_group), "groups")
+    return ask.respond(metrics.completion(activity, groups, group_by, ask.min_group), "groups")
 
 
 @router.get("/engagement", responses=_ERRORS, summary="Activity over time")
@@ -200,14 +200,14 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
     _activity(activity)
     store_id = ask.who.store_id
 
-    async def work(c: AsyncConnection) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
         kids = await analytics_store.child_activities(c, store_id, activity)
-        steps = [(kid, await analytics_store.progress(c, store_id, kid, ask.window)) for kid in kids]
+        steps = await analytics_store.reach(c, store_id, kids, ask.window)
         return steps, await activity_store.get_many(c, store_id, set(kids))
 
     steps, definitions = await ask.read(work)
     names = _names(ask.request, definitions)
-    body = metrics.dropoff(activity, [(a, names.get(a), rows) for a, rows in steps], ask.min_group)
+    body = metrics.dropoff(activity, [(step, names.get(step.activity)) for step in steps], ask.min_group)
     return ask.respond(body, "steps")
 
 

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lrs.analytics.store import ActivitySummary, Cell, LearnerProgress, Period
+from lrs.analytics.store import ActivitySummary, Cell, GroupFigures, LearnerProgress, Period, Reach
 from lrs.xapi.errors import BadRequest
 
 GROUP_BY = ("team", "authority", "homepage")
 MAX_PERIODS = 5000
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated quantile (the same as numpy's default), None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def check_group_by(group_by: str | None) -> None:
@@ -38,56 +25,34 @@ def check_group_by(group_by: str | None) -> None:
 
 
 def completion(
-    activity: str, rows: list[LearnerProgress], group_by: str | None, min_group: int
+    activity: str, groups: list[GroupFigures], group_by: str | None, min_group: int
 ) -> dict[str, Any]:
     """Completion, pass, score and time figures for each group of learners."""
-    groups: dict[Any, list[LearnerProgress]] = defaultdict(list)
-    for row in rows:
-        groups[row.group].append(row)
     if group_by is None and not groups:
-        groups[None] = []
+        groups = [GroupFigures(None, 0, 0, 0, 0, 0, None, (None, None, None), 0.0, None, None, None)]
     out, suppressed = [], 0
-    for group in sorted(groups, key=lambda g: (g is None, str(g))):
-        members = groups[group]
-        if 0 < len(members) < min_group or (group_by is not None and not members):
+    for figures in sorted(groups, key=lambda g: (g.group is None, str(g.group))):
+        if 0 < figures.started < min_group:
             suppressed += 1
             continue
-        out.append(_completion_row(group, members))
+        out.append(_completion_row(figures))
     return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
 
 
-def _completion_row(group: Any, members: list[LearnerProgress]) -> dict[str, Any]:
-    started = len(members)
-    completed = [m for m in members if m.completed_at is not None]
-    passed = [m for m in members if m.passed]
-    failed = [m for m in members if m.failed and not m.passed]
-    scores = [m.best_score for m in members if m.best_score is not None]
-    times = [m.duration for m in members if m.duration > 0]
-    to_complete = [
-        (m.completed_at - m.first_at).total_seconds() for m in completed if m.completed_at is not None
-    ]
-    judged = len(passed) + len(failed)
+def _completion_row(g: GroupFigures) -> dict[str, Any]:
+    judged = g.passed + g.failed
+    p25, median, p75 = g.score_quartiles
     return {
-        "group": group,
-        "learners_started": started,
-        "learners_completed": len(completed),
-        "completion_rate": len(completed) / started if started else None,
-        "learners_passed": len(passed),
-        "learners_failed": len(failed),
-        "pass_rate": len(passed) / judged if judged else None,
-        "score": {
-            "n": len(scores),
-            "mean": statistics.fmean(scores) if scores else None,
-            "median": quantile(scores, 0.5),
-            "p25": quantile(scores, 0.25),
-            "p75": quantile(scores, 0.75),
-        },
-        "time_spent_seconds": {
-            "total": sum(times),
-            "mean": statistics.fmean(times) if times else None,
-            "median": quantile(times, 0.5),
-        },
-        "median_time_to_complete_seconds": quantile(to_complete, 0.5),
+        "group": g.group,
+        "learners_started": g.started,
+        "learners_completed": g.completed,
+        "completion_rate": g.completed / g.started if g.started else None,
+        "learners_passed": g.passed,
+        "learners_failed": g.failed,
+        "pass_rate": g.passed / judged if judged else None,
+        "score": {"n": g.scores, "mean": g.score_mean, "median": median, "p25": p25, "p75": p75},
+        "time_spent_seconds": {"total": g.time_total, "mean": g.time_mean, "median": g.time_median},
+        "median_time_to_complete_seconds": g.time_to_complete_median,
     }
 
 
@@ -179,27 +144,22 @@ def hours(cells: list[Cell], tz: ZoneInfo, min_group: int) -> dict[str, Any]:
     return {"tz": tz.key, "cells": out, "suppressed_groups": suppressed}
 
 
-def dropoff(
-    parent: str, steps: list[tuple[str, str | None, list[LearnerProgress]]], min_group: int
-) -> dict[str, Any]:
+def dropoff(parent: str, steps: list[tuple[Reach, str | None]], min_group: int) -> dict[str, Any]:
     """Child activities ordered by when learners typically first reach them."""
     ranked, suppressed = [], 0
-    for activity, name, rows in steps:
-        if not rows:
-            continue
-        if len(rows) < min_group:
+    for reached, name in steps:
+        if reached.learners < min_group:
             suppressed += 1
             continue
-        first_seen = quantile([r.first_at.timestamp() for r in rows], 0.5) or 0.0
         ranked.append(
             (
-                first_seen,
-                activity,
+                reached.first_seen_median,
+                reached.activity,
                 {
-                    "activity": activity,
+                    "activity": reached.activity,
                     "name": name,
-                    "learners_reached": len(rows),
-                    "learners_completed": sum(1 for r in rows if r.completed_at is not None),
+                    "learners_reached": reached.learners,
+                    "learners_completed": reached.completed,
                 },
             )
         )

@@ -17,16 +17,14 @@ from lrs.config import StoreSettings
 from lrs.jsontext import dumps
 from lrs.xapi.statements import AGENT, index_key
 
-# The columns hourly rows and progress rows share, and how a new contribution folds into a
-# stored row (`t`): counts and time add up, the earliest and latest moments are kept, and the
-# name and grouping values come from the learner's latest statement.
-_COLUMNS = """activity_id, learner, learner_name, statements, completions, first_at, last_at,
-       completed_at, passed, failed, best_score, duration_seconds, groups"""
-_ARRAYS = """CAST(:activity_ids AS text[]), CAST(:learners AS text[]), CAST(:names AS text[]),
-       CAST(:statements AS int[]), CAST(:completions AS int[]), CAST(:first_at AS timestamptz[]),
-       CAST(:last_at AS timestamptz[]), CAST(:completed_at AS timestamptz[]),
-       CAST(:passed AS boolean[]), CAST(:failed AS boolean[]), CAST(:best AS float8[]),
-       CAST(:duration AS float8[]), CAST(:groups AS jsonb[])"""
+# The figures hourly rows and progress rows share, and how a new contribution folds into a
+# stored row (`t`): counts and time add up, the earliest and latest moments are kept.
+_FIGURES = """statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
+       duration_seconds"""
+_FIGURE_ARRAYS = """CAST(:statements AS int[]), CAST(:completions AS int[]),
+       CAST(:first_at AS timestamptz[]), CAST(:last_at AS timestamptz[]),
+       CAST(:completed_at AS timestamptz[]), CAST(:passed AS boolean[]), CAST(:failed AS boolean[]),
+       CAST(:best AS float8[]), CAST(:duration AS float8[])"""
 _FOLD = """statements = t.statements + EXCLUDED.statements,
        completions = t.completions + EXCLUDED.completions,
        first_at = LEAST(t.first_at, EXCLUDED.first_at),
@@ -35,18 +33,16 @@ _FOLD = """statements = t.statements + EXCLUDED.statements,
        failed = t.failed OR EXCLUDED.failed,
        best_score = GREATEST(t.best_score, EXCLUDED.best_score),
        duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
-       groups = CASE WHEN EXCLUDED.last_at >= t.last_at THEN EXCLUDED.groups ELSE t.groups END,
-       learner_name = CASE WHEN EXCLUDED.last_at >= t.last_at
-                           THEN COALESCE(EXCLUDED.learner_name, t.learner_name)
-                           ELSE t.learner_name END,
        last_at = GREATEST(t.last_at, EXCLUDED.last_at)"""
 
-# Returns the store-wide rows that are new: a learner's first statement in an hour.
+# Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
+# rows carry figures only; who the learner is, and their groups, are kept once per
+# (activity, learner) in the progress rows.
 _UPSERT_HOURLY = text(f"""
 WITH up AS (
-INSERT INTO analytics_hourly AS t (store_id, activity_key, hour, learner_key, {_COLUMNS})
-SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:activity_keys AS text[]), CAST(:hours AS timestamptz[]),
-       CAST(:learner_keys AS text[]), {_ARRAYS}) AS u
+INSERT INTO analytics_hourly AS t (store_id, activity_key, hour, learner_key, {_FIGURES})
+SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:activity_keys AS text[]),
+       CAST(:hours AS timestamptz[]), CAST(:learner_keys AS text[]), {_FIGURE_ARRAYS}) AS u
     ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET {_FOLD}
 RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived)
 SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
@@ -54,11 +50,18 @@ SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
 
 # `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
 # said before this upsert, both so that the activity figures can count learners exactly.
+# The learner's name and grouping values come from their latest statement.
 _UPSERT_PROGRESS = text(f"""
-INSERT INTO analytics_progress AS t (store_id, activity_key, learner_key, {_COLUMNS}, was_completed)
+INSERT INTO analytics_progress AS t (store_id, activity_key, learner_key, activity_id, learner,
+       learner_name, groups, {_FIGURES}, was_completed)
 SELECT CAST(:store AS bigint), u.*, false FROM unnest(CAST(:activity_keys AS text[]),
-       CAST(:learner_keys AS text[]), {_ARRAYS}) AS u
+       CAST(:learner_keys AS text[]), CAST(:activity_ids AS text[]), CAST(:learners AS text[]),
+       CAST(:names AS text[]), CAST(:groups AS jsonb[]), {_FIGURE_ARRAYS}) AS u
     ON CONFLICT (store_id, activity_key, learner_key) DO UPDATE SET {_FOLD},
+       groups = CASE WHEN EXCLUDED.last_at >= t.last_at THEN EXCLUDED.groups ELSE t.groups END,
+       learner_name = CASE WHEN EXCLUDED.last_at >= t.last_at
+                           THEN COALESCE(EXCLUDED.learner_name, t.learner_name)
+                           ELSE t.learner_name END,
        was_completed = t.completed_at IS NOT NULL
 RETURNING activity_key, activity_id, xmax = 0 AS arrived, was_completed,
           completed_at IS NOT NULL AS completed
@@ -189,13 +192,10 @@ async def add(
         )
 
 
-def _columns(rows: list[Row]) -> dict[str, Any]:
+def _figures(rows: list[Row]) -> dict[str, Any]:
     return {
         "activity_keys": [_key(r.activity) for r in rows],
         "learner_keys": [_key(r.learner) for r in rows],
-        "activity_ids": [r.activity for r in rows],
-        "learners": [r.learner for r in rows],
-        "names": [r.name for r in rows],
         "statements": [r.statements for r in rows],
         "completions": [r.completions for r in rows],
         "first_at": [r.first_at for r in rows],
@@ -205,7 +205,6 @@ def _columns(rows: list[Row]) -> dict[str, Any]:
         "failed": [r.failed for r in rows],
         "best": [r.best_score for r in rows],
         "duration": [r.duration for r in rows],
-        "groups": [dumps(r.groups) for r in rows],
     }
 
 
@@ -214,7 +213,7 @@ async def _upsert_hourly(conn: AsyncConnection, store_id: int, rows: list[Row]) 
     if not rows:
         return []
     result = await conn.execute(
-        _UPSERT_HOURLY, {"store": store_id, "hours": [r.hour for r in rows], **_columns(rows)}
+        _UPSERT_HOURLY, {"store": store_id, "hours": [r.hour for r in rows], **_figures(rows)}
     )
     return [(r.hour, r.learner_key) for r in result]
 
@@ -236,7 +235,13 @@ async def _upsert_progress(
     """
     changes = {} if changes is None else changes
     if rows:
-        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, **_columns(rows)})
+        about = {
+            "activity_ids": [r.activity for r in rows],
+            "learners": [r.learner for r in rows],
+            "names": [r.name for r in rows],
+            "groups": [dumps(r.groups) for r in rows],
+        }
+        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, **about, **_figures(rows)})
         for r in result:
             change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
             change.started += r.arrived
@@ -309,8 +314,8 @@ async def recompute_voided(
         WITH gone AS (
             DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour, learner_key)
                 IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:h AS timestamptz[]), CAST(:l AS text[])))
-            RETURNING activity_key, hour, learner, learner_key, statements, completions, duration_seconds)
-        SELECT hour, learner, learner_key, statements, completions, duration_seconds
+            RETURNING activity_key, hour, learner_key, statements, completions, duration_seconds)
+        SELECT hour, learner_key, statements, completions, duration_seconds
           FROM gone WHERE activity_key = ''
         """),
         {
@@ -494,16 +499,17 @@ class LearnerProgress:
     group: Any  # the value of the `group_by` asked for, if any
 
 
-async def progress(
-    conn: AsyncConnection, store_id: int, activity: str, window: Window, group_by: str | None = None
-) -> list[LearnerProgress]:
-    """Each learner's progress on an activity within the window.
+def _per_learner(
+    store_id: int, activities: list[str], window: Window, group_by: str | None, params: dict[str, Any]
+) -> str:
+    """SQL for each learner's progress on each of the activities within the window.
 
-    Over all time this reads one progress row per learner; within a window, it adds up the
-    learner's hourly rows. Only the one grouping value asked for is read (as text, from the
-    learner's latest statement), so a large course costs no JSON decoding per learner.
+    Over all time this is one progress row per learner; within a window, the learner's
+    hourly rows added up. Names and groups come from the learner's latest statement on the
+    activity (whatever the window). Only the one grouping value asked for is read, as text,
+    so a large course costs no JSON decoding per learner.
     """
-    params: dict[str, Any] = {"store": store_id, "activity": _key(activity)}
+    params.update(store=store_id, activities=[_key(a) for a in activities])
     value = "NULL::text"
     if group_by is not None:
         if group_by.startswith("extension:"):
@@ -513,23 +519,35 @@ async def progress(
             params["group"] = group_by
             value = "groups ->> :group"
     if window.unbounded:
-        sql = f"""
-        SELECT learner, learner_name AS name, first_at, last_at, completed_at, passed, failed,
-               best_score, duration_seconds AS duration, statements, {value} AS grp
-          FROM analytics_progress WHERE store_id = :store AND activity_key = :activity"""
-    else:
-        sql = f"""
-        SELECT learner, (array_agg(learner_name ORDER BY last_at DESC)
-                         FILTER (WHERE learner_name IS NOT NULL))[1] AS name,
-               min(first_at) AS first_at, max(last_at) AS last_at,
-               min(completed_at) AS completed_at, bool_or(passed) AS passed,
-               bool_or(failed) AS failed, max(best_score) AS best_score,
-               sum(duration_seconds) AS duration, sum(statements) AS statements,
-               (array_agg({value} ORDER BY last_at DESC))[1] AS grp
-          FROM analytics_hourly
-         WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}
-         GROUP BY learner_key, learner"""
-    rows = await conn.execute(text(sql), params)
+        return f"""
+        SELECT activity_key, activity_id, learner, learner_name AS name, first_at, last_at,
+               completed_at, passed, failed, best_score, duration_seconds AS duration,
+               statements, {value} AS grp
+          FROM analytics_progress
+         WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))"""
+    return f"""
+        SELECT w.activity_key, p.activity_id, p.learner, p.learner_name AS name, w.first_at,
+               w.last_at, w.completed_at, w.passed, w.failed, w.best_score, w.duration,
+               w.statements, {value} AS grp
+          FROM (SELECT activity_key, learner_key, min(first_at) AS first_at,
+                       max(last_at) AS last_at, min(completed_at) AS completed_at,
+                       bool_or(passed) AS passed, bool_or(failed) AS failed,
+                       max(best_score) AS best_score, sum(duration_seconds) AS duration,
+                       sum(statements) AS statements
+                  FROM analytics_hourly
+                 WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))
+                       {_window_sql(window, params)}
+                 GROUP BY activity_key, learner_key) AS w
+          JOIN analytics_progress p ON p.store_id = :store AND p.activity_key = w.activity_key
+                                   AND p.learner_key = w.learner_key"""
+
+
+async def progress(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window
+) -> list[LearnerProgress]:
+    """Each learner's progress on an activity within the window."""
+    params: dict[str, Any] = {}
+    rows = await conn.execute(text(_per_learner(store_id, [activity], window, None, params)), params)
     return [
         LearnerProgress(
             r.learner,
@@ -546,6 +564,97 @@ async def progress(
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Completion figures of one group of learners on an activity (None: no such figure)."""
+
+    group: Any
+    started: int
+    completed: int
+    passed: int
+    failed: int  # and never passed
+    scores: int
+    score_mean: float | None
+    score_quartiles: tuple[float | None, float | None, float | None]
+    time_total: float
+    time_mean: float | None
+    time_median: float | None
+    time_to_complete_median: float | None
+
+
+async def completion(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, group_by: str | None
+) -> list[GroupFigures]:
+    """Completion figures per group, computed where the rows are, so that a course with
+    thousands of learners sends back one row per group."""
+    params: dict[str, Any] = {}
+    learners = _per_learner(store_id, [activity], window, group_by, params)
+    rows = await conn.execute(
+        text(f"""
+        SELECT grp, count(*) AS started, count(completed_at) AS completed,
+               count(*) FILTER (WHERE passed) AS passed,
+               count(*) FILTER (WHERE failed AND NOT passed) AS failed,
+               count(best_score) AS scores, avg(best_score) AS score_mean,
+               percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY best_score)
+                   AS score_quartiles,
+               COALESCE(sum(duration) FILTER (WHERE duration > 0), 0) AS time_total,
+               avg(duration) FILTER (WHERE duration > 0) AS time_mean,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration)
+                   FILTER (WHERE duration > 0) AS time_median,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - first_at))
+                   AS time_to_complete_median
+          FROM ({learners}) AS learners
+         GROUP BY grp
+    """),
+        params,
+    )
+    return [
+        GroupFigures(
+            r.grp,
+            r.started,
+            r.completed,
+            r.passed,
+            r.failed,
+            r.scores,
+            r.score_mean,
+            tuple(r.score_quartiles) if r.scores else (None, None, None),  # type: ignore[arg-type]
+            float(r.time_total),
+            r.time_mean,
+            r.time_median,
+            None if r.time_to_complete_median is None else float(r.time_to_complete_median),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many learners reached an activity, completed it, and when they typically first
+    reached it (median, seconds since 1970)."""
+
+    activity: str
+    learners: int
+    completed: int
+    first_seen_median: float
+
+
+async def reach(conn: AsyncConnection, store_id: int, activities: list[str], window: Window) -> list[Reach]:
+    if not activities:
+        return []
+    params: dict[str, Any] = {}
+    learners = _per_learner(store_id, activities, window, None, params)
+    rows = await conn.execute(
+        text(f"""
+        SELECT min(activity_id) AS activity, count(*) AS learners, count(completed_at) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_at)) AS first_seen
+          FROM ({learners}) AS learners
+         GROUP BY activity_key
+    """),
+        params,
+    )
+    return [Reach(r.activity, r.learners, r.completed, float(r.first_seen)) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -702,15 +811,18 @@ async def activity_summaries(conn: AsyncConnection, store_id: int, window: Windo
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     rows = await conn.execute(
         text(f"""
-        SELECT activity_id, count(*) AS started, count(*) FILTER (WHERE completed) AS completed,
-               sum(duration) AS duration
-          FROM (SELECT activity_id, learner_key, bool_or(completed_at IS NOT NULL) AS completed,
-                       sum(duration_seconds) AS duration
-                  FROM analytics_hourly
-                 WHERE store_id = :store AND activity_key <> :overall
-                       {_window_sql(window, params)}
-                 GROUP BY activity_id, learner_key) per_learner
-         GROUP BY activity_id
+        SELECT a.activity_id, w.started, w.completed, w.duration
+          FROM (SELECT activity_key, count(*) AS started,
+                       count(*) FILTER (WHERE completed) AS completed, sum(duration) AS duration
+                  FROM (SELECT activity_key, learner_key,
+                               bool_or(completed_at IS NOT NULL) AS completed,
+                               sum(duration_seconds) AS duration
+                          FROM analytics_hourly
+                         WHERE store_id = :store AND activity_key <> :overall
+                               {_window_sql(window, params)}
+                         GROUP BY activity_key, learner_key) AS per_learner
+                 GROUP BY activity_key) AS w
+          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
     """),
         params,
     )

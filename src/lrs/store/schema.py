@@ -182,8 +182,8 @@ audit_log = Table(
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
-# Analytics rollup, kept by the write path: one row per (activity, hour, learner).
-# activity_key "" holds every statement once (store-wide series).
+# Analytics rollup, kept by the write path: the figures of one (activity, hour, learner), for
+# questions about a time window. activity_key "" holds every statement once (store-wide).
 analytics_hourly = Table(
     "analytics_hourly",
     metadata,
@@ -191,9 +191,6 @@ analytics_hourly = Table(
     Column("activity_key", Text, nullable=False),
     Column("hour", DateTime(timezone=True), nullable=False),
     Column("learner_key", Text, nullable=False),
-    Column("activity_id", Text, nullable=False),
-    Column("learner", Text, nullable=False),
-    Column("learner_name", Text),
     Column("statements", Integer, nullable=False),
     Column("completions", Integer, nullable=False),
     Column("first_at", DateTime(timezone=True), nullable=False),
@@ -203,7 +200,6 @@ analytics_hourly = Table(
     Column("failed", Boolean, nullable=False),
     Column("best_score", Float),
     Column("duration_seconds", Float, nullable=False),
-    Column("groups", JSONB, nullable=False),
     PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
 )
 
