@@ -168,17 +168,6 @@ async def add(
 
     ``zone`` is the store's time zone, recorded for its period figures on its first write.
     """
-    rows = [row for s in statements for row in contributions(s, settings)]
-    hours = merged(rows)
-    arrived = await _upsert_hourly(conn, store_id, hours)
-    await _upsert_progress(conn, store_id, merged([r for r in rows if r.activity != OVERALL], per_learner))
-    await _change_periods(
-        conn,
-        store_id,
-        zone,
-        [(hour, learner, 1) for hour, learner in arrived],
-        [Total.of(r) for r in hours if r.activity == OVERALL],
-    )
     pairs = sorted({pair for s in statements for pair in children(s)})
     if pairs:
         await conn.execute(
@@ -190,6 +179,19 @@ async def add(
                 "ids": [c for _, c in pairs],
             },
         )
+    # Per-learner rows first; the per-activity and per-period rows, which every concurrent
+    # batch shares, last.
+    rows = [row for s in statements for row in contributions(s, settings)]
+    hours = merged(rows)
+    arrived = await _upsert_hourly(conn, store_id, hours)
+    await _upsert_progress(conn, store_id, merged([r for r in rows if r.activity != OVERALL], per_learner))
+    await _change_periods(
+        conn,
+        store_id,
+        zone,
+        [(hour, learner, 1) for hour, learner in arrived],
+        [Total.of(r) for r in hours if r.activity == OVERALL],
+    )
 
 
 def _figures(rows: list[Row]) -> dict[str, Any]:

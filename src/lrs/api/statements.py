@@ -137,11 +137,6 @@ async def write_batch(
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
         written = await statement_store.insert(conn, who.store_id, who.key, batch)
         counted.append(len(written.counted))
-        # Analytics rollups change in the same transaction as the statements.
-        if rollups:
-            counted_statements = [p.statement for p in written.counted]
-            await analytics_store.add(conn, who.store_id, counted_statements, settings, zone)
-            await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings, zone)
         ids = written.ids
         if define:
             definitions = [d for p in batch for d in p.definitions]
@@ -158,6 +153,13 @@ async def write_batch(
                 info.length,
                 part.file,
             )
+        # Analytics rollups change in the same transaction as the statements, last: their
+        # per-activity and per-period rows are shared by concurrent batches, so the row locks
+        # on them are taken as close to the commit as possible.
+        if rollups:
+            counted_statements = [p.statement for p in written.counted]
+            await analytics_store.add(conn, who.store_id, counted_statements, settings, zone)
+            await analytics_store.recompute_voided(conn, who.store_id, written.voided, settings, zone)
         return ids
 
     db: Database = app.state.db

@@ -43,6 +43,20 @@ async def merge(conn: AsyncConnection, store_id: int, definitions: list[tuple[st
         merged[key] = (activity_id, merge_definitions(previous[1], definition) if previous else definition)
     if not merged:
         return
+    # Most statements repeat the definition already kept; skipping those rows spares a row
+    # lock (held to commit) that concurrent batches naming the same activities would queue on.
+    kept = await conn.execute(
+        text(
+            "SELECT key, definition FROM activities"
+            " WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"store": store_id, "keys": list(merged)},
+    )
+    for row in kept:
+        if merge_definitions(row.definition, merged[row.key][1]) == row.definition:
+            del merged[row.key]
+    if not merged:
+        return
     keys = sorted(merged)
     await conn.execute(
         _UPSERT,
