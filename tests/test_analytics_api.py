@@ -768,3 +768,41 @@ async def test_rebuild_reproduces_the_rollup(world, server):
     before = (await analytics(world, "/completion", activity=fire)).json()
     run_cli(server.database_url, "analytics", "rebuild", "--store", world["name"])
     assert (await analytics(world, "/completion", activity=fire)).json() == before
+
+
+async def test_names_come_from_canonical_definitions(world, server):
+    """Runs last: it adds a statement. Names follow Accept-Language, for the page shown."""
+    out = json.loads(
+        run_cli(
+            server.database_url,
+            "credentials",
+            "create",
+            "--store",
+            world["name"],
+            "--scopes",
+            "statements/write,define",
+            "--json",
+        ).stdout
+    )
+    module = course("brannvern/modul1")
+    named = st(learner(0), EXPERIENCED, module, BASE + timedelta(days=6), parent=course("brannvern"))
+    named["object"]["definition"] = {
+        "name": {"nb-NO": "Modul 1: Slukking", "en-US": "Module 1: Extinguishing"}
+    }
+    async with httpx.AsyncClient(base_url=world["server"].xapi, headers=V2) as c:
+        r = await c.post("/statements", json=named, auth=(out["key"], out["secret"]))
+        assert r.status_code == 200, r.text
+    async with httpx.AsyncClient(base_url=world["server"].url, auth=world["analyst"]) as c:
+        listed = await c.get(
+            "/analytics/activities",
+            params={"sort": "activity", "order": "asc"},
+            headers={"Accept-Language": "en"},
+        )
+        rows = {row["activity"]: row["name"] for row in listed.json()["activities"]}
+        assert rows[module] == "Module 1: Extinguishing"
+        assert rows[course("brannvern")] is None  # no definition was ever sent for it
+        steps = await c.get(
+            "/analytics/dropoff", params={"activity": course("brannvern")}, headers={"Accept-Language": "nb"}
+        )
+        names = {step["activity"]: step["name"] for step in steps.json()["steps"]}
+        assert names[module] == "Modul 1: Slukking"

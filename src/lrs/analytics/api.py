@@ -237,12 +237,11 @@ async def activities(
 ) -> Response:
     store_id = ask.who.store_id
 
-    async def work(c: AsyncConnection) -> tuple[list[Any], dict[str, dict[str, Any]]]:
-        summaries = await analytics_store.activity_summaries(c, store_id, ask.window)
-        return summaries, await activity_store.get_many(c, store_id, {s.activity for s in summaries})
-
-    summaries, definitions = await ask.read(work)
-    body = metrics.activities(
-        summaries, _names(ask.request, definitions), sort, order == "desc", limit, offset, ask.min_group
-    )
+    summaries = await ask.read(lambda c: analytics_store.activity_summaries(c, store_id, ask.window))
+    body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group)
+    page = {row["activity"] for row in body["activities"]}
+    definitions = await ask.read(lambda c: activity_store.get_many(c, store_id, page))
+    names = _names(ask.request, definitions)
+    for row in body["activities"]:
+        row["name"] = names.get(row["activity"])
     return ask.respond(body, "activities")
