@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lrs.jsontext import UnrepresentableNumber, loads
 from lrs.xapi.durations import parse_duration
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.formats import render
@@ -214,3 +215,25 @@ def test_since_until_parse_as_instants():
     q = parse_query({"since": "2026-11-28T10:00:00+01:00"}, Version.V2, 10)
     assert q.since == datetime(2026, 11, 28, 9, tzinfo=UTC)
     assert q.since - timedelta(hours=1) < q.since
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"123456789012345678901",
+        b"[1, -9223372036854775809]",
+        b'{"score": {"raw":\n 9223372036854775808}}',
+        b'{"a": "51e8722", "b": [0,99999999999999999999]}',
+    ],
+)
+def test_json_refuses_integers_beyond_64_bits(body):
+    with pytest.raises(UnrepresentableNumber):
+        loads(body)
+
+
+def test_json_keeps_64_bit_integers_and_hex_ids():
+    body = b'{"id": "d1fe09f-0af4-48d2-9752-4d6af51e8722", "n": [9223372036854775807, -9223372036854775808]}'
+    assert loads(body) == {
+        "id": "d1fe09f-0af4-48d2-9752-4d6af51e8722",
+        "n": [9223372036854775807, -9223372036854775808],
+    }

@@ -18,9 +18,11 @@ def dumpb(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-# Digits runs of 19+ (integers near or past 64 bits) and 3-digit exponents (overflowing
-# floats) are rare; only bodies that have one pay for the exact check below.
-_SUSPECT = re.compile(rb"\d{19,}|[eE]\+?\d{3,}")
+# Numbers with 19+ digits (integers near or past 64 bits) and 3-digit exponents (overflowing
+# floats) are rare; only bodies that have one pay for the exact check below. A number token
+# starts the body or follows `:`, `[`, `,` or whitespace, which keeps hex ids such as
+# "51e8722" in a UUID (inside every statement) from looking like one.
+_SUSPECT = re.compile(rb"(?:^|[:\[,\s])-?(?:\d{19,}|\d+(?:\.\d+)?[eE][+-]?\d{3,})")
 _INT64 = range(-(2**63), 2**63)
 
 

@@ -199,12 +199,17 @@ def merged(rows: list[Row], key: Callable[[Row], Hashable] = hourly) -> list[Row
     The rows given are left as they are, so one list can be merged by several keys.
     """
     by_key: dict[Any, Row] = {}
+    copied: set[Any] = set()  # a row is copied only once another folds into it
     for row in rows:
         k = key(row)
-        if k in by_key:
-            by_key[k].add(row)
-        else:
-            by_key[k] = replace(row)
+        first = by_key.get(k)
+        if first is None:
+            by_key[k] = row
+            continue
+        if k not in copied:
+            first = by_key[k] = replace(first)
+            copied.add(k)
+        first.add(row)
     return [by_key[k] for k in sorted(by_key)]
 
 
