@@ -254,6 +254,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         out["ingest_batch100_c8_without_rollups"] = await ingest(
             port, basic(cred.key, cred.secret), Generator(seed=3), 100, 8, args.phase_seconds
         )
+        out["ingest_single_c32_without_rollups"] = await ingest(
+            port, basic(cred.key, cred.secret), Generator(seed=4), 1, 32, args.phase_seconds
+        )
     finally:
         stop(server)
         await asyncio.to_thread(drop_database, url, admin)
@@ -309,18 +312,31 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         out["peak_rss_mb_after_walk"] = peak_rss_mb(server)
 
         unit = "https://kommune.example.no/xapi/unit"
+        month = ((START + timedelta(days=30)).isoformat(), (START + timedelta(days=60)).isoformat())
         analytics = {
             "analytics_completion": [q("/analytics/completion", activity=c) for c in courses],
             "analytics_completion_by_unit": [
                 q("/analytics/completion", activity=c, group_by=f"extension:{unit}") for c in courses
             ],
-            "analytics_engagement_week": [q("/analytics/engagement", interval="week")] * 20,
+            "analytics_engagement_week": [q("/analytics/engagement", interval="week")] * 100,
             "analytics_engagement_day_course": [
                 q("/analytics/engagement", interval="day", activity=c) for c in courses
             ],
-            "analytics_hours": [q("/analytics/engagement/hours")] * 20,
+            "analytics_hours": [q("/analytics/engagement/hours")] * 100,
             "analytics_dropoff": [q("/analytics/dropoff", activity=c) for c in courses],
-            "analytics_activities": [q("/analytics/activities", limit=50)] * 20,
+            "analytics_activities": [q("/analytics/activities", limit=50)] * 100,
+            # With a window, the same questions add up the hourly rollup instead.
+            "analytics_completion_30_days": [
+                q("/analytics/completion", activity=c, since=month[0], until=month[1]) for c in courses
+            ],
+            "analytics_engagement_week_30_days": [
+                q("/analytics/engagement", interval="week", since=month[0], until=month[1])
+            ]
+            * 20,
+            "analytics_activities_30_days": [
+                q("/analytics/activities", limit=50, since=month[0], until=month[1])
+            ]
+            * 20,
         }
         for name, paths in analytics.items():
             out[name] = await get_many(port, auth, paths, 2, max_seconds=120)
@@ -341,6 +357,11 @@ def ratios(out: dict[str, Any]) -> dict[str, float]:
         "batch100_c8_vs_copy": round(with_rollups / copy, 3),
         "single_c32_vs_trivial": round(out["ingest_single_c32"]["per_second"] / trivial, 3),
         "rollups_cost_batch100_c8": round(1 - with_rollups / without, 3),
+        "rollups_cost_single_c32": round(
+            1
+            - out["ingest_single_c32"]["per_second"] / out["ingest_single_c32_without_rollups"]["per_second"],
+            3,
+        ),
         "more_later_vs_first_page": round(
             out["more_walk"]["later_pages_p50_ms"] / out["more_walk"]["first_page_ms"], 3
         ),
