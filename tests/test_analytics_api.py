@@ -333,6 +333,7 @@ async def world(server) -> dict[str, Any]:
     )
     analyst = cred("analytics/read", "Opplæringskontoret")
     hr = cred("analytics/learners", "HR")
+    definer = cred("statements/write,define", "Katalog AS")
     a, b, voided = dataset()
     async with httpx.AsyncClient(base_url=server.xapi, headers=V2) as c:
         # Out of order: vendor B's later statements arrive first.
@@ -352,6 +353,7 @@ async def world(server) -> dict[str, Any]:
         "vendor_b": vendor_b,
         "analyst": analyst,
         "hr": hr,
+        "definer": definer,
         "server": server,
     }
 
@@ -770,27 +772,15 @@ async def test_rebuild_reproduces_the_rollup(world, server):
     assert (await analytics(world, "/completion", activity=fire)).json() == before
 
 
-async def test_names_come_from_canonical_definitions(world, server):
+async def test_names_come_from_canonical_definitions(world):
     """Runs last: it adds a statement. Names follow Accept-Language, for the page shown."""
-    out = json.loads(
-        run_cli(
-            server.database_url,
-            "credentials",
-            "create",
-            "--store",
-            world["name"],
-            "--scopes",
-            "statements/write,define",
-            "--json",
-        ).stdout
-    )
     module = course("brannvern/modul1")
     named = st(learner(0), EXPERIENCED, module, BASE + timedelta(days=6), parent=course("brannvern"))
     named["object"]["definition"] = {
         "name": {"nb-NO": "Modul 1: Slukking", "en-US": "Module 1: Extinguishing"}
     }
     async with httpx.AsyncClient(base_url=world["server"].xapi, headers=V2) as c:
-        r = await c.post("/statements", json=named, auth=(out["key"], out["secret"]))
+        r = await c.post("/statements", json=named, auth=world["definer"])
         assert r.status_code == 200, r.text
     async with httpx.AsyncClient(base_url=world["server"].url, auth=world["analyst"]) as c:
         listed = await c.get(
