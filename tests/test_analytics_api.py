@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 import uuid
 from collections import defaultdict
@@ -22,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.harness import run_cli
+from tests.harness import make_credential, run_cli
 
 BASE = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 07:00 in Oslo
 UNIT = "https://kommune.example.no/xapi/unit"
@@ -311,21 +310,7 @@ async def world(server) -> dict[str, Any]:
     run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=2")
 
     def cred(scopes: str, label: str) -> tuple[str, str]:
-        out = json.loads(
-            run_cli(
-                server.database_url,
-                "credentials",
-                "create",
-                "--store",
-                name,
-                "--scopes",
-                scopes,
-                "--label",
-                label,
-                "--json",
-            ).stdout
-        )
-        return out["key"], out["secret"]
+        return make_credential(server.database_url, scopes, name, label).auth
 
     vendor_a, vendor_b = (
         cred("statements/write,statements/read", "Kurs AS"),

@@ -78,15 +78,18 @@ SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:keys AS text[]), CAST(:ids 
        duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
 """)
 
+# The kinds of local period kept store-wide ("cell" is the hour of the week).
+_KINDS = "(VALUES ('day'), ('week'), ('month'), ('cell'))"
+
 # The zone a store's period figures are kept in; a store's first write records its own.
-_ZONE_CTE = """zone AS (
+_ZONE_CTE = f"""zone AS (
     SELECT zone FROM analytics_zone WHERE store_id = :store
     UNION ALL
     SELECT CAST(:zone AS text) WHERE NOT EXISTS (SELECT FROM analytics_zone WHERE store_id = :store)
 ), recorded AS (
     INSERT INTO analytics_zone (store_id, zone)
     SELECT CAST(:store AS bigint), zone FROM zone ON CONFLICT DO NOTHING
-), kinds (kind) AS (VALUES ('day'), ('week'), ('month'), ('cell'))"""
+), kinds (kind) AS {_KINDS}"""
 
 # Store-wide figures per local period. `:changes` are +1 for a learner's new active hour and
 # -1 for one that voiding emptied; a learner counts in a period while it has active hours.
@@ -153,8 +156,8 @@ class Total:
     duration: float
 
     @classmethod
-    def of(cls, row: Row, sign: int = 1) -> Total:
-        return cls(row.hour, sign * row.statements, sign * row.completions, sign * row.duration)
+    def of(cls, row: Row) -> Total:
+        return cls(row.hour, row.statements, row.completions, row.duration)
 
 
 async def add(
@@ -369,34 +372,36 @@ async def recompute_voided(
     await _change_periods(conn, store_id, zone, emptied, totals)
     if emptied:
         await conn.execute(
-            text("""
+            text(f"""
             DELETE FROM analytics_presence p
              USING analytics_zone z
              WHERE p.store_id = :store AND z.store_id = :store AND p.hours <= 0
                AND (p.kind, p.period, p.learner_key) IN (
                    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone), u.learner
                      FROM unnest(CAST(:hours AS timestamptz[]), CAST(:learners AS text[]))
-                          AS u(hour, learner),
-                          (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind))
+                          AS u(hour, learner), {_KINDS} AS k(kind))
             """),
             {"store": store_id, "hours": [e[0] for e in emptied], "learners": [e[1] for e in emptied]},
         )
 
 
-_RECOUNT_PERIODS = """
+# The store-wide period figures in `:zone`, counted again from the hourly rollup.
+_RECOUNT_PRESENCE = text(f"""
 INSERT INTO analytics_presence (store_id, kind, period, learner_key, hours)
 SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
        h.learner_key, count(*)
-  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+  FROM analytics_hourly h, {_KINDS} AS k(kind)
  WHERE h.store_id = :store AND h.activity_key = ''
- GROUP BY 1, 2, 3, 4;
+ GROUP BY 1, 2, 3, 4
+""")
+_RECOUNT_PERIODS = text(f"""
 INSERT INTO analytics_period (store_id, kind, period, learners, statements, completions, duration_seconds)
 SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
        count(DISTINCT h.learner_key), sum(h.statements), sum(h.completions), sum(h.duration_seconds)
-  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+  FROM analytics_hourly h, {_KINDS} AS k(kind)
  WHERE h.store_id = :store AND h.activity_key = ''
  GROUP BY 1, 2, 3
-"""
+""")
 
 
 async def recorded_zone(conn: AsyncConnection, store_id: int) -> str | None:
@@ -406,11 +411,11 @@ async def recorded_zone(conn: AsyncConnection, store_id: int) -> str | None:
     ).scalar()
 
 
-async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> bool:
+async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
     """Keep the store's period figures in ``zone`` from now on, recounting them from the
-    hourly rollup. Returns whether anything changed."""
+    hourly rollup (nothing to do when they are kept in it already)."""
     if await recorded_zone(conn, store_id) == zone:
-        return False
+        return
     # Writers add to the hourly rollup before the periods: waiting for them here means none
     # can count a period in the old zone after this recount.
     await conn.execute(text("LOCK TABLE analytics_hourly IN SHARE MODE"))
@@ -423,9 +428,8 @@ async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> bool:
     )
     for table in ("analytics_presence", "analytics_period"):
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
-    for statement in _RECOUNT_PERIODS.split(";"):
-        await conn.execute(text(statement), {"store": store_id, "zone": zone})
-    return True
+    for recount in (_RECOUNT_PRESENCE, _RECOUNT_PERIODS):
+        await conn.execute(recount, {"store": store_id, "zone": zone})
 
 
 _ROLLUPS = (
@@ -497,8 +501,6 @@ class LearnerProgress:
     failed: bool
     best_score: float | None
     duration: float
-    statements: int
-    group: Any  # the value of the `group_by` asked for, if any
 
 
 def _per_learner(
@@ -524,18 +526,17 @@ def _per_learner(
         return f"""
         SELECT activity_key, activity_id, learner, learner_name AS name, first_at, last_at,
                completed_at, passed, failed, best_score, duration_seconds AS duration,
-               statements, {value} AS grp
+               {value} AS grp
           FROM analytics_progress
          WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))"""
     return f"""
         SELECT w.activity_key, p.activity_id, p.learner, p.learner_name AS name, w.first_at,
                w.last_at, w.completed_at, w.passed, w.failed, w.best_score, w.duration,
-               w.statements, {value} AS grp
+               {value} AS grp
           FROM (SELECT activity_key, learner_key, min(first_at) AS first_at,
                        max(last_at) AS last_at, min(completed_at) AS completed_at,
                        bool_or(passed) AS passed, bool_or(failed) AS failed,
-                       max(best_score) AS best_score, sum(duration_seconds) AS duration,
-                       sum(statements) AS statements
+                       max(best_score) AS best_score, sum(duration_seconds) AS duration
                   FROM analytics_hourly
                  WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))
                        {_window_sql(window, params)}
@@ -561,8 +562,6 @@ async def progress(
             r.failed,
             r.best_score,
             float(r.duration),
-            int(r.statements),
-            r.grp,
         )
         for r in rows
     ]
