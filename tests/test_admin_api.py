@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -324,7 +325,15 @@ def test_cli_store_and_credential_commands(server):
     run_cli(server.database_url, "store", "rename", name, f"{name}-ny")
     assert run_cli(server.database_url, "store", "delete", f"{name}-ny", check=False).returncode == 2
     run_cli(server.database_url, "store", "delete", f"{name}-ny", "--yes")
-    r = httpx.get(server.xapi + "/statements", auth=(cred.key, rotated["secret"]), headers=V2)
-    assert r.status_code == 401
+    # The server has the credential cached; the deletion reaches it by notification, which
+    # takes milliseconds: allow up to 2 s, as for revocation.
+    statuses = []
+    for _ in range(20):
+        r = httpx.get(server.xapi + "/statements", auth=(cred.key, rotated["secret"]), headers=V2)
+        statuses.append(r.status_code)
+        if r.status_code == 401:
+            break
+        time.sleep(0.1)
+    assert statuses[-1] == 401, statuses
     stores = json.loads(run_cli(server.database_url, "store", "list", "--json").stdout)
     assert name not in {s["name"] for s in stores}
