@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -82,7 +82,9 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     """Store a validated batch in the caller's transaction; all of it or (by raising) none.
 
     A statement whose id is already stored with the same content is accepted and not stored
-    again; with other content it is a 409.
+    again; with other content it is a 409. ``batch`` is left as it was given: what the store
+    fills in (``stored``, inherited index keys) goes into copies, so that a caller may write
+    the same batch again after this transaction rolled back (group commit, deadlock retries).
     """
     ids = [p.id for p in batch]
     if len(set(ids)) != len(ids):
@@ -92,16 +94,15 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     existing = {r.id: r.statement for r in rows if r.kind == "existing"}
     referrers = [(r.id, r.seq) for r in rows if r.kind == "referrer"]
 
-    for p in batch:
-        stamp(p, now)
-    fresh = [p for p in batch if p.id not in existing]
-    for p in batch:
+    stamped = [stamped_copy(p, now) for p in batch]
+    fresh = [p for p in stamped if p.id not in existing]
+    for p in stamped:
         if p.id in existing and not same_statement(existing[p.id], p):
             raise Conflict(f"statement {p.id} already exists with different content")
     if not fresh:
         return Written(ids, [], [])
 
-    await _inherit_from_targets(conn, store_id, fresh)
+    inherited = await _inherited_index(conn, store_id, fresh)
     voided_here = {p.voids for p in fresh if p.voids is not None}
     result = await conn.execute(
         _INSERT,
@@ -130,15 +131,14 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     related: list[bool] = []
     by_id = {p.id: p for p in inserted}
     for p in inserted:
-        for key, rel in p.index.items():
+        for key, rel in inherited[p.id].items():
             keys.append(key)
             seq_list.append(seqs[p.id])
             related.append(rel)
     # Statements stored earlier that refer to one of these now match what it matches.
     for target_id, referrer_seq in referrers:
-        target = by_id.get(target_id)
-        if target is not None:
-            for key, rel in target.index.items():
+        if target_id in by_id:
+            for key, rel in inherited[target_id].items():
                 keys.append(key)
                 seq_list.append(referrer_seq)
                 related.append(rel)
@@ -154,16 +154,21 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     return Written(ids, counted, voided_now)
 
 
-def stamp(p: Prepared, stored: datetime) -> None:
-    """Fill in ``stored``, and ``timestamp`` where the statement left it to the LRS."""
-    p.statement["stored"] = format_timestamp(stored)
+def stamped_copy(p: Prepared, stored: datetime) -> Prepared:
+    """A copy with ``stored`` filled in, and ``timestamp`` where the statement left it to the LRS."""
+    statement = {**p.statement, "stored": format_timestamp(stored)}
+    timestamp = p.timestamp
     if not p.timestamp_given:
-        p.timestamp = stored
-        p.statement["timestamp"] = p.statement["stored"]
+        timestamp = stored
+        statement["timestamp"] = statement["stored"]
+    return replace(p, statement=statement, timestamp=timestamp)
 
 
-async def _inherit_from_targets(conn: AsyncConnection, store_id: int, batch: list[Prepared]) -> None:
-    """A statement whose object is a StatementRef matches every filter its target matches."""
+async def _inherited_index(
+    conn: AsyncConnection, store_id: int, batch: list[Prepared]
+) -> dict[uuid.UUID, dict[str, bool]]:
+    """Each statement's index rows; one whose object is a StatementRef also matches every
+    filter its target matches."""
     in_batch = {p.id: p for p in batch}
     wanted = {p.refers_to for p in batch if p.refers_to is not None} - set(in_batch)
     stored_index: dict[uuid.UUID, dict[str, bool]] = {}
@@ -173,16 +178,19 @@ async def _inherit_from_targets(conn: AsyncConnection, store_id: int, batch: lis
             index = stored_index.setdefault(row.id, {})
             if row.key is not None:
                 index[row.key] = row.related
+    out: dict[uuid.UUID, dict[str, bool]] = {}
     for p in batch:
-        if p.refers_to is None:
-            continue
-        target = in_batch.get(p.refers_to)
-        inherited = target.index if target is not None else stored_index.get(p.refers_to, {})
-        for key, rel in inherited.items():
-            if not rel:
-                p.index[key] = False
-            else:
-                p.index.setdefault(key, True)
+        index = dict(p.index)
+        if p.refers_to is not None:
+            target = in_batch.get(p.refers_to)
+            targets = target.index if target is not None else stored_index.get(p.refers_to, {})
+            for key, rel in targets.items():
+                if not rel:
+                    index[key] = False
+                else:
+                    index.setdefault(key, True)
+        out[p.id] = index
+    return out
 
 
 async def _check_raced(conn: AsyncConnection, store_id: int, lost: list[Prepared]) -> None:
