@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
 from lrs.analytics import store as analytics_store
+from lrs.analytics.rollup import COUNTED_YEARS
 from lrs.analytics.store import Reach, Window
 from lrs.api.auth import ANALYTICS_LEARNERS, ANALYTICS_READ, Caller, CallerDep
 from lrs.api.responses import database, json_response
@@ -64,6 +65,11 @@ def _hour(value: str | None, name: str) -> datetime | None:
     instant = parse_timestamp(value)
     if instant is None:
         raise BadRequest(f"{name}: must be an ISO 8601 timestamp, got {value!r}")
+    if instant.astimezone(UTC).year not in COUNTED_YEARS:
+        raise BadRequest(
+            f"{name}: analytics count statements from the year {COUNTED_YEARS.start} "
+            f"to {COUNTED_YEARS.stop - 1}; got {value!r}"
+        )
     if (instant.minute, instant.second, instant.microsecond) != (0, 0, 0):
         raise BadRequest(
             f"{name}: analytics count by the hour; give a whole hour, "
@@ -202,7 +208,7 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
 
     async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
         kids = await analytics_store.child_activities(c, store_id, activity)
-        steps = await analytics_store.reach(c, store_id, kids, ask.window)
+        steps = await analytics_store.reach(c, store_id, activity, kids, ask.window)
         return steps, await activity_store.get_many(c, store_id, set(kids))
 
     steps, definitions = await ask.read(work)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lrs.config import StoreSettings
@@ -19,6 +19,10 @@ from lrs.xapi.timestamps import parse_timestamp
 from lrs.xapi.validate import VOIDED_VERB
 
 OVERALL = ""
+# Analytics count statements whose timestamp falls in these years (UTC). At the ends of the
+# calendar an hour has no local time in some zones, and PostgreSQL's drivers read the first
+# and last instants as -infinity/infinity; such timestamps are stored but never counted.
+COUNTED_YEARS = range(2, 9999)
 
 
 @dataclass
@@ -140,6 +144,8 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
         return []
     when = parse_timestamp(statement["timestamp"])
     assert when is not None
+    if when.astimezone(UTC).year not in COUNTED_YEARS:
+        return []
     hour = when.replace(minute=0, second=0, microsecond=0)
     obj = statement["object"]
     object_id = obj["id"] if obj.get("objectType", "Activity") == "Activity" else None

@@ -30,6 +30,9 @@ def parse_timestamp(value: str) -> datetime | None:
     tz = m.group("tz")
     if tz and _NEGATIVE_ZERO.search(tz):
         return None
+    offset = _offset(tz)
+    if offset is None:
+        return None
     frac = (m.group("f") or "0")[:6].ljust(6, "0")
     try:
         naive = datetime(
@@ -43,15 +46,25 @@ def parse_timestamp(value: str) -> datetime | None:
         )
     except ValueError:
         return None
-    return naive.replace(tzinfo=_offset(tz))
+    instant = naive.replace(tzinfo=offset)
+    # Every instant is kept and compared in UTC; one that falls outside years 1-9999 there
+    # ("0001-01-01T00:30+01:00") cannot be, so it is not a timestamp the LRS can accept.
+    try:
+        instant.astimezone(UTC)
+    except OverflowError:
+        return None
+    return instant
 
 
-def _offset(tz: str | None) -> timezone:
+def _offset(tz: str | None) -> timezone | None:
+    """The UTC offset a timestamp names; None when it is out of range (24 h or more)."""
     if not tz or tz in ("Z", "z"):
         return UTC
     sign = -1 if tz[0] == "-" else 1
     digits = tz[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        return None
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
