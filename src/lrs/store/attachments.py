@@ -22,12 +22,16 @@ class Stored:
 async def save(
     conn: AsyncConnection,
     store_id: int,
+    credential: str,
     sha2: str,
     content_type: str,
     length: int,
     content: IO[bytes],
 ) -> None:
-    """Store the content unless this store already has it; reads ``content`` chunk by chunk."""
+    """Store the content unless this store already has it; reads ``content`` chunk by chunk.
+
+    The credential is recorded as one that sent this content, whether it was new or not.
+    """
     inserted = (
         await conn.execute(
             text(
@@ -38,6 +42,13 @@ async def save(
             {"store": store_id, "sha2": sha2, "content_type": content_type, "length": length},
         )
     ).scalar_one_or_none()
+    await conn.execute(
+        text(
+            "INSERT INTO attachment_senders (store_id, sha2, credential)"
+            " VALUES (:store, :sha2, :credential) ON CONFLICT DO NOTHING"
+        ),
+        {"store": store_id, "sha2": sha2, "credential": credential},
+    )
     if inserted is None:
         return
     content.seek(0)
@@ -55,15 +66,24 @@ async def save(
             break
 
 
-async def find(conn: AsyncConnection, store_id: int, hashes: list[str]) -> list[Stored]:
+async def find(
+    conn: AsyncConnection, store_id: int, hashes: list[str], sent_by: str | None = None
+) -> list[Stored]:
+    """The stored attachments among ``hashes``; with ``sent_by``, only content that credential sent."""
     if not hashes:
         return []
+    sender = (
+        " AND EXISTS (SELECT FROM attachment_senders w WHERE w.store_id = a.store_id"
+        " AND w.sha2 = a.sha2 AND w.credential = :credential)"
+        if sent_by is not None
+        else ""
+    )
     rows = await conn.execute(
         text(
-            "SELECT sha2, content_type, length FROM attachments"
-            " WHERE store_id = :store AND sha2 = ANY(CAST(:hashes AS text[])) ORDER BY sha2"
+            "SELECT a.sha2, a.content_type, a.length FROM attachments a"
+            f" WHERE a.store_id = :store AND a.sha2 = ANY(CAST(:hashes AS text[])){sender} ORDER BY a.sha2"
         ),
-        {"store": store_id, "hashes": hashes},
+        {"store": store_id, "hashes": hashes, "credential": sent_by},
     )
     return [Stored(r.sha2, r.content_type, r.length) for r in rows]
 

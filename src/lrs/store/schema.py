@@ -168,6 +168,20 @@ attachment_chunks = Table(
     ),
 )
 
+# Which credentials sent an attachment's content: a `statements/read/mine` credential is
+# served only content it sent itself, whatever hashes its statements declare.
+attachment_senders = Table(
+    "attachment_senders",
+    metadata,
+    Column("store_id", BigInteger, nullable=False),
+    Column("sha2", Text, nullable=False),
+    Column("credential", Text, nullable=False),
+    PrimaryKeyConstraint("store_id", "sha2", "credential"),
+    ForeignKeyConstraint(
+        ["store_id", "sha2"], ["attachments.store_id", "attachments.sha2"], ondelete="CASCADE"
+    ),
+)
+
 # What admins did. Installation-wide rather than per store: it outlives deleted stores, so it
 # names the store instead of referencing it.
 audit_log = Table(

@@ -20,7 +20,9 @@ from lrs.xapi.versions import Version
 
 JSON = "application/json"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_ID_LENGTH = 1000
+# A document id is part of a btree key, whose entries PostgreSQL caps at about 2,700 bytes;
+# the cap is on bytes, so the limit is too (1,000 UTF-8 bytes: 250 to 1,000 characters).
+MAX_ID_BYTES = 1000
 
 
 class Kind(IntEnum):
@@ -107,8 +109,8 @@ def parse_params(kind: Kind, params: Mapping[str, str], method: str, version: Ve
         since = parse_timestamp(params["since"])
         if since is None:
             raise BadRequest(f"since: must be an ISO 8601 timestamp, got {params['since']!r}")
-    if doc_id is not None and len(doc_id) > MAX_ID_LENGTH:
-        raise BadRequest(f"{id_param}: is longer than {MAX_ID_LENGTH} characters")
+    if doc_id is not None and len(doc_id.encode()) > MAX_ID_BYTES:
+        raise BadRequest(f"{id_param}: is longer than {MAX_ID_BYTES} bytes in UTF-8")
     return DocumentRequest(Address(kind, activity_id, agent_key, registration, doc_id), since)
 
 
@@ -158,11 +160,14 @@ def check_preconditions(
     current_etag: str | None,
     if_match: str | None,
     if_none_match: str | None,
+    *,
+    create_without_precondition: bool = False,
 ) -> None:
     """RFC 7232 If-Match / If-None-Match, and the xAPI rule that an overwrite must name one.
 
     412 when a precondition fails. A PUT with neither header is a 409 over an existing
-    profile document (and, in 2.0, State document), and a 400 for a new profile document.
+    profile document (and, in 2.0, State document), and a 400 for a new profile document,
+    unless ``create_without_precondition`` (a store's setting for older clients) lets it in.
     """
     if if_match is not None and not _matches(if_match, current_etag):
         raise PreconditionFailed("If-Match does not match the document's current ETag")
@@ -175,7 +180,7 @@ def check_preconditions(
             "the document already exists: GET it, then PUT again with If-Match "
             "set to its current ETag to overwrite it"
         )
-    if current_etag is None and kind is not Kind.STATE:
+    if current_etag is None and kind is not Kind.STATE and not create_without_precondition:
         # Clients MUST send one of the two headers when they PUT a profile document.
         raise BadRequest(
             "a PUT to a profile document needs If-Match (with the ETag) or "

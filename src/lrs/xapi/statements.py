@@ -21,13 +21,16 @@ AGENT = "a:"
 ACTIVITY = "i:"
 VERB = "v:"
 REGISTRATION = "r:"
-_MAX_KEY = 512
+# Keys longer than this many UTF-8 bytes are hashed. PostgreSQL caps a btree entry at about
+# 2,700 bytes and some keys are made of two such values (activity and learner), so the
+# limit is on bytes, not characters: 512 characters outside the BMP are 2,048 bytes.
+MAX_KEY_BYTES = 512
 
 
 def index_key(prefix: str, value: str) -> str:
     """The key under which a value is indexed. Long IRIs are hashed to keep the index narrow."""
     key = prefix + value
-    if len(key) > _MAX_KEY:
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         return prefix + "#" + hashlib.sha256(value.encode()).hexdigest()
     return key
 
