@@ -1,4 +1,5 @@
-"""ASGI middleware for the xAPI mount: version negotiation, alternate request syntax, body limit.
+"""ASGI middleware: the body limit on every route; for the xAPI mount, version negotiation and
+the alternate request syntax.
 
 It sits in front of the routers so that every xAPI response, errors included, carries the
 negotiated ``X-Experience-API-Version``.
@@ -6,14 +7,16 @@ negotiated ``X-Experience-API-Version``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.api.errors import error_response
-from lrs.xapi.errors import BadRequest, PayloadTooLarge, XAPIError
-from lrs.xapi.versions import VERSION_HEADER, Version, negotiate
+from lrs.xapi.errors import BadRequest, XAPIError
+from lrs.xapi.versions import SUPPORTED, VERSION_HEADER, Version, negotiate
 
 _HEADER_FORM_FIELDS = {
     "authorization",
@@ -26,6 +29,14 @@ _HEADER_FORM_FIELDS = {
 _ALTERNATE_METHODS = {"GET", "PUT", "POST", "DELETE", "HEAD"}
 
 
+class BodyTooLarge(HTTPException):
+    """Raised while a body is read, past the limit. An HTTPException rather than an XAPIError
+    so that FastAPI's own body parsing (the admin API's models) passes it on as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
 def request_version(scope: Scope) -> Version:
     """The version negotiated for this request (set by :class:`XAPIMiddleware`)."""
     version: Version = scope["state"]["xapi_version"]
@@ -34,9 +45,16 @@ def request_version(scope: Scope) -> Version:
 
 class XAPIMiddleware:
     def __init__(
-        self, app: ASGIApp, base_path: str, max_body_bytes: int, max_header_bytes: int = 16 * 1024
+        self,
+        app: ASGIApp,
+        base_path: str,
+        max_body_bytes: int,
+        max_header_bytes: int = 16 * 1024,
+        versions: tuple[Version, ...] = SUPPORTED,
     ) -> None:
         self.app = app
+        # Newest first: a response that cannot know the client's version names the newest.
+        self.versions = versions
         self.base_path = base_path.rstrip("/")
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
@@ -52,24 +70,34 @@ class XAPIMiddleware:
             )
             await response(scope, receive, send)
             return
+        # The body limit holds on every route and is checked before anything reads the body,
+        # so that an unauthenticated client cannot make the server hold a huge body.
+        length = _header(scope, "content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            xapi = scope["path"].startswith(self.base_path + "/")
+            response = error_response(413, f"the request body is larger than {self.max_body_bytes} bytes")
+            if xapi:
+                response.headers[VERSION_HEADER] = self.versions[0].value
+            await response(scope, receive, send)
+            return
+        receive = self._limited(receive)
         if not scope["path"].startswith(self.base_path + "/"):
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})
         version: Version | None = None
         try:
-            length = _header(scope, "content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                raise PayloadTooLarge(f"the request body is larger than {self.max_body_bytes} bytes")
-            receive = self._limited(receive)
             if scope["method"] == "POST" and _has_method_param(scope):
                 scope, receive = await self._alternate(scope, receive)
             is_about = scope["path"] == self.base_path + "/about"
             header = _header(scope, VERSION_HEADER.lower())
-            version = (negotiate(header) if header else Version.V2) if is_about else negotiate(header)
-        except XAPIError as exc:
-            response = error_response(exc.status, exc.message)
-            response.headers[VERSION_HEADER] = (version or Version.V2).value
+            version = self.versions[0] if is_about and not header else negotiate(header, self.versions)
+        except (XAPIError, BodyTooLarge) as exc:
+            if isinstance(exc, BodyTooLarge):
+                response = error_response(exc.status_code, exc.detail)
+            else:
+                response = error_response(exc.status, exc.message)
+            response.headers[VERSION_HEADER] = (version or self.versions[0]).value
             await response(scope, receive, send)
             return
         scope["state"]["xapi_version"] = version
@@ -95,7 +123,7 @@ class XAPIMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                    raise BodyTooLarge(limit)
             return message
 
         return limited
@@ -125,7 +153,7 @@ class XAPIMiddleware:
                 content = value.encode("utf-8")
             elif lowered in _HEADER_FORM_FIELDS:
                 if lowered != "content-length":
-                    form_headers[lowered.encode("latin-1")] = value.encode("latin-1")
+                    form_headers[lowered.encode("latin-1")] = _header_value(name, value)
             else:
                 params.append((name, value))
         # The real Content-Type/Length describe the form; the form's fields win over the rest.
@@ -133,7 +161,7 @@ class XAPIMiddleware:
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in replaced]
         headers.extend(form_headers.items())
         version = next((v for k, v in headers if k == b"x-experience-api-version"), None)
-        if version is not None and negotiate(version.decode("latin-1")) is Version.V2:
+        if version is not None and negotiate(version.decode("latin-1"), self.versions) is Version.V2:
             raise BadRequest("the alternate request syntax (?method=) is not part of xAPI 2.0")
         if not any(k == b"content-type" for k, _ in headers):
             # xAPI content is JSON unless the form says otherwise.
@@ -155,6 +183,23 @@ class XAPIMiddleware:
             return await receive()
 
         return new_scope, replay
+
+
+# What a header value may hold (RFC 9110 field-value): visible ASCII, spaces and tabs, and
+# the obsolete Latin-1 text. No CR/LF or other control characters: the value is echoed in
+# response headers later (a document's Content-Type), where they would split the header.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def _header_value(name: str, value: str) -> bytes:
+    """A form field that stands for a header, as the header's bytes; 400 when no header can
+    carry it."""
+    if not _FIELD_VALUE.fullmatch(value):
+        raise BadRequest(
+            f"{name}: the form field stands for a header and must not hold control characters "
+            "or text beyond Latin-1"
+        )
+    return value.encode("latin-1")
 
 
 def _header(scope: Scope, name: str) -> str | None:

@@ -148,6 +148,7 @@ async def write_batch(
             await attachment_store.save(
                 conn,
                 who.store_id,
+                who.key,
                 sha2,
                 content_types.get(sha2, info.content_type or ""),
                 info.length,
@@ -380,7 +381,10 @@ async def _multipart(request: Request, who: Caller, answer: _Answer) -> Response
     """The statement result first, then each attachment its statements reference, once."""
     hashes = list(dict.fromkeys(h for s in answer.statements or () for h in referenced_hashes(s)))
     db = database(request)
-    stored = await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes))
+    # A credential that reads only its own statements gets only content it sent itself: its
+    # statements could declare any hash, another credential's attachment's among them.
+    mine = who.key if who.only_own_statements else None
+    stored = await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes, mine))
     boundary = secrets.token_hex(16)
 
     async def body() -> AsyncIterator[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest
@@ -82,9 +84,11 @@ class StatementQuery:
 
 
 def parse_bool(value: str, name: str) -> bool:
-    if value == "true":
+    """``true`` or ``false``, in any case: clients written in Python send ``True``."""
+    lowered = value.lower()
+    if lowered == "true":
         return True
-    if value == "false":
+    if lowered == "false":
         return False
     raise BadRequest(f"{name}: must be true or false, got {value!r}")
 
@@ -170,31 +174,36 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _cipher(key: bytes) -> AESGCM:
+    return AESGCM(hashlib.sha256(b"lrs more token\x00" + key).digest())
+
+
+_NONCE_BYTES = 12
+
+
 def encode_more(query: StatementQuery, store_id: int, key: bytes) -> str:
-    """An opaque, signed token that resumes ``query``; bound to the store it was issued for."""
+    """An opaque token that resumes ``query``, bound to the store it was issued for.
+
+    It is encrypted, not only signed: its positions are installation-wide sequence numbers,
+    which would tell a client how much every other store writes.
+    """
     state = asdict(query)
     state["format"] = query.format.value
     for name in ("since", "until"):
         if state[name] is not None:
             state[name] = state[name].isoformat()
-    state["store"] = store_id
-    body = orjson.dumps(state)
-    sig = hmac.new(key, body, hashlib.sha256).digest()[:16]
-    return f"{_b64(body)}.{_b64(sig)}"
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = _cipher(key).encrypt(nonce, orjson.dumps(state), str(store_id).encode())
+    return _b64(nonce + sealed)
 
 
 def decode_more(token: str, store_id: int, key: bytes) -> StatementQuery:
     try:
-        body_text, sig_text = token.split(".", 1)
-        body, sig = _unb64(body_text), _unb64(sig_text)
-    except (ValueError, TypeError):
-        raise BadRequest("more: is not a token this LRS issued") from None
-    expected = hmac.new(key, body, hashlib.sha256).digest()[:16]
-    if not hmac.compare_digest(sig, expected):
-        raise BadRequest("more: is not a token this LRS issued")
+        raw = _unb64(token)
+        body = _cipher(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], str(store_id).encode())
+    except (ValueError, TypeError, InvalidTag):
+        raise BadRequest("more: is not a token this LRS issued for this store") from None
     state = orjson.loads(body)
-    if state.pop("store") != store_id:
-        raise BadRequest("more: is not a token this LRS issued")
     state["format"] = Format(state["format"])
     for name in ("since", "until"):
         if state[name] is not None:

@@ -24,7 +24,9 @@ _IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 _MAILTO = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
 _SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
 _SHA2 = re.compile(r"^[0-9a-fA-F]{56,128}$")
-_MEDIA_TYPE = re.compile(r"^[\w!#$&^.+\-]+/[\w!#$&^.+\-]+(\s*;.*)?$")
+# type/subtype with optional parameters; only characters a header can carry, since the value
+# becomes the Content-Type of a multipart part (a CR/LF here would end that part's headers).
+_MEDIA_TYPE = re.compile(r"[\w!#$&^.+\-]+/[\w!#$&^.+\-]+(?:[ \t]*;[\t\x20-\x7e]*)?", re.ASCII)
 _INTERACTION_TYPES = frozenset(
     {
         "true-false",
@@ -480,7 +482,7 @@ class StatementValidator:
             if "description" in obj:
                 self._language_map(obj["description"], f"{item_path}.description")
             content_type = self._string(obj["contentType"], f"{item_path}.contentType")
-            if not _MEDIA_TYPE.match(content_type):
+            if not _MEDIA_TYPE.fullmatch(content_type):
                 raise fail(f"{item_path}.contentType", f"{content_type!r} is not a media type")
             if (
                 obj["usageType"] == SIGNATURE_USAGE
