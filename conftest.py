@@ -49,6 +49,16 @@ def server(database_url: str) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
+def server_1_0_3(database_url: str, server: Server) -> Iterator[Server]:
+    """Another server on the same database that serves xAPI 1.0.3 only."""
+    srv = start_server(database_url, xapi_versions="1.0.3")
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+@pytest.fixture(scope="session")
 def credential(server: Server) -> Cred:
     return make_credential(server.database_url)
 

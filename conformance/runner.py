@@ -189,9 +189,14 @@ def summarise(version: str, log: dict[str, Any] | None, stopped: str | None, sec
     )
 
 
-def write(summaries: list[Summary], out: Path) -> None:
+def write(summaries: list[Summary], out: Path, served: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# ADL LRS Conformance Test Suite: latest run", ""]
+    lines = [
+        "# ADL LRS Conformance Test Suite: latest run",
+        "",
+        f"The LRS served xAPI {served} (`LRS_XAPI_VERSIONS={served}`).",
+        "",
+    ]
     lines += [
         "| version | passed | failed | not run | total | seconds | commit |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -223,13 +228,21 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("LRS_CONFORMANCE_SUITE"),
         help="path of an installed copy of the ADL suite (default: $LRS_CONFORMANCE_SUITE)",
     )
-    parser.add_argument("--versions", default="1.0.3,2.0.0")
+    parser.add_argument("--versions", default="1.0.3,2.0.0", help="the suite's versions to run")
+    parser.add_argument(
+        "--served",
+        default="2.0.0,1.0.3",
+        help="the xAPI versions the LRS serves (LRS_XAPI_VERSIONS); results of a setting other "
+        "than the default go to results/served-<versions>/",
+    )
     parser.add_argument("--overall-seconds", type=float, default=1200)
     parser.add_argument(
         "--stall-seconds", type=float, default=120, help="stop when no test has finished for this long"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="default: results/, or results/served-<versions>/")
     args = parser.parse_args(argv)
+    served = ",".join(sorted(v.strip() for v in args.served.split(",")))
+    out = args.out or (RESULTS if served == "1.0.3,2.0.0" else RESULTS / f"served-{served}")
     if not args.suite or not (Path(args.suite) / "bin" / "console_runner.js").exists():
         print(
             "set LRS_CONFORMANCE_SUITE (or --suite) to an installed copy of "
@@ -240,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for version in args.versions.split(","):
         url, admin = create_database()
-        server = start_server(url)
+        server = start_server(url, xapi_versions=served)
         try:
             cred = make_credential(url, label="ADL conformance suite")
             log, stopped, seconds = run_suite(
@@ -262,6 +275,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary.not_run} not run in {summary.seconds} s"
             + (f" (stopped: {summary.stopped})" if summary.stopped else "")
         )
-    write(summaries, args.out)
-    print(f"summaries written to {args.out}")
+    write(summaries, out, served)
+    print(f"summaries written to {out}")
     return 0 if all(s.failed == 0 and s.not_run == 0 and not s.stopped for s in summaries) else 1

@@ -1,11 +1,13 @@
-"""The `tincan` package (Rustici's Python xAPI client) as a real third-party client.
+"""The `tincan` package (Rustici's Python xAPI client) as a real third-party client, driven
+as an LMS drives it.
 
-tincan 1.0.0 has two known faults we work around here rather than in the server:
-it never sends ``If-None-Match`` when it creates a profile document (xAPI 1.0.3 requires the
-client to send one of the two precondition headers, and the LRS refuses a profile PUT with
-neither), and it never reads ``ETag`` back (it looks a header name up in a list of pairs).
-``PreconditionAwareLRS`` and ``etag_of`` fill in what the spec asks of the client. Its ``about()`` also
-refuses any LRS that lists version 2.0.0; see conformance/NOTES.md.
+tincan 1.0.0 creates profile documents with a PUT that carries neither ``If-Match`` nor
+``If-None-Match`` (xAPI asks the LRS to refuse that with a 400). The tests run it against a
+store with ``profile_put_creates_without_precondition`` on, the setting made for such
+clients, and supply no header it omits. It never reads ``ETag`` back (it looks a header name
+up in a list of pairs), so ``etag_of`` reads it from the HTTP response it keeps. Its
+``about()`` refuses any LRS that lists version 2.0.0, so it is tried against a server that
+serves 1.0.3 only; see conformance/NOTES.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.harness import Cred, Server, make_credential, run_cli
 from tincan import (
     Activity,
     ActivityProfileDocument,
@@ -29,16 +32,7 @@ from tincan import (
 )
 
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
-
-
-class PreconditionAwareLRS(RemoteLRS):  # type: ignore[misc]
-    """RemoteLRS that creates profile documents with ``If-None-Match: *``, as xAPI requires."""
-
-    def _send_request(self, request: Any) -> Any:
-        profile_put = request.method == "PUT" and request.resource.endswith("/profile")
-        if profile_put and "If-Match" not in request.headers:
-            request.headers["If-None-Match"] = "*"
-        return super()._send_request(request)
+JSON = "application/json"
 
 
 def etag_of(response: Any) -> str:
@@ -47,11 +41,24 @@ def etag_of(response: Any) -> str:
     return tag
 
 
+def client_for(server: Server, cred: Cred) -> RemoteLRS:
+    return RemoteLRS(endpoint=server.xapi + "/", username=cred.key, password=cred.secret, version="1.0.3")
+
+
 @pytest.fixture(scope="module")
-def lrs(server, credential) -> RemoteLRS:
-    return PreconditionAwareLRS(
-        endpoint=server.xapi + "/", username=credential.key, password=credential.secret, version="1.0.3"
+def lrs(server) -> RemoteLRS:
+    """tincan on a store that lets older clients create profile documents without a header."""
+    name = f"tincan-{uuid.uuid4().hex[:8]}"
+    run_cli(server.database_url, "store", "create", name)
+    run_cli(
+        server.database_url,
+        "store",
+        "settings",
+        name,
+        "--set",
+        "profile_put_creates_without_precondition=true",
     )
+    return client_for(server, make_credential(server.database_url, store=name))
 
 
 def run(fn: Any, *args: Any) -> Any:
@@ -123,3 +130,29 @@ async def test_activity_and_agent_profiles(lrs):
     got = await run(lrs.retrieve_agent_profile, kari, "prefs")
     assert json.loads(bytes(got.content.content)) == {"lang": "nb"}
     assert (await run(lrs.delete_agent_profile, got.content)).success
+
+
+async def test_profile_put_rules_without_the_setting_and_on_overwrite(server, credential, lrs):
+    """The default stays as xAPI asks: tincan's header-less create is a 400. With the setting,
+    an overwrite without a header is still a 409, so nothing is lost silently."""
+    course = Activity(id=f"https://courses.example.no/tincan-{uuid.uuid4().hex}")
+    strict = client_for(server, credential)
+    doc = ActivityProfileDocument(
+        activity=course, id="meta", content='{"a": 1}', content_type="application/json"
+    )
+    refused = await run(strict.save_activity_profile, doc)
+    assert not refused.success and refused.response.status == 400
+    assert (await run(lrs.save_activity_profile, doc)).success
+    again = ActivityProfileDocument(
+        activity=course, id="meta", content='{"a": 2}', content_type="application/json"
+    )
+    overwrite = await run(lrs.save_activity_profile, again)
+    assert not overwrite.success and overwrite.response.status == 409
+    got = await run(lrs.retrieve_activity_profile, course, "meta")
+    assert json.loads(bytes(got.content.content)) == {"a": 1}
+
+
+async def test_a_1_0_3_only_server_is_one_tincan_accepts(server_1_0_3, credential):
+    about = await run(client_for(server_1_0_3, credential).about)
+    assert about.success, about.data
+    assert [str(v) for v in about.content.version] == ["1.0.3"]

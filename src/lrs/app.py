@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         base_path=base,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        versions=settings.xapi_versions,
     )
     app.add_middleware(
         CORSMiddleware,

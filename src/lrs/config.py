@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lrs.xapi.versions import SUPPORTED, Version
 
 
 def default_data_dir() -> Path:
@@ -71,7 +73,24 @@ class Settings(BaseSettings):
         default=True,
         description="Keep the analytics rollups on write. Off: ingest is cheaper and /analytics answers 503.",
     )
+    xapi_versions: Annotated[tuple[Version, ...], NoDecode] = Field(
+        default=SUPPORTED,
+        description="The xAPI versions served, comma-separated (e.g. 1.0.3). A request that "
+        "names no version is answered in the newest of them.",
+    )
     log_level: str = "info"
+
+    @field_validator("xapi_versions", mode="before")
+    @classmethod
+    def _versions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not value:
+            raise ValueError("at least one xAPI version must be served")
+        try:
+            return tuple(sorted({Version(v) for v in value}, reverse=True))
+        except ValueError:
+            raise ValueError(f"xAPI versions are 1.0.3 and 2.0.0, got {value!r}") from None
 
 
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
@@ -100,6 +119,12 @@ class StoreSettings(BaseModel):
     )
     max_attachment_bytes: int | None = Field(
         default=None, ge=1, description="Overrides LRS_MAX_ATTACHMENT_BYTES for this store."
+    )
+    profile_put_creates_without_precondition: bool = Field(
+        default=False,
+        description="Accept a PUT of an Activity or Agent Profile document that carries neither "
+        "If-Match nor If-None-Match when the document does not exist yet, as older clients "
+        "send it (xAPI asks for a 400). An overwrite without either header stays a 409.",
     )
 
     @field_validator("timezone")

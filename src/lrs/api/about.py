@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from lrs.api.responses import json_response, only_params
-from lrs.xapi.versions import SUPPORTED
 
 router = APIRouter(tags=["About"])
 
@@ -15,7 +14,8 @@ router = APIRouter(tags=["About"])
 @router.get("/about", summary="Versions and extensions")
 async def about(request: Request) -> Response:
     only_params(request, frozenset())
-    response = json_response({"version": [v.value for v in SUPPORTED], "extensions": {}})
+    served = request.app.state.settings.xapi_versions
+    response = json_response({"version": [v.value for v in served], "extensions": {}})
     if request.method == "HEAD":
         return Response(headers=dict(response.headers))
     return response

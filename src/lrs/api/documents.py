@@ -107,7 +107,15 @@ async def write_document(request: Request, who: CallerDep, kind: Kind) -> Respon
     async def work(conn: AsyncConnection) -> None:
         await document_store.lock(conn, who.store_id, req.address)
         current = await document_store.get(conn, who.store_id, req.address)
-        check_preconditions(method, kind, version, _etag_of(current), if_match, if_none_match)
+        check_preconditions(
+            method,
+            kind,
+            version,
+            _etag_of(current),
+            if_match,
+            if_none_match,
+            create_without_precondition=who.settings.profile_put_creates_without_precondition,
+        )
         new_content, new_type = content, content_type
         if method == "POST" and current is not None:
             new_content = merge(current.content, current.content_type, content, content_type)
