@@ -145,7 +145,8 @@ def hours(cells: list[Cell], tz: ZoneInfo, min_group: int) -> dict[str, Any]:
 
 
 def dropoff(parent: str, steps: list[tuple[Reach, str | None]], min_group: int) -> dict[str, Any]:
-    """Child activities ordered by when learners typically first reach them."""
+    """Child activities in the order learners take them: by the median time from a learner's
+    start on the parent to their first statement on the child."""
     ranked, suppressed = [], 0
     for reached, name in steps:
         if reached.learners < min_group:
@@ -153,7 +154,7 @@ def dropoff(parent: str, steps: list[tuple[Reach, str | None]], min_group: int) 
             continue
         ranked.append(
             (
-                reached.first_seen_median,
+                reached.median_offset,
                 reached.activity,
                 {
                     "activity": reached.activity,

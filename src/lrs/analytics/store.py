@@ -632,30 +632,41 @@ async def completion(
 
 @dataclass(frozen=True)
 class Reach:
-    """How many learners reached an activity, completed it, and when they typically first
-    reached it (median, seconds since 1970)."""
+    """How many learners reached a child activity, completed it, and how long after their own
+    start on the parent they typically first reached it (median, seconds)."""
 
     activity: str
     learners: int
     completed: int
-    first_seen_median: float
+    median_offset: float
 
 
-async def reach(conn: AsyncConnection, store_id: int, activities: list[str], window: Window) -> list[Reach]:
-    if not activities:
+async def reach(
+    conn: AsyncConnection, store_id: int, parent: str, children: list[str], window: Window
+) -> list[Reach]:
+    """Each child's reach. Learners start on different days, so a child's place in the course
+    is measured from each learner's own first statement in the parent's scope, never from
+    absolute times taken over different sets of learners."""
+    if not children:
         return []
-    params: dict[str, Any] = {}
-    learners = _per_learner(store_id, activities, window, None, params)
+    params: dict[str, Any] = {"parent": _key(parent)}
+    learners = _per_learner(store_id, [parent, *children], window, None, params)
     rows = await conn.execute(
         text(f"""
-        SELECT min(activity_id) AS activity, count(*) AS learners, count(completed_at) AS completed,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_at)) AS first_seen
-          FROM ({learners}) AS learners
-         GROUP BY activity_key
+        WITH learners AS ({learners})
+        SELECT min(c.activity_id) AS activity, count(*) AS learners,
+               count(c.completed_at) AS completed,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM c.first_at - coalesce(p.first_at, c.first_at))
+               ) AS median_offset
+          FROM learners c
+          LEFT JOIN learners p ON p.activity_key = :parent AND p.learner = c.learner
+         WHERE c.activity_key <> :parent
+         GROUP BY c.activity_key
     """),
         params,
     )
-    return [Reach(r.activity, r.learners, r.completed, float(r.first_seen)) for r in rows]
+    return [Reach(r.activity, r.learners, r.completed, float(r.median_offset)) for r in rows]
 
 
 @dataclass(frozen=True)
