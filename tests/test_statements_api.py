@@ -574,3 +574,39 @@ async def test_a_conflict_among_concurrent_singles_fails_only_that_request(clien
     assert statuses[7] == 409
     assert statuses[:7] + statuses[8:] == [200] * 20
     assert len(ids_of(await query(client, activity=course["id"]))) == 20
+
+
+async def test_a_refused_single_leaves_no_trace_in_a_reference_sent_with_it(client):
+    """A statement the database refuses and a StatementRef to it, sent at once: the reference
+    is stored, but never as matching what the refused statement would have matched."""
+    for _ in range(10):
+        ghost = agent()
+        target = statement(actor=ghost, verb="http://example.no/verbs/\u0000")
+        target["id"] = str(uuid.uuid4())
+        ref = statement(obj={"objectType": "StatementRef", "id": target["id"]})
+        fillers = [statement() for _ in range(6)]
+        results = await asyncio.gather(
+            *(client.post("/statements", json=b) for b in (*fillers[:3], target, ref, *fillers[3:]))
+        )
+        assert [r.status_code for r in results] == [200] * 3 + [400, 200] + [200] * 3
+        assert ids_of(await query(client, agent=agent_param(ghost))) == []
+        assert ids_of(await query(client, agent=agent_param(ghost), related_agents="true")) == []
+
+
+async def test_a_server_may_serve_1_0_3_only(server_1_0_3, credential):
+    async with httpx.AsyncClient(base_url=server_1_0_3.xapi, auth=credential.auth) as c:
+        about = await c.get("/about")
+        assert about.json()["version"] == ["1.0.3"]
+        assert about.headers["X-Experience-API-Version"] == "1.0.3"
+        # No version named: refused, and answered as the one version served.
+        r = await c.get("/statements")
+        assert r.status_code == 400 and r.headers["X-Experience-API-Version"] == "1.0.3"
+        r = await c.get("/statements", headers={"X-Experience-API-Version": "2.0.0"})
+        assert r.status_code == 400 and "not served" in r.json()["message"]
+        r = await c.post("/statements", json=statement(), headers={"X-Experience-API-Version": "1.0.3"})
+        assert r.status_code == 200, r.text
+        [sid] = r.json()
+        got = await c.get(
+            "/statements", params={"statementId": sid}, headers={"X-Experience-API-Version": "1.0.3"}
+        )
+        assert got.json()["version"] == "1.0.0"
