@@ -18,6 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from lrs.xapi.attachments import PartInfo, digest_name
 from lrs.xapi.errors import BadRequest, PayloadTooLarge
+from lrs.xapi.media import media_type
 
 _SPOOL_BYTES = 1024 * 1024
 
@@ -132,7 +133,7 @@ async def read_multipart(request: Request, max_attachment_bytes: int) -> Multipa
         _close(parts)
         raise BadRequest("the multipart/mixed body is malformed: it has no closing boundary")
     first = parts[0]
-    first_type = first.headers.get("content-type", "").split(";")[0].strip().lower()
+    first_type = media_type(first.headers.get("content-type"))
     if first_type != "application/json":
         _close(parts)
         raise BadRequest(

@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.jsontext import dumps
+from lrs.store.keys import analytics_key
 from lrs.xapi.activities import merge_definitions
-from lrs.xapi.statements import index_key
 
 # Language maps merge entry by entry; every other property is replaced by the newer one.
 _UPSERT = text("""
@@ -38,7 +38,7 @@ async def merge(conn: AsyncConnection, store_id: int, definitions: list[tuple[st
     concurrent batches sharing activities lock them in the same order and cannot deadlock."""
     merged: dict[str, tuple[str, dict[str, Any]]] = {}
     for activity_id, definition in definitions:
-        key = index_key("", activity_id)
+        key = analytics_key(activity_id)
         previous = merged.get(key)
         merged[key] = (activity_id, merge_definitions(previous[1], definition) if previous else definition)
     if not merged:
@@ -73,7 +73,7 @@ async def get(conn: AsyncConnection, store_id: int, activity_id: str) -> dict[st
     definition: dict[str, Any] | None = (
         await conn.execute(
             text("SELECT definition FROM activities WHERE store_id = :store AND key = :key"),
-            {"store": store_id, "key": index_key("", activity_id)},
+            {"store": store_id, "key": analytics_key(activity_id)},
         )
     ).scalar_one_or_none()
     return definition
@@ -87,6 +87,6 @@ async def get_many(conn: AsyncConnection, store_id: int, activity_ids: set[str])
             "SELECT activity_id, definition FROM activities"
             " WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"
         ),
-        {"store": store_id, "keys": [index_key("", i) for i in activity_ids]},
+        {"store": store_id, "keys": [analytics_key(i) for i in activity_ids]},
     )
     return {r.activity_id: r.definition for r in rows}

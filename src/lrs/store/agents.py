@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.xapi.statements import AGENT, index_key
+from lrs.store.keys import index_key
 
 _NAMES = text("""
 SELECT DISTINCT name FROM (
@@ -19,5 +19,5 @@ SELECT DISTINCT name FROM (
 
 async def names(conn: AsyncConnection, store_id: int, ifi: str, ifi_json: str) -> list[str]:
     """Names under which this agent was the actor of its recent statements."""
-    rows = await conn.execute(_NAMES, {"store": store_id, "key": index_key(AGENT, ifi), "ifi": ifi_json})
+    rows = await conn.execute(_NAMES, {"store": store_id, "key": index_key("agent", ifi), "ifi": ifi_json})
     return sorted(r.name for r in rows)

@@ -135,7 +135,7 @@ activities = Table(
     "activities",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    # The activity id, or its hash when too long for an index key (see xapi.statements.index_key).
+    # The activity id, or its hash when too long for an index key (see store.keys).
     Column("key", Text, nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("definition", JSONB, nullable=False),

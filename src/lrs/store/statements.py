@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.jsontext import dumps
+from lrs.store.keys import index_key
 from lrs.xapi.errors import BadRequest, Conflict
 from lrs.xapi.query import StatementQuery
 from lrs.xapi.statements import Prepared, same_statement
@@ -167,8 +168,9 @@ def stamped_copy(p: Prepared, stored: datetime) -> Prepared:
 async def _inherited_index(
     conn: AsyncConnection, store_id: int, batch: list[Prepared]
 ) -> dict[uuid.UUID, dict[str, bool]]:
-    """Each statement's index rows; one whose object is a StatementRef also matches every
-    filter its target matches."""
+    """Each statement's index rows (key: related); one whose object is a StatementRef also
+    matches every filter its target matches."""
+    own = {p.id: {index_key(*found): rel for found, rel in p.index.items()} for p in batch}
     in_batch = {p.id: p for p in batch}
     wanted = {p.refers_to for p in batch if p.refers_to is not None} - set(in_batch)
     stored_index: dict[uuid.UUID, dict[str, bool]] = {}
@@ -180,10 +182,9 @@ async def _inherited_index(
                 index[row.key] = row.related
     out: dict[uuid.UUID, dict[str, bool]] = {}
     for p in batch:
-        index = dict(p.index)
+        index = dict(own[p.id])
         if p.refers_to is not None:
-            target = in_batch.get(p.refers_to)
-            targets = target.index if target is not None else stored_index.get(p.refers_to, {})
+            targets = own[p.refers_to] if p.refers_to in in_batch else stored_index.get(p.refers_to, {})
             for key, rel in targets.items():
                 if not rel:
                     index[key] = False
@@ -261,7 +262,8 @@ async def query(
     seq_col = "s.seq"
     if filters:
         # The most selective filter drives the scan through the index, in seq order.
-        first_key, first_related = filters[0]
+        first, first_related = filters[0]
+        first_key = index_key(*first)
         source = "statement_index f JOIN statements s ON s.store_id = f.store_id AND s.seq = f.seq"
         where.append("f.store_id = :store AND f.key = :k0")
         if not first_related:
@@ -269,7 +271,7 @@ async def query(
         params["k0"] = first_key
         seq_col = "f.seq"
         for n, (key, rel) in enumerate(filters[1:], start=1):
-            params[f"k{n}"] = key
+            params[f"k{n}"] = index_key(*key)
             where.append(
                 "EXISTS (SELECT 1 FROM statement_index i WHERE i.store_id = s.store_id"
                 f" AND i.key = :k{n} AND i.seq = s.seq{'' if rel else ' AND NOT i.related'})"

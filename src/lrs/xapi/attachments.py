@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrs.xapi.errors import BadRequest
+from lrs.xapi.media import media_type
 
 SIGNATURE_USAGE = "http://adlnet.gov/expapi/attachments/signature"
 SIGNATURE_CONTENT_TYPE = "application/octet-stream"
@@ -77,7 +78,7 @@ def check_parts(statements: list[dict[str, Any]], parts: list[PartInfo]) -> None
 
 
 def _agree(where: str, part: PartInfo, attachment: dict[str, Any]) -> None:
-    if part.content_type and _media(part.content_type) != _media(attachment["contentType"]):
+    if part.content_type and media_type(part.content_type) != media_type(attachment["contentType"]):
         raise BadRequest(
             f"{where}: Content-Type {part.content_type!r} differs from the "
             f"attachment's contentType {attachment['contentType']!r}"
@@ -92,10 +93,6 @@ def _agree(where: str, part: PartInfo, attachment: dict[str, Any]) -> None:
                 f"{where}: Content-Length {part.content_length} differs from "
                 f"the attachment's length {attachment['length']}"
             )
-
-
-def _media(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
 
 
 def needs_parts(statements: list[dict[str, Any]]) -> bool:

@@ -14,6 +14,7 @@ import orjson
 from lrs import jsontext
 from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest, Conflict, PreconditionFailed
+from lrs.xapi.media import media_type
 from lrs.xapi.timestamps import parse_timestamp
 from lrs.xapi.validate import is_iri, is_uuid
 from lrs.xapi.versions import Version
@@ -120,7 +121,7 @@ def etag(content: bytes) -> str:
 
 
 def is_json(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() == JSON
+    return media_type(content_type) == JSON
 
 
 def check_json(content: bytes, content_type: str) -> Any:

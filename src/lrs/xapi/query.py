@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest
-from lrs.xapi.statements import ACTIVITY, AGENT, REGISTRATION, VERB, index_key
+from lrs.xapi.statements import Indexed
 from lrs.xapi.timestamps import parse_timestamp
 from lrs.xapi.validate import is_iri, is_uuid
 from lrs.xapi.versions import Version
@@ -51,7 +51,8 @@ SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attach
 
 @dataclass(frozen=True)
 class StatementQuery:
-    """What a statement query asks for, with filters already turned into index keys."""
+    """What a statement query asks for. ``agent`` is the agent's IFI key; registrations are
+    lower case."""
 
     agent: str | None = None
     verb: str | None = None
@@ -69,17 +70,18 @@ class StatementQuery:
     after: int | None = None
     ceiling: int | None = None
 
-    def filters(self) -> list[tuple[str, bool]]:
-        """(index key, related) pairs every matching statement must have."""
-        out: list[tuple[str, bool]] = []
+    def filters(self) -> list[tuple[Indexed, bool]]:
+        """What every matching statement must be found by, and whether related matches count;
+        the most selective first."""
+        out: list[tuple[Indexed, bool]] = []
         if self.registration:
-            out.append((self.registration, False))
+            out.append((("registration", self.registration), False))
         if self.agent:
-            out.append((self.agent, self.related_agents))
+            out.append((("agent", self.agent), self.related_agents))
         if self.activity:
-            out.append((self.activity, self.related_activities))
+            out.append((("activity", self.activity), self.related_activities))
         if self.verb:
-            out.append((self.verb, False))
+            out.append((("verb", self.verb), False))
         return out
 
 
@@ -111,19 +113,19 @@ def parse_query(params: Mapping[str, str], version: Version, max_limit: int) -> 
         key = ifi_key(agent)
         if key is None:
             raise BadRequest("agent: must be an Agent or identified Group")
-        fields["agent"] = index_key(AGENT, key)
+        fields["agent"] = key
     if "verb" in params:
         if not is_iri(params["verb"]):
             raise BadRequest(f"verb: must be an IRI, got {params['verb']!r}")
-        fields["verb"] = index_key(VERB, params["verb"])
+        fields["verb"] = params["verb"]
     if "activity" in params:
         if not is_iri(params["activity"]):
             raise BadRequest(f"activity: must be an IRI, got {params['activity']!r}")
-        fields["activity"] = index_key(ACTIVITY, params["activity"])
+        fields["activity"] = params["activity"]
     if "registration" in params:
         if not is_uuid(params["registration"]):
             raise BadRequest(f"registration: must be a UUID, got {params['registration']!r}")
-        fields["registration"] = index_key(REGISTRATION, params["registration"].lower())
+        fields["registration"] = params["registration"].lower()
     for name in ("related_agents", "related_activities", "attachments", "ascending"):
         if name in params:
             fields[name] = parse_bool(params[name], name)

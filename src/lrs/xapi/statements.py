@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,23 +15,9 @@ from lrs.xapi.timestamps import format_timestamp, is_utc, parse_timestamp
 from lrs.xapi.validate import VOIDED_VERB, validator_for
 from lrs.xapi.versions import Version
 
-# Index keys are namespaced by what they identify; an index row is (key, related).
-AGENT = "a:"
-ACTIVITY = "i:"
-VERB = "v:"
-REGISTRATION = "r:"
-# Keys longer than this many UTF-8 bytes are hashed. PostgreSQL caps a btree entry at about
-# 2,700 bytes and some keys are made of two such values (activity and learner), so the
-# limit is on bytes, not characters: 512 characters outside the BMP are 2,048 bytes.
-MAX_KEY_BYTES = 512
-
-
-def index_key(prefix: str, value: str) -> str:
-    """The key under which a value is indexed. Long IRIs are hashed to keep the index narrow."""
-    key = prefix + value
-    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
-        return prefix + "#" + hashlib.sha256(value.encode()).hexdigest()
-    return key
+# What a statement is found by: (kind, value) pairs, kind one of "agent" (the IFI key),
+# "activity", "verb", "registration". How they become index keys is the store's business.
+Indexed = tuple[str, str]
 
 
 @dataclass
@@ -46,8 +31,9 @@ class Prepared:
     voids: uuid.UUID | None
     refers_to: uuid.UUID | None
     timestamp_given: bool
-    # (key, related): related=False for the direct matches of `agent` / `activity`.
-    index: dict[str, bool] = field(default_factory=dict)
+    # What it is found by, and whether only through related_agents / related_activities
+    # (False for the direct matches of `agent` / `activity`).
+    index: dict[Indexed, bool] = field(default_factory=dict)
     # Activity definitions the statement carries, for the canonical activity store.
     definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -134,7 +120,7 @@ def _convert_substatement_timestamp(statement: dict[str, Any], version: Version)
             obj["timestamp"] = format_timestamp(ts)
 
 
-def _add(index: dict[str, bool], key: str, related: bool) -> None:
+def _add(index: dict[Indexed, bool], key: Indexed, related: bool) -> None:
     # A direct match also satisfies the related filter, so it is kept once, as direct.
     if not related:
         index[key] = False
@@ -142,25 +128,25 @@ def _add(index: dict[str, bool], key: str, related: bool) -> None:
         index.setdefault(key, True)
 
 
-def _agent_keys(agent: dict[str, Any]) -> Iterator[str]:
+def _agent_keys(agent: dict[str, Any]) -> Iterator[Indexed]:
     key = ifi_key(agent)
     if key is not None:
-        yield index_key(AGENT, key)
+        yield ("agent", key)
     for member in agent.get("member", ()):
         member_key = ifi_key(member)
         if member_key is not None:
-            yield index_key(AGENT, member_key)
+            yield ("agent", member_key)
 
 
-def _index(index: dict[str, bool], statement: dict[str, Any], *, top: bool) -> None:
+def _index(index: dict[Indexed, bool], statement: dict[str, Any], *, top: bool) -> None:
     """Index rows for the `agent`, `activity`, `verb`, `registration` and related filters."""
     for key in _agent_keys(statement["actor"]):
         _add(index, key, related=not top)
-    _add(index, index_key(VERB, statement["verb"]["id"]), related=not top)
+    _add(index, ("verb", statement["verb"]["id"]), related=not top)
     obj = statement["object"]
     kind = obj.get("objectType", "Activity")
     if kind == "Activity":
-        _add(index, index_key(ACTIVITY, obj["id"]), related=not top)
+        _add(index, ("activity", obj["id"]), related=not top)
     elif kind in ("Agent", "Group"):
         for key in _agent_keys(obj):
             _add(index, key, related=not top)
@@ -169,7 +155,7 @@ def _index(index: dict[str, bool], statement: dict[str, Any], *, top: bool) -> N
     context = statement.get("context")
     if context:
         if "registration" in context:
-            _add(index, index_key(REGISTRATION, context["registration"].lower()), related=not top)
+            _add(index, ("registration", context["registration"].lower()), related=not top)
         for prop in ("instructor", "team"):
             if prop in context:
                 for key in _agent_keys(context[prop]):
@@ -182,7 +168,7 @@ def _index(index: dict[str, bool], statement: dict[str, Any], *, top: bool) -> N
                 _add(index, key, related=True)
         for activities in context.get("contextActivities", {}).values():
             for activity in activities if isinstance(activities, list) else [activities]:
-                _add(index, index_key(ACTIVITY, activity["id"]), related=True)
+                _add(index, ("activity", activity["id"]), related=True)
     if top and "authority" in statement:
         for key in _agent_keys(statement["authority"]):
             _add(index, key, related=True)

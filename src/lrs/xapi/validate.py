@@ -14,6 +14,7 @@ from lrs.xapi.attachments import SIGNATURE_CONTENT_TYPE, SIGNATURE_USAGE
 from lrs.xapi.durations import parse_duration
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.langtags import is_language_tag
+from lrs.xapi.media import media_type
 from lrs.xapi.timestamps import parse_timestamp
 from lrs.xapi.versions import Version, statement_version_ok
 
@@ -484,10 +485,7 @@ class StatementValidator:
             content_type = self._string(obj["contentType"], f"{item_path}.contentType")
             if not _MEDIA_TYPE.fullmatch(content_type):
                 raise fail(f"{item_path}.contentType", f"{content_type!r} is not a media type")
-            if (
-                obj["usageType"] == SIGNATURE_USAGE
-                and content_type.split(";")[0].strip().lower() != SIGNATURE_CONTENT_TYPE
-            ):
+            if obj["usageType"] == SIGNATURE_USAGE and media_type(content_type) != SIGNATURE_CONTENT_TYPE:
                 raise fail(
                     f"{item_path}.contentType", f"a signature attachment must be {SIGNATURE_CONTENT_TYPE}"
                 )
