@@ -17,12 +17,14 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
-from lrs.analytics import store as analytics_store
+from lrs.analytics import reads as analytics_reads
+from lrs.analytics.reads import Reach, Window
 from lrs.analytics.rollup import COUNTED_YEARS
-from lrs.analytics.store import Reach, Window
-from lrs.api.auth import ANALYTICS_LEARNERS, ANALYTICS_READ, Caller, CallerDep
-from lrs.api.responses import database, json_response
-from lrs.store import activities as activity_store
+from lrs.api.auth import CallerDep
+from lrs.api.responses import json_response
+from lrs.api.services import Services, ServicesDep
+from lrs.ops.caller import Caller
+from lrs.scopes import ANALYTICS_LEARNERS, ANALYTICS_READ
 from lrs.xapi.errors import BadRequest, Unavailable
 from lrs.xapi.langtags import best_language, parse_accept_language
 from lrs.xapi.timestamps import parse_timestamp
@@ -53,12 +55,6 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-async def _read(request: Request, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    if not request.app.state.settings.analytics_rollups:
-        raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
-    return await database(request).read(work)
-
-
 def _hour(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
@@ -85,8 +81,8 @@ def _window(since: str | None, until: str | None) -> Window:
     return window
 
 
-def _tz(request: Request, who: Caller, tz: str | None) -> ZoneInfo:
-    name = tz or who.settings.zone(request.app.state.settings.default_timezone)
+def _tz(app: Services, who: Caller, tz: str | None) -> ZoneInfo:
+    name = tz or who.settings.zone(app.settings.default_timezone)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -121,13 +117,16 @@ class Ask:
     """What every analytics request shares: who asks, the time window, zone and format."""
 
     request: Request
+    app: Services
     who: Caller
     window: Window
     zone: ZoneInfo
     fmt: str | None
 
-    def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> Awaitable[T]:
-        return _read(self.request, work)
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        if not self.app.settings.analytics_rollups:
+            raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
+        return await self.app.db.read(work)
 
     def respond(self, body: dict[str, Any], rows_key: str) -> Response:
         return _respond(self.request, body, self.fmt, rows_key)
@@ -140,6 +139,7 @@ class Ask:
 def _asker(scopes: frozenset[str]) -> Callable[..., Ask]:
     def ask(
         request: Request,
+        app: ServicesDep,
         who: CallerDep,
         since: Since = None,
         until: Until = None,
@@ -148,7 +148,7 @@ def _asker(scopes: frozenset[str]) -> Callable[..., Ask]:
     ) -> Ask:
         """The common parameters, checked after the credential's scope."""
         who.require(scopes)
-        return Ask(request, who, _window(since, until), _tz(request, who, tz), fmt)
+        return Ask(request, app, who, _window(since, until), _tz(app, who, tz), fmt)
 
     return ask
 
@@ -169,7 +169,7 @@ async def completion(
     _activity(activity)
     metrics.check_group_by(group_by)
     groups = await ask.read(
-        lambda c: analytics_store.completion(c, ask.who.store_id, activity, ask.window, group_by)
+        lambda c: analytics_reads.completion(c, ask.who.store_id, activity, ask.window, group_by)
     )
     return ask.respond(metrics.completion(activity, groups, group_by, ask.min_group), "groups")
 
@@ -183,7 +183,7 @@ async def engagement(
     if activity is not None:
         _activity(activity)
     rows = await ask.read(
-        lambda c: analytics_store.engagement(
+        lambda c: analytics_reads.engagement(
             c, ask.who.store_id, activity, interval, ask.zone.key, ask.window
         )
     )
@@ -196,7 +196,7 @@ async def engagement_hours(ask: AskDep, activity: OptionalActivity = None) -> Re
     if activity is not None:
         _activity(activity)
     cells = await ask.read(
-        lambda c: analytics_store.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window)
+        lambda c: analytics_reads.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window)
     )
     return ask.respond(metrics.hours(cells, ask.zone, ask.min_group), "cells")
 
@@ -207,9 +207,9 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
-        kids = await analytics_store.child_activities(c, store_id, activity)
-        steps = await analytics_store.reach(c, store_id, activity, kids, ask.window)
-        return steps, await activity_store.get_many(c, store_id, set(kids))
+        kids = await analytics_reads.child_activities(c, store_id, activity)
+        steps = await analytics_reads.reach(c, store_id, activity, kids, ask.window)
+        return steps, await analytics_reads.definitions(c, store_id, set(kids))
 
     steps, definitions = await ask.read(work)
     names = _names(ask.request, definitions)
@@ -224,7 +224,7 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
 )
 async def learners(ask: LearnersAskDep, activity: Activity) -> Response:
     _activity(activity)
-    rows = await ask.read(lambda c: analytics_store.progress(c, ask.who.store_id, activity, ask.window))
+    rows = await ask.read(lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window))
     return ask.respond({"activity": activity, "learners": metrics.learners(rows)}, "learners")
 
 
@@ -244,11 +244,11 @@ async def activities(
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        summaries = await analytics_store.activity_summaries(c, store_id, ask.window)
+        summaries = await analytics_reads.activity_summaries(c, store_id, ask.window)
         body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group)
         # Names only for the page shown: decoding every definition would cost the most.
         page = {row["activity"] for row in body["activities"]}
-        return body, await activity_store.get_many(c, store_id, page)
+        return body, await analytics_reads.definitions(c, store_id, page)
 
     body, definitions = await ask.read(work)
     names = _names(ask.request, definitions)

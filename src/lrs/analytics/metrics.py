@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lrs.analytics.store import ActivitySummary, Cell, GroupFigures, LearnerProgress, Period, Reach
+from lrs.analytics.reads import ActivitySummary, Cell, GroupFigures, LearnerProgress, Period, Reach
 from lrs.xapi.errors import BadRequest
 
 GROUP_BY = ("team", "authority", "homepage")

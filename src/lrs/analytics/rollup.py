@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lrs.config import StoreSettings
 from lrs.xapi.agents import ifi_key
@@ -23,6 +23,21 @@ OVERALL = ""
 # calendar an hour has no local time in some zones, and PostgreSQL's drivers read the first
 # and last instants as -infinity/infinity; such timestamps are stored but never counted.
 COUNTED_YEARS = range(2, 9999)
+
+
+class HourKey(NamedTuple):
+    """What an hourly row is kept under."""
+
+    activity: str
+    hour: datetime
+    learner: str
+
+
+class LearnerKey(NamedTuple):
+    """What a progress row is kept under."""
+
+    activity: str
+    learner: str
 
 
 @dataclass
@@ -45,8 +60,8 @@ class Row:
     groups: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[str, datetime, str]:
-        return (self.activity, self.hour, self.learner)
+    def key(self) -> HourKey:
+        return HourKey(self.activity, self.hour, self.learner)
 
     def add(self, other: Row) -> None:
         """Fold another contribution to the same key into this one."""
@@ -191,12 +206,12 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
     return rows
 
 
-def hourly(row: Row) -> tuple[str, datetime, str]:
+def hourly(row: Row) -> HourKey:
     return row.key
 
 
-def per_learner(row: Row) -> tuple[str, str]:
-    return (row.activity, row.learner)
+def per_learner(row: Row) -> LearnerKey:
+    return LearnerKey(row.activity, row.learner)
 
 
 def merged(rows: list[Row], key: Callable[[Row], Hashable] = hourly) -> list[Row]:

@@ -1,0 +1,491 @@
+"""The analytics write side: keeping the rollups as statements are stored and voided, and
+recounting them when a store's zone or verb sets change.
+
+Each SQL text is whole where it is defined. What one statement contributes is computed in
+``analytics.rollup`` (pure); this module writes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.analytics.reads import recorded_zone
+from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged, per_learner
+from lrs.config import StoreSettings
+from lrs.jsontext import dumps
+from lrs.store.keys import analytics_key as _key
+from lrs.store.keys import index_key
+
+# Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
+# rows carry figures only; who the learner is, and their groups, are kept once per
+# (activity, learner) in the progress rows. A contribution folds into a stored row: counts
+# and time add up, the earliest and latest moments are kept.
+_UPSERT_HOURLY = text("""
+WITH up AS (
+    INSERT INTO analytics_hourly AS t
+           (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
+            completed_at, passed, failed, best_score, duration_seconds)
+    SELECT CAST(:store AS bigint), u.*
+      FROM unnest(CAST(:activity_keys AS text[]), CAST(:hours AS timestamptz[]),
+                  CAST(:learner_keys AS text[]), CAST(:statements AS int[]),
+                  CAST(:completions AS int[]), CAST(:first_at AS timestamptz[]),
+                  CAST(:last_at AS timestamptz[]), CAST(:completed_at AS timestamptz[]),
+                  CAST(:passed AS boolean[]), CAST(:failed AS boolean[]), CAST(:best AS float8[]),
+                  CAST(:duration AS float8[])) AS u
+        ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET
+           statements = t.statements + EXCLUDED.statements,
+           completions = t.completions + EXCLUDED.completions,
+           first_at = LEAST(t.first_at, EXCLUDED.first_at),
+           last_at = GREATEST(t.last_at, EXCLUDED.last_at),
+           completed_at = LEAST(t.completed_at, EXCLUDED.completed_at),
+           passed = t.passed OR EXCLUDED.passed,
+           failed = t.failed OR EXCLUDED.failed,
+           best_score = GREATEST(t.best_score, EXCLUDED.best_score),
+           duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+    RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
+)
+SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
+""")
+
+# `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
+# said before this upsert, both so that the activity figures can count learners exactly.
+# The learner's name and grouping values come from their latest statement.
+_UPSERT_PROGRESS = text("""
+INSERT INTO analytics_progress AS t
+       (store_id, activity_key, learner_key, activity_id, learner, learner_name, groups,
+        statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
+        duration_seconds, was_completed)
+SELECT CAST(:store AS bigint), u.*, false
+  FROM unnest(CAST(:activity_keys AS text[]), CAST(:learner_keys AS text[]),
+              CAST(:activity_ids AS text[]), CAST(:learners AS text[]), CAST(:names AS text[]),
+              CAST(:groups AS jsonb[]), CAST(:statements AS int[]), CAST(:completions AS int[]),
+              CAST(:first_at AS timestamptz[]), CAST(:last_at AS timestamptz[]),
+              CAST(:completed_at AS timestamptz[]), CAST(:passed AS boolean[]),
+              CAST(:failed AS boolean[]), CAST(:best AS float8[]), CAST(:duration AS float8[])) AS u
+    ON CONFLICT (store_id, activity_key, learner_key) DO UPDATE SET
+       statements = t.statements + EXCLUDED.statements,
+       completions = t.completions + EXCLUDED.completions,
+       first_at = LEAST(t.first_at, EXCLUDED.first_at),
+       last_at = GREATEST(t.last_at, EXCLUDED.last_at),
+       completed_at = LEAST(t.completed_at, EXCLUDED.completed_at),
+       passed = t.passed OR EXCLUDED.passed,
+       failed = t.failed OR EXCLUDED.failed,
+       best_score = GREATEST(t.best_score, EXCLUDED.best_score),
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
+       groups = CASE WHEN EXCLUDED.last_at >= t.last_at THEN EXCLUDED.groups ELSE t.groups END,
+       learner_name = CASE WHEN EXCLUDED.last_at >= t.last_at
+                           THEN COALESCE(EXCLUDED.learner_name, t.learner_name)
+                           ELSE t.learner_name END,
+       was_completed = t.completed_at IS NOT NULL
+RETURNING activity_key, activity_id, xmax = 0 AS arrived, was_completed,
+          completed_at IS NOT NULL AS completed
+""")
+
+_ACTIVITY_CHANGES = text("""
+INSERT INTO analytics_activity AS t
+       (store_id, activity_key, activity_id, learners_started, learners_completed, duration_seconds)
+SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]),
+       CAST(:started AS int[]), CAST(:completed AS int[]), CAST(:duration AS float8[])) AS u
+    ON CONFLICT (store_id, activity_key) DO UPDATE SET
+       learners_started = t.learners_started + EXCLUDED.learners_started,
+       learners_completed = t.learners_completed + EXCLUDED.learners_completed,
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+""")
+
+# Store-wide figures per local period (day, week, month, and "cell": the hour of the week).
+# `:changes` are +1 for a learner's new active hour and -1 for one that voiding emptied; a
+# learner counts in a period while it has active hours. The zone is the one the store's
+# periods are kept in; a store's first write records its own.
+_PERIOD_CHANGES = text("""
+WITH zone AS (
+    SELECT zone FROM analytics_zone WHERE store_id = :store
+    UNION ALL
+    SELECT CAST(:zone AS text) WHERE NOT EXISTS (SELECT FROM analytics_zone WHERE store_id = :store)
+), recorded AS (
+    INSERT INTO analytics_zone (store_id, zone)
+    SELECT CAST(:store AS bigint), zone FROM zone ON CONFLICT DO NOTHING
+), kinds (kind) AS (VALUES ('day'), ('week'), ('month'), ('cell')),
+hours AS (
+    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone) AS period,
+           u.learner, u.change
+      FROM unnest(CAST(:active_hours AS timestamptz[]), CAST(:active_learners AS text[]),
+                  CAST(:changes AS int[])) AS u(hour, learner, change), zone z, kinds k
+), present AS (
+    INSERT INTO analytics_presence AS t (store_id, kind, period, learner_key, hours)
+    SELECT CAST(:store AS bigint), kind, period, learner, sum(change) FROM hours
+     GROUP BY kind, period, learner ORDER BY kind, period, learner
+        ON CONFLICT (store_id, kind, period, learner_key) DO UPDATE SET hours = t.hours + EXCLUDED.hours
+    RETURNING kind, period, xmax = 0 AS arrived, hours
+), learners AS (
+    SELECT kind, period,
+           count(*) FILTER (WHERE arrived AND hours > 0)
+           - count(*) FILTER (WHERE NOT arrived AND hours <= 0) AS change
+      FROM present GROUP BY kind, period
+), totals AS (
+    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone) AS period,
+           sum(u.statements) AS statements, sum(u.completions) AS completions,
+           sum(u.duration) AS duration
+      FROM unnest(CAST(:hours AS timestamptz[]), CAST(:statements AS int[]),
+                  CAST(:completions AS int[]), CAST(:duration AS float8[]))
+           AS u(hour, statements, completions, duration), zone z, kinds k
+     GROUP BY 1, 2
+)
+INSERT INTO analytics_period AS t
+       (store_id, kind, period, learners, statements, completions, duration_seconds)
+SELECT CAST(:store AS bigint), kind, period, COALESCE(l.change, 0), COALESCE(s.statements, 0),
+       COALESCE(s.completions, 0), COALESCE(s.duration, 0)
+  FROM totals s FULL JOIN learners l USING (kind, period)
+ ORDER BY kind, period
+    ON CONFLICT (store_id, kind, period) DO UPDATE SET
+       learners = t.learners + EXCLUDED.learners,
+       statements = t.statements + EXCLUDED.statements,
+       completions = t.completions + EXCLUDED.completions,
+       duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+""")
+
+_CHILDREN = text("""
+INSERT INTO analytics_children (store_id, parent_key, child_key, child_id)
+SELECT CAST(:store AS bigint), u.parent, u.child, u.child_id
+  FROM unnest(CAST(:parents AS text[]), CAST(:children AS text[]), CAST(:ids AS text[]))
+       AS u(parent, child, child_id)
+    ON CONFLICT DO NOTHING
+""")
+
+
+class Presence(NamedTuple):
+    """A learner's active hour arriving (+1) in, or leaving (-1) the store-wide periods."""
+
+    hour: datetime
+    learner_key: str
+    change: int
+
+
+@dataclass(frozen=True)
+class Total:
+    """What one learner-hour adds to (or, negative, takes from) its periods."""
+
+    hour: datetime
+    statements: int
+    completions: int
+    duration: float
+
+    @classmethod
+    def of(cls, row: Row) -> Total:
+        return cls(row.hour, row.statements, row.completions, row.duration)
+
+
+async def add(
+    conn: AsyncConnection,
+    store_id: int,
+    statements: list[dict[str, Any]],
+    settings: StoreSettings,
+    zone: str,
+) -> None:
+    """Fold newly stored, non-voided statements into the rollups.
+
+    ``zone`` is the store's time zone, recorded for its period figures on its first write.
+    """
+    pairs = sorted({pair for s in statements for pair in children(s)})
+    if pairs:
+        await conn.execute(
+            _CHILDREN,
+            {
+                "store": store_id,
+                "parents": [_key(p) for p, _ in pairs],
+                "children": [_key(c) for _, c in pairs],
+                "ids": [c for _, c in pairs],
+            },
+        )
+    # Per-learner rows first; the per-activity and per-period rows, which every concurrent
+    # batch shares, last.
+    rows = [row for s in statements for row in contributions(s, settings)]
+    hours = merged(rows)
+    arrived = await _upsert_hourly(conn, store_id, hours)
+    await _upsert_progress(conn, store_id, merged([r for r in rows if r.activity != OVERALL], per_learner))
+    await _change_periods(
+        conn,
+        store_id,
+        zone,
+        [Presence(hour, learner, 1) for hour, learner in arrived],
+        [Total.of(r) for r in hours if r.activity == OVERALL],
+    )
+
+
+def _figures(rows: list[Row]) -> dict[str, Any]:
+    return {
+        "activity_keys": [_key(r.activity) for r in rows],
+        "learner_keys": [_key(r.learner) for r in rows],
+        "statements": [r.statements for r in rows],
+        "completions": [r.completions for r in rows],
+        "first_at": [r.first_at for r in rows],
+        "last_at": [r.last_at for r in rows],
+        "completed_at": [r.completed_at for r in rows],
+        "passed": [r.passed for r in rows],
+        "failed": [r.failed for r in rows],
+        "best": [r.best_score for r in rows],
+        "duration": [r.duration for r in rows],
+    }
+
+
+async def _upsert_hourly(conn: AsyncConnection, store_id: int, rows: list[Row]) -> list[tuple[datetime, str]]:
+    """Upsert hourly rows; returns (hour, learner key) of the store-wide rows that are new."""
+    if not rows:
+        return []
+    result = await conn.execute(
+        _UPSERT_HOURLY, {"store": store_id, "hours": [r.hour for r in rows], **_figures(rows)}
+    )
+    return [(r.hour, r.learner_key) for r in result]
+
+
+@dataclass
+class ActivityChange:
+    activity: str
+    started: int = 0
+    completed: int = 0
+    duration: float = 0.0
+
+
+async def _upsert_progress(
+    conn: AsyncConnection, store_id: int, rows: list[Row], changes: dict[str, ActivityChange] | None = None
+) -> None:
+    """Upsert progress rows, and count what they change in their activities' figures.
+
+    ``changes`` may already hold what removing rows took away (when voiding).
+    """
+    changes = {} if changes is None else changes
+    if rows:
+        about = {
+            "activity_ids": [r.activity for r in rows],
+            "learners": [r.learner for r in rows],
+            "names": [r.name for r in rows],
+            "groups": [dumps(r.groups) for r in rows],
+        }
+        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, **about, **_figures(rows)})
+        for r in result:
+            change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
+            change.started += r.arrived
+            change.completed += r.completed and not r.was_completed
+        for row in rows:
+            changes[_key(row.activity)].duration += row.duration
+    if changes:
+        keys = sorted(changes)
+        await conn.execute(
+            _ACTIVITY_CHANGES,
+            {
+                "store": store_id,
+                "keys": keys,
+                "ids": [changes[k].activity for k in keys],
+                "started": [changes[k].started for k in keys],
+                "completed": [changes[k].completed for k in keys],
+                "duration": [changes[k].duration for k in keys],
+            },
+        )
+
+
+async def _change_periods(
+    conn: AsyncConnection,
+    store_id: int,
+    zone: str,
+    active: list[Presence],
+    totals: list[Total],
+) -> None:
+    if not active and not totals:
+        return
+    await conn.execute(
+        _PERIOD_CHANGES,
+        {
+            "store": store_id,
+            "zone": zone,
+            "active_hours": [a.hour for a in active],
+            "active_learners": [a.learner_key for a in active],
+            "changes": [a.change for a in active],
+            "hours": [t.hour for t in totals],
+            "statements": [t.statements for t in totals],
+            "completions": [t.completions for t in totals],
+            "duration": [t.duration for t in totals],
+        },
+    )
+
+
+async def recompute_voided(
+    conn: AsyncConnection, store_id: int, voided: list[uuid.UUID], settings: StoreSettings, zone: str
+) -> None:
+    """Take the voided statements out of every rollup they had contributed to.
+
+    The rows they touched are deleted and rebuilt from the same learners' other statements
+    (found through the filter index); the activity and period figures change by the
+    difference.
+    """
+    if not voided:
+        return
+    found = await conn.execute(
+        text("SELECT statement FROM statements WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[]))"),
+        {"store": store_id, "ids": voided},
+    )
+    gone = [row for s in found for row in contributions(s.statement, settings)]
+    touched = {row.key for row in gone}
+    touched_progress = {per_learner(row) for row in gone if row.activity != OVERALL}
+    if not touched:
+        return
+    keys = sorted(touched)
+    removed = await conn.execute(
+        text("""
+        WITH gone AS (
+            DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour, learner_key)
+                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:h AS timestamptz[]), CAST(:l AS text[])))
+            RETURNING activity_key, hour, learner_key, statements, completions, duration_seconds)
+        SELECT hour, learner_key, statements, completions, duration_seconds
+          FROM gone WHERE activity_key = ''
+        """),
+        {
+            "store": store_id,
+            "a": [_key(k.activity) for k in keys],
+            "h": [k.hour for k in keys],
+            "l": [_key(k.learner) for k in keys],
+        },
+    )
+    old_overall = removed.all()
+    changes: dict[str, ActivityChange] = {}
+    if touched_progress:
+        pairs = sorted(touched_progress)
+        result = await conn.execute(
+            text("""
+            DELETE FROM analytics_progress WHERE store_id = :store AND (activity_key, learner_key)
+                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:l AS text[])))
+            RETURNING activity_key, activity_id, completed_at IS NOT NULL AS completed, duration_seconds
+            """),
+            {
+                "store": store_id,
+                "a": [_key(p.activity) for p in pairs],
+                "l": [_key(p.learner) for p in pairs],
+            },
+        )
+        for r in result:
+            change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
+            change.started -= 1
+            change.completed -= r.completed
+            change.duration -= r.duration_seconds
+    # Every statement left by the learners concerned, found through the filter index.
+    sources = await conn.execute(
+        text("""
+        SELECT DISTINCT s.seq, s.statement
+          FROM unnest(CAST(:learners AS text[])) AS k(l)
+          JOIN statement_index i ON i.store_id = :store AND i.key = k.l AND NOT i.related
+          JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
+         WHERE NOT s.voided
+    """),
+        {"store": store_id, "learners": sorted({index_key("agent", k.learner) for k in keys})},
+    )
+    left = [row for src in sources for row in contributions(src.statement, settings)]
+    rebuilt = merged([row for row in left if row.key in touched])
+    await _upsert_hourly(conn, store_id, rebuilt)
+    await _upsert_progress(
+        conn, store_id, merged([r for r in left if per_learner(r) in touched_progress], per_learner), changes
+    )
+    still = {(r.hour, _key(r.learner)) for r in rebuilt if r.activity == OVERALL}
+    emptied = [
+        Presence(r.hour, r.learner_key, -1) for r in old_overall if (r.hour, r.learner_key) not in still
+    ]
+    totals = [Total(r.hour, -r.statements, -r.completions, -r.duration_seconds) for r in old_overall] + [
+        Total.of(r) for r in rebuilt if r.activity == OVERALL
+    ]
+    await _change_periods(conn, store_id, zone, emptied, totals)
+    if emptied:
+        await conn.execute(
+            text("""
+            DELETE FROM analytics_presence p
+             USING analytics_zone z
+             WHERE p.store_id = :store AND z.store_id = :store AND p.hours <= 0
+               AND (p.kind, p.period, p.learner_key) IN (
+                   SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone), u.learner
+                     FROM unnest(CAST(:hours AS timestamptz[]), CAST(:learners AS text[]))
+                          AS u(hour, learner),
+                          (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind))
+            """),
+            {
+                "store": store_id,
+                "hours": [e.hour for e in emptied],
+                "learners": [e.learner_key for e in emptied],
+            },
+        )
+
+
+# The store-wide period figures in `:zone`, counted again from the hourly rollup.
+_RECOUNT_PRESENCE = text("""
+INSERT INTO analytics_presence (store_id, kind, period, learner_key, hours)
+SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
+       h.learner_key, count(*)
+  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+ WHERE h.store_id = :store AND h.activity_key = ''
+ GROUP BY 1, 2, 3, 4
+""")
+_RECOUNT_PERIODS = text("""
+INSERT INTO analytics_period (store_id, kind, period, learners, statements, completions, duration_seconds)
+SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
+       count(DISTINCT h.learner_key), sum(h.statements), sum(h.completions), sum(h.duration_seconds)
+  FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+ WHERE h.store_id = :store AND h.activity_key = ''
+ GROUP BY 1, 2, 3
+""")
+
+
+async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
+    """Keep the store's period figures in ``zone`` from now on, recounting them from the
+    hourly rollup (nothing to do when they are kept in it already)."""
+    if await recorded_zone(conn, store_id) == zone:
+        return
+    # Writers add to the hourly rollup before the periods: waiting for them here means none
+    # can count a period in the old zone after this recount.
+    await conn.execute(text("LOCK TABLE analytics_hourly IN SHARE MODE"))
+    await conn.execute(
+        text(
+            "INSERT INTO analytics_zone (store_id, zone) VALUES (:s, :zone)"
+            " ON CONFLICT (store_id) DO UPDATE SET zone = EXCLUDED.zone"
+        ),
+        {"s": store_id, "zone": zone},
+    )
+    for table in ("analytics_presence", "analytics_period"):
+        await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
+    for recount in (_RECOUNT_PRESENCE, _RECOUNT_PERIODS):
+        await conn.execute(recount, {"store": store_id, "zone": zone})
+
+
+_ROLLUPS = (
+    "analytics_hourly",
+    "analytics_children",
+    "analytics_progress",
+    "analytics_activity",
+    "analytics_presence",
+    "analytics_period",
+    "analytics_zone",
+)
+
+
+async def rebuild(
+    conn: AsyncConnection, store_id: int, settings: StoreSettings, zone: str, batch: int = 2000
+) -> int:
+    """Recompute a store's rollups from its statements (after its verb sets change)."""
+    for table in _ROLLUPS:
+        await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
+    after, count = 0, 0
+    while True:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT seq, statement::text AS doc FROM statements WHERE store_id = :s"
+                    " AND NOT voided AND seq > :after ORDER BY seq LIMIT :n"
+                ),
+                {"s": store_id, "after": after, "n": batch},
+            )
+        ).all()
+        if not rows:
+            return count
+        await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
+        after, count = rows[-1].seq, count + len(rows)
