@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,20 +13,23 @@ from starlette.middleware.cors import CORSMiddleware
 
 from lrs import __version__
 from lrs.admin import api as admin_api
-from lrs.admin.bootstrap import ensure_admin
 from lrs.analytics import api as analytics_api
 from lrs.api import about, activities, agents, documents, errors, health, statements
 from lrs.api.auth import Authenticator
-from lrs.api.coalesce import Coalescer
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
+from lrs.api.services import Services
 from lrs.config import Settings
 from lrs.observability import ObservabilityMiddleware, configure_logging
-from lrs.store import credentials as credential_store
+from lrs.ops import credentials as credential_ops
+from lrs.ops import statements as statement_ops
+from lrs.ops.caller import Caller
+from lrs.ops.coalesce import Coalescer
 from lrs.store import migrate
 from lrs.store.database import Database
 from lrs.store.db import create_engine, database_url
 from lrs.store.notifications import Listener
+from lrs.xapi.statements import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +54,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authenticator = Authenticator(
             db, settings.credential_cache_seconds, settings.auth_failures_per_minute
         )
-        app.state.db = db
-        app.state.authenticator = authenticator
-        app.state.coalescer = Coalescer(lambda who, batch: statements.write_batch(app, who, batch))
-        app.state.more_secret = (
-            settings.secret_key.encode() if settings.secret_key else await db.instance_secret()
+
+        async def write(who: Caller, batch: list[Prepared]) -> list[uuid.UUID]:
+            return await statement_ops.write(db, settings, who, batch)
+
+        app.state.services = Services(
+            settings=settings,
+            db=db,
+            authenticator=authenticator,
+            coalescer=Coalescer(write),
+            more_secret=settings.secret_key.encode() if settings.secret_key else await db.instance_secret(),
         )
-        await ensure_admin(db, settings)
+        await credential_ops.ensure_admin(db, settings)
         # Credential changes reach every process at once; the cache TTL is only a backstop.
-        listener = Listener(url, credential_store.CHANNEL, authenticator.forget, authenticator.forget_all)
+        listener = Listener(url, credential_ops.CHANNEL, authenticator.forget, authenticator.forget_all)
         listener.start()
         # What start-up built lives as long as the process: leaving it out of the cyclic
         # collector's scans, and collecting the youngest objects less often, keeps the
@@ -68,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.services.coalescer.close()
             await listener.stop()
             await engine.dispose()
 
@@ -77,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="An xAPI 1.0.3 and 2.0 Learning Record Store",
         lifespan=lifespan,
     )
-    app.state.settings = settings
     base = settings.base_path.rstrip("/")
     app.include_router(about.router, prefix=base)
     app.include_router(statements.router, prefix=base)

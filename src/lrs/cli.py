@@ -14,35 +14,40 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.admin.bootstrap import first_admin
-from lrs.analytics import store as analytics_store
 from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
-from lrs.store import audit, migrate
-from lrs.store import credentials as credential_store
-from lrs.store import stores as store_store
+from lrs.ops import analytics as analytics_ops
+from lrs.ops import credentials as credential_ops
+from lrs.ops import stores as store_ops
+from lrs.ops.credentials import NewCredential
+from lrs.ops.stores import Store
+from lrs.scopes import ALL_SCOPES
+from lrs.store import migrate
 from lrs.store.database import Database
 from lrs.store.db import create_engine, database_url
-from lrs.store.schema import DEFAULT_STORE_ID
+from lrs.xapi.errors import XAPIError
 
 T = TypeVar("T")
 CLI = "cli"  # the actor recorded in the audit trail for command-line changes
 
 
-def _run(settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    """Migrate, then run ``work`` in one transaction."""
+def _run(settings: Settings, operation: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, then run one operation; its refusal (no such store, a name taken) ends the
+    command with the operation's own message."""
 
     async def go() -> T:
         engine = create_engine(database_url(settings), pool_size=1)
         try:
             await migrate.upgrade(engine)
-            return await Database(engine).write(work)
+            return await operation(Database(engine))
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except XAPIError as exc:
+        raise SystemExit(f"lrs: {exc.message}") from None
 
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -64,17 +69,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # once here, so every worker connects to the same one.
     os.environ["LRS_DATABASE_URL"] = url
 
-    async def prepare() -> credential_store.NewCredential | None:
-        engine = create_engine(url, pool_size=1)
-        try:
-            await migrate.upgrade(engine)
-            if settings.admin_key:
-                return None
-            return await first_admin(Database(engine), settings)
-        finally:
-            await engine.dispose()
+    async def first_admin(db: Database) -> NewCredential | None:
+        return None if settings.admin_key else await credential_ops.first_admin(db, settings)
 
-    admin = asyncio.run(prepare())
+    admin = _run(settings, first_admin)
     if admin is not None:
         print(
             "First run: an admin credential was created. Keep it; it is shown only now.\n"
@@ -109,7 +107,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    async def nothing(conn: AsyncConnection) -> None:
+    async def nothing(db: Database) -> None:
         return None
 
     _run(settings, nothing)
@@ -117,19 +115,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _store_id(conn_name: str) -> Callable[[AsyncConnection], Awaitable[int]]:
-    async def find(conn: AsyncConnection) -> int:
-        store = await store_store.get_by_name(conn, conn_name)
-        if store is None:
-            raise SystemExit(f"no store named {conn_name!r}")
-        return store.id
-
-    return find
-
-
 def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
-    from lrs.api.auth import ALL_SCOPES
-
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     unknown = sorted(set(scopes) - ALL_SCOPES)
     if unknown or not scopes:
@@ -140,29 +126,20 @@ def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
 
-    async def work(conn: AsyncConnection) -> credential_store.NewCredential:
-        store_id = await _store_id(args.store)(conn)
-        new = await credential_store.create(
-            conn,
-            store_id,
+    async def create(db: Database) -> NewCredential:
+        return await credential_ops.create(
+            db,
+            settings,
+            CLI,
+            args.store,
             scopes,
             args.label,
-            settings.authority_home_page,
             expires=args.expires,
             key=args.key,
             secret=args.secret,
         )
-        await audit.record(
-            conn,
-            CLI,
-            "credential.create",
-            args.store,
-            new.credential.key,
-            {"scopes": scopes, "label": args.label},
-        )
-        return new
 
-    new = _run(settings, work)
+    new = _run(settings, create)
     record = {
         "store": args.store,
         "key": new.credential.key,
@@ -180,10 +157,6 @@ def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_credentials_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(conn: AsyncConnection) -> list[credential_store.Credential]:
-        store_id = await _store_id(args.store)(conn)
-        return await credential_store.list_for_store(conn, store_id)
-
     rows = [
         {
             "key": c.key,
@@ -192,7 +165,7 @@ def cmd_credentials_list(args: argparse.Namespace, settings: Settings) -> int:
             "revoked": c.revoked.isoformat() if c.revoked else "",
             "expires": c.expires.isoformat() if c.expires else "",
         }
-        for c in _run(settings, work)
+        for c in _run(settings, lambda db: credential_ops.list_for_store(db, args.store))
     ]
     if args.json:
         print(dumps(rows))
@@ -202,31 +175,15 @@ def cmd_credentials_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_credentials_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(conn: AsyncConnection) -> bool:
-        credential = await credential_store.get(conn, args.key)
-        if credential is None or not await credential_store.revoke(conn, args.key):
-            return False
-        await audit.record(conn, CLI, "credential.revoke", None, args.key)
-        return True
-
-    if not _run(settings, work):
-        print(f"no active credential with key {args.key!r}", file=sys.stderr)
+    if not _run(settings, lambda db: credential_ops.revoke(db, CLI, args.key)):
+        print(f"credential {args.key!r} is already revoked", file=sys.stderr)
         return 1
     print(f"revoked {args.key}")
     return 0
 
 
 def cmd_credentials_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(conn: AsyncConnection) -> str | None:
-        secret = await credential_store.rotate(conn, args.key)
-        if secret is not None:
-            await audit.record(conn, CLI, "credential.rotate", None, args.key)
-        return secret
-
-    secret = _run(settings, work)
-    if secret is None:
-        print(f"no active credential with key {args.key!r}", file=sys.stderr)
-        return 1
+    secret = _run(settings, lambda db: credential_ops.rotate(db, CLI, args.key))
     if args.json:
         print(dumps({"key": args.key, "secret": secret}))
     else:
@@ -234,7 +191,7 @@ def cmd_credentials_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _store_record(store: store_store.Store) -> dict[str, Any]:
+def _store_record(store: Store) -> dict[str, Any]:
     return {
         "id": store.id,
         "name": store.name,
@@ -244,20 +201,13 @@ def _store_record(store: store_store.Store) -> dict[str, Any]:
 
 
 def cmd_store_create(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(conn: AsyncConnection) -> store_store.Store:
-        if await store_store.name_taken(conn, args.name):
-            raise SystemExit(f"a store named {args.name!r} exists")
-        store = await store_store.create(conn, args.name)
-        await audit.record(conn, CLI, "store.create", store.name, None)
-        return store
-
-    store = _run(settings, work)
+    store = _run(settings, lambda db: store_ops.create(db, CLI, args.name))
     print(dumps(_store_record(store)) if args.json else f"created store {store.name} (id {store.id})")
     return 0
 
 
 def cmd_store_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = [_store_record(s) for s in _run(settings, store_store.list_all)]
+    rows = [_store_record(s) for s in _run(settings, store_ops.list_all)]
     if args.json:
         print(dumps(rows))
     else:
@@ -266,15 +216,7 @@ def cmd_store_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_store_rename(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(conn: AsyncConnection) -> store_store.Store:
-        store_id = await _store_id(args.name)(conn)
-        if await store_store.name_taken(conn, args.new_name):
-            raise SystemExit(f"a store named {args.new_name!r} exists")
-        store = await store_store.rename(conn, store_id, args.new_name)
-        await audit.record(conn, CLI, "store.rename", args.new_name, None, {"from": args.name})
-        return store
-
-    store = _run(settings, work)
+    store = _run(settings, lambda db: store_ops.rename(db, CLI, args.name, args.new_name))
     print(dumps(_store_record(store)) if args.json else f"renamed {args.name} to {store.name}")
     return 0
 
@@ -283,16 +225,7 @@ def cmd_store_delete(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes:
         print(f"this deletes store {args.name!r} and all its data; add --yes", file=sys.stderr)
         return 2
-
-    async def work(conn: AsyncConnection) -> None:
-        store_id = await _store_id(args.name)(conn)
-        if store_id == DEFAULT_STORE_ID:
-            raise SystemExit("the default store cannot be deleted")
-        await store_store.delete(conn, store_id)
-        await credential_store.notify(conn, credential_store.EVERYONE)
-        await audit.record(conn, CLI, "store.delete", args.name, None)
-
-    _run(settings, work)
+    _run(settings, lambda db: store_ops.delete(db, CLI, args.name))
     print(f"deleted store {args.name}")
     return 0
 
@@ -300,13 +233,11 @@ def cmd_store_delete(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
     """Show a store's settings, or change them with --set name=value (JSON values)."""
 
-    async def work(conn: AsyncConnection) -> store_store.Store:
-        store = await store_store.get_by_name(conn, args.name)
-        if store is None:
-            raise SystemExit(f"no store named {args.name!r}")
+    async def change(db: Database) -> StoreSettings:
+        current = await store_ops.get_settings(db, args.name)
         if not args.set:
-            return store
-        values = dict(store.settings)
+            return current
+        values = current.model_dump(exclude_defaults=True)
         for assignment in args.set:
             name, sep, raw = assignment.partition("=")
             if not sep:
@@ -319,15 +250,9 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
             checked = StoreSettings.model_validate(values)
         except ValidationError as exc:
             raise SystemExit(str(exc)) from None
-        new = checked.model_dump(exclude_defaults=True)
-        updated = await store_store.update_settings(conn, store.id, new)
-        await analytics_store.rezone(conn, store.id, checked.zone(settings.default_timezone))
-        await credential_store.notify(conn, credential_store.EVERYONE)
-        await audit.record(conn, CLI, "store.settings", args.name, None, new)
-        return updated
+        return await store_ops.set_settings(db, settings, CLI, args.name, checked)
 
-    store = _run(settings, work)
-    current = store_settings(store.settings).model_dump()
+    current = _run(settings, change).model_dump()
     if args.json:
         print(dumps(current))
     else:
@@ -337,17 +262,7 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute a store's analytics rollups from its statements (after changing verb sets)."""
-
-    async def work(conn: AsyncConnection) -> int:
-        store = await store_store.get_by_name(conn, args.store)
-        if store is None:
-            raise SystemExit(f"no store named {args.store!r}")
-        own = store_settings(store.settings)
-        count = await analytics_store.rebuild(conn, store.id, own, own.zone(settings.default_timezone))
-        await audit.record(conn, CLI, "analytics.rebuild", args.store, None, {"statements": count})
-        return count
-
-    count = _run(settings, work)
+    count = _run(settings, lambda db: analytics_ops.rebuild(db, settings, CLI, args.store))
     print(f"rebuilt analytics for store {args.store} from {count} statements")
     return 0
 

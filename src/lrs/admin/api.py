@@ -6,11 +6,9 @@ audit trail in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from fastapi import APIRouter, Query, Response
 
 from lrs.admin.models import (
     AuditOut,
@@ -21,19 +19,16 @@ from lrs.admin.models import (
     StoreIn,
     StoreOut,
 )
-from lrs.analytics import store as analytics_store
-from lrs.api.auth import ADMIN, Caller, CallerDep
-from lrs.api.responses import database
+from lrs.api.auth import CallerDep
+from lrs.api.services import ServicesDep
 from lrs.config import StoreSettings
-from lrs.store import audit
-from lrs.store import credentials as credential_store
-from lrs.store import stores as store_store
-from lrs.store.schema import DEFAULT_STORE_ID
-from lrs.store.stores import Store
-from lrs.xapi.errors import Conflict, NotFound
+from lrs.ops import audit as audit_ops
+from lrs.ops import credentials as credential_ops
+from lrs.ops import stores as store_ops
+from lrs.ops.caller import Caller
+from lrs.scopes import ADMIN
 
 router = APIRouter(prefix="/admin", tags=["Admin"])
-T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing or wrong credentials"},
@@ -42,98 +37,51 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-def _admin(who: Caller) -> Caller:
+def _admin(who: Caller) -> str:
+    """The actor recorded in the audit trail, once the caller is known to be an admin."""
     who.require(ADMIN)
-    return who
-
-
-async def _write(request: Request, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    return await database(request).write(work)
-
-
-async def _store(conn: AsyncConnection, name: str) -> Store:
-    store = await store_store.get_by_name(conn, name)
-    if store is None:
-        raise NotFound(f"no store named {name!r}")
-    return store
-
-
-async def _credential_in(conn: AsyncConnection, store: Store, key: str) -> credential_store.Credential:
-    credential = await credential_store.get(conn, key)
-    if credential is None or credential.store_id != store.id:
-        raise NotFound(f"no credential {key!r} in store {store.name!r}")
-    return credential
+    return who.key
 
 
 # --- stores -----------------------------------------------------------------------------------
 
 
 @router.get("/stores", response_model=list[StoreOut], responses=_ERRORS, summary="List stores")
-async def list_stores(request: Request, who: CallerDep) -> list[StoreOut]:
+async def list_stores(app: ServicesDep, who: CallerDep) -> list[StoreOut]:
     _admin(who)
-    return [StoreOut.of(s) for s in await database(request).read(store_store.list_all)]
+    return [StoreOut.of(s) for s in await store_ops.list_all(app.db)]
 
 
 @router.post("/stores", response_model=StoreOut, status_code=201, responses=_ERRORS, summary="Create a store")
-async def create_store(body: StoreIn, request: Request, who: CallerDep) -> StoreOut:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> Store:
-        if await store_store.name_taken(conn, body.name):
-            raise Conflict(f"a store named {body.name!r} exists")
-        store = await store_store.create(conn, body.name)
-        await audit.record(conn, who.key, "store.create", store.name, None)
-        return store
-
-    return StoreOut.of(await _write(request, work))
+async def create_store(body: StoreIn, app: ServicesDep, who: CallerDep) -> StoreOut:
+    return StoreOut.of(await store_ops.create(app.db, _admin(who), body.name))
 
 
 @router.get("/stores/{name}", response_model=StoreOut, responses=_ERRORS, summary="One store")
-async def get_store(name: str, request: Request, who: CallerDep) -> StoreOut:
+async def get_store(name: str, app: ServicesDep, who: CallerDep) -> StoreOut:
     _admin(who)
-    return StoreOut.of(await database(request).read(lambda conn: _store(conn, name)))
+    return StoreOut.of(await store_ops.get(app.db, name))
 
 
 @router.patch("/stores/{name}", response_model=StoreOut, responses=_ERRORS, summary="Rename a store")
-async def rename_store(name: str, body: StoreIn, request: Request, who: CallerDep) -> StoreOut:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> Store:
-        store = await _store(conn, name)
-        if body.name != name and await store_store.name_taken(conn, body.name):
-            raise Conflict(f"a store named {body.name!r} exists")
-        renamed = await store_store.rename(conn, store.id, body.name)
-        await audit.record(conn, who.key, "store.rename", body.name, None, {"from": name})
-        return renamed
-
-    return StoreOut.of(await _write(request, work))
+async def rename_store(name: str, body: StoreIn, app: ServicesDep, who: CallerDep) -> StoreOut:
+    return StoreOut.of(await store_ops.rename(app.db, _admin(who), name, body.name))
 
 
 @router.delete(
     "/stores/{name}", status_code=204, responses=_ERRORS, summary="Delete a store and all its data"
 )
-async def delete_store(name: str, request: Request, who: CallerDep) -> Response:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> None:
-        store = await _store(conn, name)
-        if store.id == DEFAULT_STORE_ID:
-            raise Conflict("the default store cannot be deleted")
-        await store_store.delete(conn, store.id)
-        await credential_store.notify(conn, credential_store.EVERYONE)
-        await audit.record(conn, who.key, "store.delete", name, None)
-
-    await _write(request, work)
+async def delete_store(name: str, app: ServicesDep, who: CallerDep) -> Response:
+    await store_ops.delete(app.db, _admin(who), name)
     return Response(status_code=204)
 
 
 @router.get(
     "/stores/{name}/settings", response_model=StoreSettings, responses=_ERRORS, summary="A store's settings"
 )
-async def get_settings(name: str, request: Request, who: CallerDep) -> StoreSettings:
+async def get_settings(name: str, app: ServicesDep, who: CallerDep) -> StoreSettings:
     _admin(who)
-    store = await database(request).read(lambda conn: _store(conn, name))
-    return StoreSettings.model_validate(store.settings)
+    return await store_ops.get_settings(app.db, name)
 
 
 @router.put(
@@ -142,21 +90,8 @@ async def get_settings(name: str, request: Request, who: CallerDep) -> StoreSett
     responses=_ERRORS,
     summary="Replace a store's settings",
 )
-async def put_settings(name: str, body: StoreSettings, request: Request, who: CallerDep) -> StoreSettings:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> Store:
-        store = await _store(conn, name)
-        updated = await store_store.update_settings(conn, store.id, body.model_dump(exclude_defaults=True))
-        await analytics_store.rezone(conn, store.id, body.zone(request.app.state.settings.default_timezone))
-        # Cached credentials carry their store's settings.
-        await credential_store.notify(conn, credential_store.EVERYONE)
-        await audit.record(
-            conn, who.key, "store.settings", name, None, body.model_dump(exclude_defaults=True)
-        )
-        return updated
-
-    return StoreSettings.model_validate((await _write(request, work)).settings)
+async def put_settings(name: str, body: StoreSettings, app: ServicesDep, who: CallerDep) -> StoreSettings:
+    return await store_ops.set_settings(app.db, app.settings, _admin(who), name, body)
 
 
 # --- credentials ------------------------------------------------------------------------------
@@ -168,13 +103,9 @@ async def put_settings(name: str, body: StoreSettings, request: Request, who: Ca
     responses=_ERRORS,
     summary="A store's credentials (never their secrets)",
 )
-async def list_credentials(name: str, request: Request, who: CallerDep) -> list[CredentialOut]:
+async def list_credentials(name: str, app: ServicesDep, who: CallerDep) -> list[CredentialOut]:
     _admin(who)
-
-    async def work(conn: AsyncConnection) -> list[credential_store.Credential]:
-        return await credential_store.list_for_store(conn, (await _store(conn, name)).id)
-
-    return [CredentialOut.of(c) for c in await database(request).read(work)]
+    return [CredentialOut.of(c) for c in await credential_ops.list_for_store(app.db, name)]
 
 
 @router.post(
@@ -185,31 +116,18 @@ async def list_credentials(name: str, request: Request, who: CallerDep) -> list[
     summary="Create a credential; its secret is shown once",
 )
 async def create_credential(
-    name: str, body: CredentialIn, request: Request, who: CallerDep
+    name: str, body: CredentialIn, app: ServicesDep, who: CallerDep
 ) -> CredentialCreated:
-    _admin(who)
-    home_page = request.app.state.settings.authority_home_page
-
-    async def work(conn: AsyncConnection) -> credential_store.NewCredential:
-        store = await _store(conn, name)
-        new = await credential_store.create(
-            conn, store.id, body.scopes, body.label, home_page, authority=body.authority, expires=body.expires
-        )
-        await audit.record(
-            conn,
-            who.key,
-            "credential.create",
-            name,
-            new.credential.key,
-            {
-                "scopes": body.scopes,
-                "label": body.label,
-                "expires": body.expires.isoformat() if body.expires else None,
-            },
-        )
-        return new
-
-    new = await _write(request, work)
+    new = await credential_ops.create(
+        app.db,
+        app.settings,
+        _admin(who),
+        name,
+        body.scopes,
+        body.label,
+        authority=body.authority,
+        expires=body.expires,
+    )
     return CredentialCreated(**CredentialOut.of(new.credential).model_dump(), secret=new.secret)
 
 
@@ -219,13 +137,9 @@ async def create_credential(
     responses=_ERRORS,
     summary="One credential",
 )
-async def get_credential(name: str, key: str, request: Request, who: CallerDep) -> CredentialOut:
+async def get_credential(name: str, key: str, app: ServicesDep, who: CallerDep) -> CredentialOut:
     _admin(who)
-
-    async def work(conn: AsyncConnection) -> credential_store.Credential:
-        return await _credential_in(conn, await _store(conn, name), key)
-
-    return CredentialOut.of(await database(request).read(work))
+    return CredentialOut.of(await credential_ops.get(app.db, name, key))
 
 
 @router.post(
@@ -234,18 +148,9 @@ async def get_credential(name: str, key: str, request: Request, who: CallerDep) 
     responses=_ERRORS,
     summary="Give a credential a new secret",
 )
-async def rotate_credential(name: str, key: str, request: Request, who: CallerDep) -> SecretOut:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> str:
-        await _credential_in(conn, await _store(conn, name), key)
-        secret = await credential_store.rotate(conn, key)
-        if secret is None:
-            raise Conflict(f"credential {key!r} is revoked")
-        await audit.record(conn, who.key, "credential.rotate", name, key)
-        return secret
-
-    return SecretOut(key=key, secret=await _write(request, work))
+async def rotate_credential(name: str, key: str, app: ServicesDep, who: CallerDep) -> SecretOut:
+    secret = await credential_ops.rotate(app.db, _admin(who), key, store=name)
+    return SecretOut(key=key, secret=secret)
 
 
 @router.delete(
@@ -254,16 +159,10 @@ async def rotate_credential(name: str, key: str, request: Request, who: CallerDe
     responses=_ERRORS,
     summary="Revoke a credential, at once on every server process",
 )
-async def revoke_credential(name: str, key: str, request: Request, who: CallerDep) -> Response:
-    _admin(who)
-
-    async def work(conn: AsyncConnection) -> None:
-        await _credential_in(conn, await _store(conn, name), key)
-        await credential_store.revoke(conn, key)
-        await audit.record(conn, who.key, "credential.revoke", name, key)
-
-    await _write(request, work)
-    request.app.state.authenticator.forget(key)
+async def revoke_credential(name: str, key: str, app: ServicesDep, who: CallerDep) -> Response:
+    await credential_ops.revoke(app.db, _admin(who), key, store=name)
+    # Every process drops it when the notification arrives; this one need not wait for it.
+    app.authenticator.forget(key)
     return Response(status_code=204)
 
 
@@ -274,12 +173,11 @@ async def revoke_credential(name: str, key: str, request: Request, who: CallerDe
     "/audit", response_model=list[AuditOut], responses=_ERRORS, summary="The audit trail, newest first"
 )
 async def read_audit(
-    request: Request,
+    app: ServicesDep,
     who: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(description="Entries older than this id")] = None,
     store: Annotated[str | None, Query(description="Only entries about this store")] = None,
 ) -> list[AuditOut]:
     _admin(who)
-    entries = await database(request).read(lambda conn: audit.read(conn, limit, before, store))
-    return [AuditOut.model_validate(e) for e in entries]
+    return [AuditOut.model_validate(e) for e in await audit_ops.read(app.db, limit, before, store)]

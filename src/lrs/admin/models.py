@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lrs.api.auth import ALL_SCOPES
 from lrs.config import StoreSettings
-from lrs.store.credentials import Credential
-from lrs.store.stores import Store
+from lrs.ops.credentials import Credential
+from lrs.ops.stores import Store
+from lrs.scopes import ALL_SCOPES
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.validate import validator_for
 from lrs.xapi.versions import Version

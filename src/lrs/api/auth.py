@@ -1,4 +1,4 @@
-"""HTTP Basic authentication and scopes.
+"""HTTP Basic authentication: the caller of each request.
 
 Secrets are long random strings, so a sha256 of the secret compared in constant time is as
 strong as a slow password hash and costs microseconds. Verified credentials are cached for
@@ -12,83 +12,17 @@ import binascii
 import hmac
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-from lrs.config import StoreSettings, store_settings
-from lrs.store import credentials as credential_store
-from lrs.store.credentials import Credential, hash_secret
+from lrs.api.services import services
+from lrs.ops import credentials as credential_ops
+from lrs.ops.caller import Caller
+from lrs.ops.credentials import Credential, hash_secret
 from lrs.store.database import Database
-from lrs.xapi.errors import Forbidden, TooManyRequests, Unauthorized
-
-# The xAPI scope names, plus this LRS's own.
-XAPI_SCOPES = frozenset(
-    {
-        "statements/write",
-        "statements/read",
-        "statements/read/mine",
-        "all/read",
-        "all",
-        "state",
-        "define",
-        "profile",
-    }
-)
-LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "admin"})
-ALL_SCOPES = XAPI_SCOPES | LRS_SCOPES
-
-# What each kind of access needs: any one of the listed scopes grants it.
-STATEMENTS_WRITE = frozenset({"statements/write", "all"})
-STATEMENTS_READ = frozenset({"statements/read", "statements/read/mine", "all/read", "all"})
-STATE_READ = frozenset({"state", "all/read", "all"})
-STATE_WRITE = frozenset({"state", "all"})
-PROFILE_READ = frozenset({"profile", "all/read", "all"})
-PROFILE_WRITE = frozenset({"profile", "all"})
-DEFINE = frozenset({"define", "all"})
-ADMIN = frozenset({"admin"})
-ANALYTICS_READ = frozenset({"analytics/read", "all"})
-ANALYTICS_LEARNERS = frozenset({"analytics/learners"})
-DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking: the credential and the store it belongs to."""
-
-    credential: Credential
-
-    @property
-    def store_id(self) -> int:
-        return self.credential.store_id
-
-    @property
-    def key(self) -> str:
-        return self.credential.key
-
-    @property
-    def authority(self) -> dict[str, Any]:
-        return self.credential.authority
-
-    def has(self, scopes: frozenset[str]) -> bool:
-        return not self.credential.scopes.isdisjoint(scopes)
-
-    def require(self, scopes: frozenset[str]) -> None:
-        if not self.has(scopes):
-            raise Forbidden(f"this credential needs one of the scopes: {', '.join(sorted(scopes))}")
-
-    @cached_property
-    def settings(self) -> StoreSettings:
-        """The store's settings, parsed once per request."""
-        return store_settings(self.credential.store_settings)
-
-    @property
-    def only_own_statements(self) -> bool:
-        """``statements/read/mine`` without a broader read scope: sees what it wrote."""
-        return not self.has(STATEMENTS_READ - {"statements/read/mine"})
+from lrs.xapi.errors import TooManyRequests, Unauthorized
 
 
 class FailureLimiter:
@@ -165,7 +99,7 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        credential = await self.db.read(lambda conn: credential_store.get(conn, key))
+        credential = await credential_ops.lookup(self.db, key)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now, credential)
@@ -173,7 +107,7 @@ class Authenticator:
 
     def forget(self, key: str) -> None:
         """Drop one cached credential (``*``: all of them), e.g. when it was revoked."""
-        if key == credential_store.EVERYONE:
+        if key == credential_ops.EVERYONE:
             self._cache.clear()
         else:
             self._cache.pop(key, None)
@@ -203,9 +137,8 @@ def _parse_basic(header: str | None) -> tuple[str, str]:
 
 async def caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller of this request."""
-    authenticator: Authenticator = request.app.state.authenticator
     client = request.client.host if request.client else "-"
-    return await authenticator.authenticate(request.headers.get("authorization"), client)
+    return await services(request).authenticator.authenticate(request.headers.get("authorization"), client)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

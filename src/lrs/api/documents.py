@@ -7,31 +7,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.api import docs
-from lrs.api.auth import (
-    PROFILE_READ,
-    PROFILE_WRITE,
-    STATE_READ,
-    STATE_WRITE,
-    Caller,
-    CallerDep,
-)
+from lrs.api.auth import CallerDep
 from lrs.api.middleware import request_version
-from lrs.api.responses import database, http_date, json_response
-from lrs.store import documents as document_store
-from lrs.store.documents import Document
+from lrs.api.responses import head_of, http_date, json_response
+from lrs.api.services import Services, ServicesDep
+from lrs.ops import documents as document_ops
+from lrs.ops.caller import Caller
+from lrs.ops.documents import Preconditions
+from lrs.scopes import PROFILE_READ, PROFILE_WRITE, STATE_READ, STATE_WRITE
 from lrs.xapi.documents import (
     DEFAULT_CONTENT_TYPE,
-    JSON,
     SHAPES,
     DocumentRequest,
     Kind,
     check_json,
-    check_preconditions,
-    etag,
-    merge,
     parse_params,
 )
 from lrs.xapi.errors import BadRequest, NotFound, PayloadTooLarge
@@ -59,9 +50,9 @@ def _parse(request: Request, kind: Kind) -> DocumentRequest:
     return parse_params(kind, params, request.method, request_version(request.scope))
 
 
-async def _read_document(request: Request, who: Caller) -> tuple[bytes, str]:
+async def _read_document(request: Request, app: Services, who: Caller) -> tuple[bytes, str]:
     content = await request.body()
-    limit: int = who.settings.max_document_bytes or request.app.state.settings.max_document_bytes
+    limit = who.settings.max_document_bytes or app.settings.max_document_bytes
     if len(content) > limit:
         raise PayloadTooLarge(f"document: larger than {limit} bytes")
     content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
@@ -69,19 +60,22 @@ async def _read_document(request: Request, who: Caller) -> tuple[bytes, str]:
     return content, content_type
 
 
-async def get_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+def _preconditions(request: Request) -> Preconditions:
+    return Preconditions(request.headers.get("if-match"), request.headers.get("if-none-match"))
+
+
+async def get_document(request: Request, app: Services, who: Caller, kind: Kind) -> Response:
     who.require(_SCOPES[kind][0])
     req = _parse(request, kind)
     address = req.address
-    db = database(request)
     if address.doc_id is None:
-        rows = await db.read(lambda conn: document_store.list_ids(conn, who.store_id, address, req.since))
+        rows = await document_ops.list_ids(app.db, who, address, req.since)
         headers = {}
         if rows:
             headers["Last-Modified"] = http_date(max(updated for _, updated in rows))
         response = json_response([doc_id for doc_id, _ in rows], headers=headers)
     else:
-        doc = await db.read(lambda conn: document_store.get(conn, who.store_id, address))
+        doc = await document_ops.get(app.db, who, address)
         if doc is None:
             raise NotFound(f"no document with that {_id_name(kind)}")
         response = Response(
@@ -89,63 +83,27 @@ async def get_document(request: Request, who: CallerDep, kind: Kind) -> Response
             media_type=doc.content_type,
             headers={"ETag": doc.etag, "Last-Modified": http_date(doc.updated)},
         )
-    if request.method == "HEAD":
-        return Response(status_code=response.status_code, headers=dict(response.headers))
-    return response
+    return head_of(request, response)
 
 
-async def write_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+async def write_document(request: Request, app: Services, who: Caller, kind: Kind) -> Response:
     """PUT replaces; POST merges JSON objects into an existing JSON document."""
     who.require(_SCOPES[kind][1])
     req = _parse(request, kind)
-    content, content_type = await _read_document(request, who)
+    content, content_type = await _read_document(request, app, who)
     version = request_version(request.scope)
-    if_match = request.headers.get("if-match")
-    if_none_match = request.headers.get("if-none-match")
-    method = request.method
-
-    async def work(conn: AsyncConnection) -> None:
-        await document_store.lock(conn, who.store_id, req.address)
-        current = await document_store.get(conn, who.store_id, req.address)
-        check_preconditions(
-            method,
-            kind,
-            version,
-            _etag_of(current),
-            if_match,
-            if_none_match,
-            create_without_precondition=who.settings.profile_put_creates_without_precondition,
-        )
-        new_content, new_type = content, content_type
-        if method == "POST" and current is not None:
-            new_content = merge(current.content, current.content_type, content, content_type)
-            new_type = JSON
-        await document_store.save(conn, who.store_id, req.address, new_content, new_type, etag(new_content))
-
-    await database(request).write(work)
+    await document_ops.write(
+        app.db, who, req.address, request.method, version, content, content_type, _preconditions(request)
+    )
     return Response(status_code=204)
 
 
-async def delete_document(request: Request, who: CallerDep, kind: Kind) -> Response:
+async def delete_document(request: Request, app: Services, who: Caller, kind: Kind) -> Response:
     who.require(_SCOPES[kind][1])
     req = _parse(request, kind)
     version = request_version(request.scope)
-    if_match = request.headers.get("if-match")
-    if_none_match = request.headers.get("if-none-match")
-
-    async def work(conn: AsyncConnection) -> None:
-        if req.address.doc_id is not None:
-            await document_store.lock(conn, who.store_id, req.address)
-            current = await document_store.get(conn, who.store_id, req.address)
-            check_preconditions("DELETE", kind, version, _etag_of(current), if_match, if_none_match)
-        await document_store.delete(conn, who.store_id, req.address)
-
-    await database(request).write(work)
+    await document_ops.delete(app.db, who, req.address, version, _preconditions(request))
     return Response(status_code=204)
-
-
-def _etag_of(doc: Document | None) -> str | None:
-    return None if doc is None else doc.etag
 
 
 def _id_name(kind: Kind) -> str:
@@ -155,14 +113,14 @@ def _id_name(kind: Kind) -> str:
 def _register(kind: Kind) -> None:
     path, title = _PATHS[kind]
 
-    async def get(request: Request, who: CallerDep) -> Response:
-        return await get_document(request, who, kind)
+    async def get(request: Request, app: ServicesDep, who: CallerDep) -> Response:
+        return await get_document(request, app, who, kind)
 
-    async def write(request: Request, who: CallerDep) -> Response:
-        return await write_document(request, who, kind)
+    async def write(request: Request, app: ServicesDep, who: CallerDep) -> Response:
+        return await write_document(request, app, who, kind)
 
-    async def delete(request: Request, who: CallerDep) -> Response:
-        return await delete_document(request, who, kind)
+    async def delete(request: Request, app: ServicesDep, who: CallerDep) -> Response:
+        return await delete_document(request, app, who, kind)
 
     tags: list[str | Enum] = [title]
     name = kind.name.lower()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lrs.api.services import ServicesDep
 from lrs.observability import POOL_IN_USE, POOL_SIZE, metrics_body
-from lrs.store import migrate
-from lrs.store.database import Database
+from lrs.ops import health
 
 router = APIRouter(tags=["Operations"])
 
@@ -24,19 +22,8 @@ async def live() -> dict[str, str]:
     summary="The database is reachable and its schema current",
     responses={503: {"description": "Not ready: the reason is in `checks`"}},
 )
-async def ready(request: Request) -> JSONResponse:
-    db: Database = request.app.state.db
-    checks: dict[str, str] = {}
-    try:
-
-        async def ping(conn: AsyncConnection) -> None:
-            await conn.execute(text("SELECT 1"))
-
-        await db.read(ping)
-        checks["database"] = "ok"
-        checks["migrations"] = "ok" if await migrate.is_current(db.engine) else "behind"
-    except Exception as exc:
-        checks.setdefault("database", f"unreachable ({exc.__class__.__name__})")
+async def ready(app: ServicesDep) -> JSONResponse:
+    checks = await health.readiness(app.db)
     ok = all(v == "ok" for v in checks.values()) and len(checks) == 2
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
@@ -44,9 +31,8 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    db: Database = request.app.state.db
-    pool = db.engine.pool
+async def metrics(app: ServicesDep) -> Response:
+    pool = app.db.engine.pool
     POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
     POOL_SIZE.set(pool.size())  # type: ignore[attr-defined]
     body, content_type = metrics_body()

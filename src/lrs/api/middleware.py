@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.api.errors import error_response
 from lrs.xapi.errors import BadRequest, XAPIError
+from lrs.xapi.media import media_type
 from lrs.xapi.versions import SUPPORTED, VERSION_HEADER, Version, negotiate
 
 _HEADER_FORM_FIELDS = {
@@ -136,7 +137,7 @@ class XAPIMiddleware:
             raise BadRequest("with ?method=, every other parameter goes in the form body")
         if method not in _ALTERNATE_METHODS:
             raise BadRequest(f"method: {method!r} is not an xAPI method")
-        content_type = (_header(scope, "content-type") or "").split(";")[0].strip().lower()
+        content_type = media_type(_header(scope, "content-type"))
         if content_type != "application/x-www-form-urlencoded":
             raise BadRequest("a ?method= request must be application/x-www-form-urlencoded")
         body = await _read_all(receive)

@@ -1,4 +1,4 @@
-"""Small helpers shared by the routers: the database, request bodies, xAPI headers."""
+"""Small helpers shared by the routers: request bodies, parameters, xAPI headers, HEAD."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from lrs import jsontext
 from lrs.jsontext import dumpb
-from lrs.store.database import Database
 from lrs.xapi.errors import BadRequest
+from lrs.xapi.media import media_type
 from lrs.xapi.timestamps import format_timestamp
 
 CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
@@ -21,12 +21,6 @@ CONSISTENT_THROUGH = "X-Experience-API-Consistent-Through"
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(dumpb(value), status_code=status, media_type="application/json", headers=headers)
-
-
-def database(request: Request) -> Database:
-    """The database of the app serving this request."""
-    db: Database = request.app.state.db
-    return db
 
 
 def http_date(instant: datetime) -> str:
@@ -37,13 +31,17 @@ def iso(instant: datetime) -> str:
     return format_timestamp(instant)
 
 
-def media_type(request: Request) -> str:
-    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+def head_of(request: Request, response: Response) -> Response:
+    """The response itself for GET; for HEAD, its status and headers without the body."""
+    if request.method != "HEAD":
+        return response
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(status_code=response.status_code, headers=headers)
 
 
 async def read_json(request: Request, what: str) -> Any:
     """The request body as JSON; 400 naming ``what`` when it is missing or malformed."""
-    if media_type(request) != "application/json":
+    if media_type(request.headers.get("content-type")) != "application/json":
         raise BadRequest(f"{what}: send it as application/json (Content-Type header)")
     body = await request.body()
     if not body.strip():

@@ -16,8 +16,8 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from lrs.api.auth import Caller
-from lrs.xapi.errors import XAPIError
+from lrs.ops.caller import Caller
+from lrs.xapi.errors import Unavailable, XAPIError
 from lrs.xapi.statements import Prepared
 
 Write = Callable[[Caller, list[Prepared]], Awaitable[list[uuid.UUID]]]
@@ -30,15 +30,25 @@ class Coalescer:
         self._max = max_statements
         self._queues: dict[str, list[_Item]] = {}
         self._busy: set[str] = set()
+        self._closed = False
         # The event loop keeps only weak references to tasks; these keep the drains alive.
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, who: Caller, batch: list[Prepared]) -> list[uuid.UUID]:
+        if self._closed:
+            raise Unavailable("the server is shutting down; send the statement again")
         future: asyncio.Future[list[uuid.UUID]] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(who.key, []).append((batch, future))
         if who.key not in self._busy:
             self._start(who)
         return await future
+
+    async def close(self) -> None:
+        """Refuse new writes and wait until every queued one is written (at shutdown, before
+        the database pool goes away)."""
+        self._closed = True
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _start(self, who: Caller) -> None:
         self._busy.add(who.key)

@@ -57,6 +57,12 @@ class Database:
         except (OSError, ConnectionError) as exc:
             raise Unavailable("the database is unavailable; try again") from exc
 
+    async def ping(self) -> None:
+        async def one(conn: AsyncConnection) -> None:
+            await conn.execute(text("SELECT 1"))
+
+        await self.read(one)
+
     async def instance_secret(self) -> bytes:
         async def fetch(conn: AsyncConnection) -> bytes:
             return bytes((await conn.execute(text("SELECT secret FROM instance"))).scalar_one())

@@ -37,6 +37,13 @@ async def create(conn: AsyncConnection, name: str) -> Store:
     return _store(row)
 
 
+async def get(conn: AsyncConnection, store_id: int) -> Store | None:
+    row = (
+        await conn.execute(text(f"SELECT {_COLUMNS} FROM stores WHERE id = :id"), {"id": store_id})
+    ).one_or_none()
+    return None if row is None else _store(row)
+
+
 async def get_by_name(conn: AsyncConnection, name: str) -> Store | None:
     row = (
         await conn.execute(text(f"SELECT {_COLUMNS} FROM stores WHERE name = :name"), {"name": name})

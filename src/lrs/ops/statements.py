@@ -1,0 +1,177 @@
+"""Statements: the write path (one transaction: statements, index, definitions, attachments,
+rollups), single reads, queries, and attachment content for multipart answers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import IO, Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.analytics import writes as analytics_writes
+from lrs.config import Settings
+from lrs.observability import BATCH, STATEMENTS
+from lrs.ops.caller import Caller
+from lrs.scopes import DEFINE
+from lrs.store import activities as activity_store
+from lrs.store import attachments as attachment_store
+from lrs.store import statements as statement_store
+from lrs.store.attachments import Stored
+from lrs.store.database import Database
+from lrs.store.statements import Found, Page
+from lrs.xapi.attachments import declared
+from lrs.xapi.formats import activity_ids, render
+from lrs.xapi.query import Format, StatementQuery
+from lrs.xapi.statements import Prepared
+
+
+@dataclass(frozen=True)
+class Content:
+    """Attachment bytes sent with statements, already checked against their declaration."""
+
+    sha2: str
+    content_type: str
+    length: int
+    file: IO[bytes]
+
+
+async def write(
+    db: Database,
+    settings: Settings,
+    who: Caller,
+    batch: list[Prepared],
+    contents: Sequence[Content] = (),
+) -> list[uuid.UUID]:
+    """Store a validated batch in one transaction, committed before this returns; all of it
+    or (by raising) none. Analytics rollups change in the same transaction."""
+    define = who.has(DEFINE)
+    declared_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
+    store_settings = who.settings
+    zone = store_settings.zone(settings.default_timezone)
+    counted: list[int] = []  # per attempt; only the committed (last) one counts
+
+    async def work(conn: AsyncConnection) -> list[uuid.UUID]:
+        written = await statement_store.insert(conn, who.store_id, who.key, batch)
+        counted.append(len(written.counted))
+        if define:
+            definitions = [d for p in batch for d in p.definitions]
+            await activity_store.merge(conn, who.store_id, definitions)
+        for content in contents:
+            await attachment_store.save(
+                conn,
+                who.store_id,
+                who.key,
+                content.sha2,
+                declared_types.get(content.sha2, content.content_type),
+                content.length,
+                content.file,
+            )
+        # Per-activity and per-period rollup rows are shared by concurrent batches, so the row
+        # locks on them are taken last, as close to the commit as possible.
+        if settings.analytics_rollups:
+            statements = [p.statement for p in written.counted]
+            await analytics_writes.add(conn, who.store_id, statements, store_settings, zone)
+            await analytics_writes.recompute_voided(conn, who.store_id, written.voided, store_settings, zone)
+        return written.ids
+
+    ids = await db.write(work)
+    BATCH.observe(len(batch))
+    STATEMENTS.inc(counted[-1])
+    return ids
+
+
+@dataclass(frozen=True)
+class Single:
+    """A statement asked for by id: None when there is none the caller may see."""
+
+    through: datetime
+    found: Found | None
+    rendered: list[dict[str, Any]]  # in the asked format, when it is not exact
+
+
+async def get_one(
+    db: Database,
+    who: Caller,
+    statement_id: uuid.UUID,
+    *,
+    voided: bool,
+    fmt: Format,
+    languages: list[str],
+) -> Single:
+    mine = who.key if who.only_own_statements else None
+
+    async def work(conn: AsyncConnection) -> Single:
+        through = await statement_store.consistent_through(conn)
+        found = await statement_store.get_one(
+            conn, who.store_id, statement_id, voided=voided, credential=mine
+        )
+        docs = [] if found is None else [orjson.loads(found.statement)]
+        return Single(through, found, await _rendered(conn, who.store_id, docs, fmt, languages))
+
+    return await db.read(work)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One page of a query, and the ceiling the next page must keep."""
+
+    through: datetime
+    page: Page
+    ceiling: int
+    rendered: list[dict[str, Any]]  # parsed (and rendered) when not exact or with attachments
+
+
+async def query(db: Database, who: Caller, q: StatementQuery, languages: list[str]) -> Result:
+    """A page of statements in keyset order. A first page fixes the ceiling, so that paging
+    never shows a statement stored after the query began."""
+    mine = who.key if who.only_own_statements else None
+    parse_all = q.format is not Format.EXACT or q.attachments
+
+    async def work(conn: AsyncConnection) -> Result:
+        through = await statement_store.consistent_through(conn)
+        ceiling = q.ceiling if q.ceiling is not None else await statement_store.max_seq(conn)
+        page = await statement_store.query(conn, who.store_id, replace(q, ceiling=ceiling), credential=mine)
+        docs = [orjson.loads(d) for d in page.statements] if parse_all else []
+        return Result(through, page, ceiling, await _rendered(conn, who.store_id, docs, q.format, languages))
+
+    return await db.read(work)
+
+
+async def consistent_through(db: Database) -> datetime:
+    return await db.read(statement_store.consistent_through)
+
+
+async def attachments(db: Database, who: Caller, hashes: list[str]) -> list[Stored]:
+    """The stored attachments among ``hashes`` that the caller may be served. A credential
+    that reads only its own statements gets only content it sent itself: its statements
+    could declare any hash, another credential's attachment's among them."""
+    mine = who.key if who.only_own_statements else None
+    return await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes, mine))
+
+
+async def attachment_content(db: Database, who: Caller, sha2: str) -> AsyncIterator[bytes]:
+    """An attachment's bytes, chunk by chunk, on a connection of its own."""
+    async with db.engine.connect() as conn:
+        async for chunk in attachment_store.chunks(conn, who.store_id, sha2):
+            yield chunk
+
+
+async def _rendered(
+    conn: AsyncConnection,
+    store_id: int,
+    docs: list[dict[str, Any]],
+    fmt: Format,
+    languages: list[str],
+) -> list[dict[str, Any]]:
+    """Statements in the asked format; canonical reads the canonical activity definitions."""
+    if fmt is Format.EXACT or not docs:
+        return docs
+    definitions: dict[str, dict[str, Any]] = {}
+    if fmt is Format.CANONICAL:
+        wanted = set().union(*(activity_ids(d) for d in docs))
+        definitions = await activity_store.get_many(conn, store_id, wanted)
+    return [render(d, fmt, languages, definitions) for d in docs]
