@@ -18,8 +18,7 @@ from tests.harness import (
     create_database,
     drop_database,
     make_credential,
-    start_server,
-    stop_server,
+    running_server,
 )
 
 # CI draws the same examples every run, so a red run is reproducible and never chance.
@@ -41,21 +40,15 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
     """The LRS, started as a user would start it, on the session's database."""
-    srv = start_server(database_url)
-    try:
+    with running_server(database_url) as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 @pytest.fixture(scope="session")
 def server_1_0_3(database_url: str, server: Server) -> Iterator[Server]:
     """Another server on the same database that serves xAPI 1.0.3 only."""
-    srv = start_server(database_url, xapi_versions="1.0.3")
-    try:
+    with running_server(database_url, xapi_versions="1.0.3") as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 @pytest.fixture(scope="session")

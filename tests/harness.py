@@ -11,7 +11,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -58,6 +61,17 @@ def create_database() -> tuple[str, str]:
 
 def drop_database(url: str, admin: str) -> None:
     asyncio.run(_drop_database(admin, make_url(url).database or ""))
+
+
+async def database_now(database_url: str) -> datetime:
+    """The database's clock, which stamps `stored` and document times (never the test's)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            now: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            return now
+    finally:
+        await engine.dispose()
 
 
 def free_port() -> int:
@@ -132,6 +146,16 @@ def start_server(database_url: str, **settings: str) -> Server:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"server did not start; see {log.name}")
+
+
+@contextmanager
+def running_server(database_url: str, **settings: str) -> Iterator[Server]:
+    """A server with these settings (``LRS_<NAME>``) for the block, stopped afterwards."""
+    srv = start_server(database_url, **settings)
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
 
 
 def stop_server(server: Server) -> None:

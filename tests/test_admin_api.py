@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lrs.api.auth import ALL_SCOPES
+from lrs.scopes import ALL_SCOPES
 from tests.factories import activity, agent, statement, unique
 from tests.harness import Server, make_credential, run_cli, start_server, stop_server
 
@@ -337,3 +337,122 @@ def test_cli_store_and_credential_commands(server):
     assert statuses[-1] == 401, statuses
     stores = json.loads(run_cli(server.database_url, "store", "list", "--json").stdout)
     assert name not in {s["name"] for s in stores}
+
+
+# --- the admin API and the CLI run the same operations ------------------------------------------
+
+
+async def audit_entry(admin: httpx.AsyncClient, store: str, actor: str) -> dict[str, Any]:
+    """The newest audit entry about ``store``, without its id, time and actor."""
+    [entry] = (await admin.get("/admin/audit", params={"store": store, "limit": 1})).json()
+    assert entry["actor"] == actor
+    return {k: v for k, v in entry.items() if k not in ("id", "at", "actor")}
+
+
+async def test_each_admin_operation_is_the_same_through_the_api_and_the_cli(admin, server):
+    """Each operation, once through /admin and once through `lrs`, on twin stores: the same
+    result and the same audit entry (only the actor differs)."""
+    url = server.database_url
+    api_store, cli_store = f"api-{unique()}", f"cli-{unique()}"
+
+    def cli(*args: str) -> Any:
+        out = run_cli(url, *args).stdout
+        return json.loads(out) if "--json" in args else out
+
+    # create
+    made_api = (await admin.post("/admin/stores", json={"name": api_store})).json()
+    made_cli = cli("store", "create", cli_store, "--json")
+    assert made_api["name"] == api_store and made_cli["name"] == cli_store
+    created_api = await audit_entry(admin, api_store, admin.key)
+    created_cli = await audit_entry(admin, cli_store, "cli")
+    assert (created_api["action"], created_cli["action"]) == ("store.create", "store.create")
+
+    # rename to its own name succeeds both ways, and so does a real rename
+    for a, c in ((api_store, cli_store), (api_store + "-x", cli_store + "-x")):
+        r = await admin.patch(f"/admin/stores/{api_store}", json={"name": a})
+        assert r.status_code == 200 and r.json()["name"] == a
+        assert cli("store", "rename", cli_store, c, "--json")["name"] == c
+        api_store, cli_store = a, c
+        entries = await audit_entry(admin, api_store, admin.key), await audit_entry(admin, cli_store, "cli")
+        assert [e["action"] for e in entries] == ["store.rename"] * 2
+
+    # settings
+    r = await admin.put(f"/admin/stores/{api_store}/settings", json={"min_group_size": 3, "timezone": "UTC"})
+    via_cli = cli(
+        "store", "settings", cli_store, "--set", "min_group_size=3", "--set", "timezone=UTC", "--json"
+    )
+    assert r.json() == via_cli
+    api_entry, cli_entry = (
+        await audit_entry(admin, api_store, admin.key),
+        await audit_entry(admin, cli_store, "cli"),
+    )
+    assert {**api_entry, "store": None} == {**cli_entry, "store": None}
+    assert api_entry["details"] == {"min_group_size": 3, "timezone": "UTC"}
+
+    # credentials: create, rotate, revoke, each audited under its store
+    keys = {}
+    for store, via in ((api_store, "api"), (cli_store, "cli")):
+        if via == "api":
+            keys[via] = (
+                await admin.post(
+                    f"/admin/stores/{store}/credentials", json={"scopes": ["statements/read"], "label": "LMS"}
+                )
+            ).json()["key"]
+        else:
+            keys[via] = cli(
+                "credentials",
+                "create",
+                "--store",
+                store,
+                "--scopes",
+                "statements/read",
+                "--label",
+                "LMS",
+                "--json",
+            )["key"]
+    api_entry, cli_entry = (
+        await audit_entry(admin, api_store, admin.key),
+        await audit_entry(admin, cli_store, "cli"),
+    )
+    assert {**api_entry, "store": None, "target": None} == {**cli_entry, "store": None, "target": None}
+    assert (api_entry["target"], cli_entry["target"]) == (keys["api"], keys["cli"])
+
+    rotated = (await admin.post(f"/admin/stores/{api_store}/credentials/{keys['api']}/rotate")).json()
+    assert rotated["key"] == keys["api"] and rotated["secret"]
+    assert cli("credentials", "rotate", keys["cli"], "--json")["secret"]
+    api_entry, cli_entry = (
+        await audit_entry(admin, api_store, admin.key),
+        await audit_entry(admin, cli_store, "cli"),
+    )
+    assert (api_entry["action"], api_entry["store"], cli_entry["action"], cli_entry["store"]) == (
+        "credential.rotate",
+        api_store,
+        "credential.rotate",
+        cli_store,
+    )
+
+    assert (await admin.delete(f"/admin/stores/{api_store}/credentials/{keys['api']}")).status_code == 204
+    cli("credentials", "revoke", keys["cli"])
+    api_entry, cli_entry = (
+        await audit_entry(admin, api_store, admin.key),
+        await audit_entry(admin, cli_store, "cli"),
+    )
+    assert (api_entry["action"], api_entry["store"], cli_entry["action"], cli_entry["store"]) == (
+        "credential.revoke",
+        api_store,
+        "credential.revoke",
+        cli_store,
+    )
+    listed_api = (await admin.get(f"/admin/stores/{api_store}/credentials")).json()
+    listed_cli = cli("credentials", "list", "--store", cli_store, "--json")
+    assert listed_api[0]["revoked"] and listed_cli[0]["revoked"]
+
+    # delete
+    assert (await admin.delete(f"/admin/stores/{api_store}")).status_code == 204
+    cli("store", "delete", cli_store, "--yes")
+    api_entry, cli_entry = (
+        await audit_entry(admin, api_store, admin.key),
+        await audit_entry(admin, cli_store, "cli"),
+    )
+    assert api_entry["action"] == cli_entry["action"] == "store.delete"
+    assert (await admin.get(f"/admin/stores/{cli_store}")).status_code == 404

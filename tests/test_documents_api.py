@@ -6,14 +6,13 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.factories import activity, agent, statement, unique
-from tests.harness import Server, make_credential, start_server, stop_server
+from tests.harness import Server, database_now, make_credential, running_server
 
 STATE = "/activities/state"
 ACTIVITY_PROFILE = "/activities/profile"
@@ -31,11 +30,8 @@ def owner(params: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def second_server(database_url: str, server: Server) -> Iterator[Server]:
     """Another server process on the same database, with a small document limit."""
-    srv = start_server(database_url, max_document_bytes="2048")
-    try:
+    with running_server(database_url, max_document_bytes="2048") as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 # --- State -------------------------------------------------------------------------------------
@@ -89,13 +85,12 @@ async def test_invalid_json_document_is_400(client):
     assert r.status_code == 400 and "JSON" in r.json()["message"]
 
 
-async def test_state_ids_since_and_delete_all(client):
+async def test_state_ids_since_and_delete_all(client, server):
     params = state_params()
     base = owner(params)
     reg = "6fbd6b6c-6b1f-4bb2-a45c-4bca1fb6c2d5"
     await client.put(STATE, params={**base, "stateId": "one"}, json={"n": 1})
-    middle = datetime.now(UTC).isoformat()
-    await asyncio.sleep(0.05)
+    middle = (await database_now(server.database_url)).isoformat()
     await client.put(STATE, params={**base, "stateId": "two"}, json={"n": 2})
     await client.put(STATE, params={**base, "stateId": "three", "registration": reg}, json={})
     assert (await client.get(STATE, params=base)).json() == ["one", "two"]
@@ -154,8 +149,20 @@ def profile_cases() -> list[tuple[str, dict[str, str]]]:
 
 
 @pytest.mark.parametrize(("path", "params"), profile_cases(), ids=["activity", "agent"])
+async def test_concurrent_creates_of_one_profile_document_let_exactly_one_in(client, path, params):
+    bodies = [{"writer": n} for n in range(12)]
+    results = await asyncio.gather(
+        *(client.put(path, params=params, json=b, headers={"If-None-Match": "*"}) for b in bodies)
+    )
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [204] + [412] * 11
+    winner = next(b for b, r in zip(bodies, results, strict=True) if r.status_code == 204)
+    assert (await client.get(path, params=params)).json() == winner
+
+
+@pytest.mark.parametrize(("path", "params"), profile_cases(), ids=["activity", "agent"])
 @pytest.mark.parametrize("api", ["client", "client_v1"])
-async def test_profile_concurrency(request, api, path, params):
+async def test_profile_preconditions(request, api, path, params):
     c: httpx.AsyncClient = request.getfixturevalue(api)
     r = await c.put(path, params=params, json={"v": 0})
     assert r.status_code == 400  # a profile PUT must carry a precondition

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.factories import activity, agent, statement
-from tests.harness import Server, make_credential, start_server, stop_server
+from tests.harness import Server, make_credential, running_server
 from tests.test_attachments_api import attachment_meta, multipart, parse_multipart, part_headers, send
 
 STATE = "/activities/state"
@@ -208,11 +208,8 @@ async def test_attachment_content_type_with_a_line_break_is_400(client):
 
 @pytest.fixture(scope="module")
 def small_body_server(database_url: str, server: Server) -> Iterator[Server]:
-    srv = start_server(database_url, max_body_bytes="4096")
-    try:
+    with running_server(database_url, max_body_bytes="4096") as srv:
         yield srv
-    finally:
-        stop_server(srv)
 
 
 def _raw_request(url: str, request: bytes) -> bytes:

@@ -6,6 +6,7 @@ import json
 import signal
 import string
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -235,30 +236,42 @@ def test_failed_authentication_is_rate_limited(database_url):
 
 
 def test_sigterm_drains_in_flight_requests(database_url):
-    """A batch in flight when the server is told to stop is answered and stored."""
+    """A batch in flight when the server is told to stop is answered and stored.
+
+    The body goes in two halves with the signal between them, so the request is in flight
+    (its headers read, its body not yet) when the signal comes, whatever the timing.
+    """
     import threading
 
     srv = start_server(database_url)
     cred = make_credential(database_url)
     course = activity()
-    batch = [statement(obj=course) for _ in range(1000)]
+    body = json.dumps([statement(obj=course) for _ in range(1000)]).encode()
+    half_sent, signalled = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
+
+    def halves() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        half_sent.set()
+        assert signalled.wait(30)
+        yield body[len(body) // 2 :]
 
     def send() -> None:
         with httpx.Client(base_url=srv.xapi, auth=cred.auth, headers=V2, timeout=60) as c:
-            outcome["response"] = c.post("/statements", json=batch)
+            outcome["response"] = c.post(
+                "/statements", content=halves(), headers={"Content-Type": "application/json"}
+            )
 
     worker = threading.Thread(target=send)
     worker.start()
-    import time
-
-    time.sleep(0.15)  # the request is being read or written when the signal comes
+    assert half_sent.wait(30)
     srv.process.send_signal(signal.SIGTERM)
+    signalled.set()
     worker.join(60)
     # uvicorn re-raises SIGTERM once it has drained, for the conventional exit status.
     assert srv.process.wait(30) in (0, -signal.SIGTERM)
     response = outcome["response"]
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
     after = start_server(database_url)
     try:
         with httpx.Client(base_url=after.xapi, auth=cred.auth, headers=V2) as c:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.factories import (
     unique,
     voiding,
 )
-from tests.harness import Cred, make_credential, run_cli
+from tests.harness import Cred, database_now, make_credential, run_cli
 
 
 async def post(client: httpx.AsyncClient, body: Any) -> list[str]:
@@ -68,7 +68,9 @@ async def test_post_one_statement_and_read_it_back(client):
     assert parse_timestamp(got["stored"]) is not None
     assert got["timestamp"] == got["stored"]
     assert r.headers["X-Experience-API-Version"] == "2.0.0"
-    assert parsedate_to_datetime(r.headers["Last-Modified"]) <= datetime.now(UTC)
+    stored = parse_timestamp(got["stored"])
+    assert stored is not None
+    assert parsedate_to_datetime(r.headers["Last-Modified"]) == stored.replace(microsecond=0)
 
 
 async def test_post_batch_keeps_order_and_ids(client):
@@ -310,12 +312,12 @@ async def test_single_get_refuses_other_parameters(client):
     assert "X-Experience-API-Consistent-Through" in r.headers
 
 
-async def test_consistent_through_is_recent_and_not_ahead(client):
-    before = datetime.now(UTC)
+async def test_consistent_through_is_recent_and_not_ahead(client, server):
+    before = await database_now(server.database_url)
     r = await client.get("/statements", params={"limit": 1})
     through = parse_timestamp(r.headers["X-Experience-API-Consistent-Through"])
     assert through is not None
-    assert before - timedelta(seconds=30) < through <= datetime.now(UTC)
+    assert before - timedelta(seconds=30) < through <= await database_now(server.database_url)
 
 
 async def test_head_answers_like_get_without_body(client):
@@ -552,15 +554,30 @@ async def test_cors_preflight_and_exposed_headers(client):
 # --- group commit -----------------------------------------------------------------------------
 
 
-async def test_concurrent_single_statements_are_all_stored(client):
-    course = activity()
-    results = await asyncio.gather(
-        *(client.post("/statements", json=statement(obj=course)) for _ in range(60))
-    )
+def batch_metric(metrics: str, name: str) -> float:
+    """A sample of the ingest batch-size histogram from a /metrics page."""
+    for line in metrics.splitlines():
+        if line.startswith(f"lrs_ingest_batch_size_{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no lrs_ingest_batch_size_{name} in /metrics")
+
+
+async def test_concurrent_single_statements_are_combined_and_all_stored(client, server):
+    async with httpx.AsyncClient(base_url=server.url) as plain:
+        before = (await plain.get("/metrics")).text
+        course = activity()
+        results = await asyncio.gather(
+            *(client.post("/statements", json=statement(obj=course)) for _ in range(60))
+        )
+        after = (await plain.get("/metrics")).text
     assert [r.status_code for r in results] == [200] * 60
     ids = {r.json()[0] for r in results}
     found = await query(client, activity=course["id"], limit=100)
     assert set(ids_of(found)) == ids
+    # 60 statements went in fewer writes than requests: some were combined.
+    statements = batch_metric(after, "sum") - batch_metric(before, "sum")
+    writes = batch_metric(after, "count") - batch_metric(before, "count")
+    assert statements == 60 and writes < 60
 
 
 async def test_a_conflict_among_concurrent_singles_fails_only_that_request(client):
