@@ -138,7 +138,8 @@ def _parse_basic(header: str | None) -> tuple[str, str]:
 async def caller(request: Request) -> Caller:
     """FastAPI dependency: the authenticated caller of this request."""
     client = request.client.host if request.client else "-"
-    return await services(request).authenticator.authenticate(request.headers.get("authorization"), client)
+    authenticator = (await services(request)).authenticator
+    return await authenticator.authenticate(request.headers.get("authorization"), client)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
