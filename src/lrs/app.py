@@ -19,6 +19,7 @@ from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
 from lrs.api.services import Services
+from lrs.background import Worker
 from lrs.config import Settings
 from lrs.observability import ObservabilityMiddleware, configure_logging
 from lrs.ops import credentials as credential_ops
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             more_secret=settings.secret_key.encode() if settings.secret_key else await db.instance_secret(),
         )
         await credential_ops.ensure_admin(db, settings)
+        worker = Worker(db, settings, url)
+        if settings.background_worker:
+            worker.start()
         # Credential changes reach every process at once; the cache TTL is only a backstop.
         listener = Listener(url, credential_ops.CHANNEL, authenticator.forget, authenticator.forget_all)
         listener.start()
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await worker.stop()
             await app.state.services.coalescer.close()
             await listener.stop()
             await engine.dispose()

@@ -71,7 +71,12 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Oslo"
     analytics_rollups: bool = Field(
         default=True,
-        description="Keep the analytics rollups on write. Off: ingest is cheaper and /analytics answers 503.",
+        description="Keep the analytics rollups. Off: ingest is cheaper and /analytics answers 503.",
+    )
+    background_worker: bool = Field(
+        default=True,
+        description="Take part in the election of the installation's background worker "
+        "(rollup folding). One process wins; another takes over when it goes.",
     )
     xapi_versions: Annotated[tuple[Version, ...], NoDecode] = Field(
         default=SUPPORTED,
@@ -119,6 +124,12 @@ class StoreSettings(BaseModel):
     )
     max_attachment_bytes: int | None = Field(
         default=None, ge=1, description="Overrides LRS_MAX_ATTACHMENT_BYTES for this store."
+    )
+    rollups_in_transaction: bool = Field(
+        default=False,
+        description="Fold this store's statements into the analytics rollups in the write "
+        "transaction itself, so figures are exact the moment a write is answered. Off: the "
+        "background worker folds them within seconds, and writes are cheaper.",
     )
     profile_put_creates_without_precondition: bool = Field(
         default=False,

@@ -42,6 +42,19 @@ BATCH = Histogram(
     "Statements per write request",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
+BACKGROUND_LEADER = Gauge(
+    "lrs_background_leader", "1 in the process elected to run background work", multiprocess_mode="livemax"
+)
+ROLLUP_LAG = Gauge(
+    "lrs_rollup_lag_seconds",
+    "Age of the oldest statement not yet folded into the analytics rollups (0: none waiting)",
+    multiprocess_mode="livemostrecent",
+)
+ROLLUP_PENDING = Gauge(
+    "lrs_rollup_pending_statements",
+    "Statements waiting to be folded into the rollups",
+    multiprocess_mode="livemostrecent",
+)
 POOL_IN_USE = Gauge(
     "lrs_db_pool_connections_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )

@@ -27,7 +27,7 @@ from lrs.ops.caller import Caller
 from lrs.scopes import ANALYTICS_LEARNERS, ANALYTICS_READ
 from lrs.xapi.errors import BadRequest, Unavailable
 from lrs.xapi.langtags import best_language, parse_accept_language
-from lrs.xapi.timestamps import parse_timestamp
+from lrs.xapi.timestamps import format_timestamp, parse_timestamp
 from lrs.xapi.validate import is_iri
 
 router = APIRouter(prefix="/analytics", tags=["Analytics"])
@@ -95,11 +95,19 @@ def _activity(value: str, name: str = "activity") -> str:
     return value
 
 
-def _respond(request: Request, body: dict[str, Any], fmt: str | None, rows_key: str) -> Response:
+AS_OF_HEADER = "X-Analytics-As-Of"
+
+
+def _respond(
+    request: Request, body: dict[str, Any], fmt: str | None, rows_key: str, as_of: datetime | None
+) -> Response:
+    """JSON, or CSV of the rows; both say ``as_of``: the stored time the figures are exact up to."""
+    stamp = format_timestamp(as_of) if as_of is not None else None
+    headers = {AS_OF_HEADER: stamp} if stamp else None
     wants_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
-        return Response(metrics.to_csv(body[rows_key]), media_type="text/csv; charset=utf-8")
-    return json_response(body)
+        return Response(metrics.to_csv(body[rows_key]), media_type="text/csv; charset=utf-8", headers=headers)
+    return json_response({**body, "as_of": stamp}, headers=headers)
 
 
 def _names(request: Request, definitions: dict[str, dict[str, Any]]) -> dict[str, str | None]:
@@ -112,9 +120,10 @@ def _names(request: Request, definitions: dict[str, dict[str, Any]]) -> dict[str
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ask:
-    """What every analytics request shares: who asks, the time window, zone and format."""
+    """What every analytics request shares: who asks, the time window, zone and format, and
+    (once read) how fresh the figures are."""
 
     request: Request
     app: Services
@@ -122,22 +131,30 @@ class Ask:
     window: Window
     zone: ZoneInfo
     fmt: str | None
+    as_of: datetime | None = None
 
     async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` in one read transaction, with the time its figures are exact up to."""
         if not self.app.settings.analytics_rollups:
             raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
-        return await self.app.db.read(work)
+
+        async def with_freshness(conn: AsyncConnection) -> T:
+            self.as_of = await analytics_reads.as_of(conn, self.who.store_id)
+            return await work(conn)
+
+        return await self.app.db.read(with_freshness)
 
     def respond(self, body: dict[str, Any], rows_key: str) -> Response:
-        return _respond(self.request, body, self.fmt, rows_key)
+        return _respond(self.request, body, self.fmt, rows_key, self.as_of)
 
     @property
     def min_group(self) -> int:
         return self.who.settings.min_group_size
 
 
-def _asker(scopes: frozenset[str]) -> Callable[..., Ask]:
-    def ask(
+def _asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
+    # Async, so that FastAPI does not hand it to its thread pool on every request.
+    async def ask(
         request: Request,
         app: ServicesDep,
         who: CallerDep,

@@ -398,3 +398,44 @@ async def recorded_zone(conn: AsyncConnection, store_id: int) -> str | None:
     return (
         await conn.execute(text("SELECT zone FROM analytics_zone WHERE store_id = :s"), {"s": store_id})
     ).scalar()
+
+
+async def as_of(conn: AsyncConnection, store_id: int) -> datetime:
+    """The stored time the store's figures are exact up to: every statement stored before
+    it is counted. Statements wait in the rollup queue until the worker folds them, and a
+    transaction still open may yet store statements stamped with its start."""
+    found: datetime = (
+        await conn.execute(
+            text("""
+            SELECT least(
+                (SELECT min(stored) FROM rollup_queue WHERE store_id = :s),
+                (SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity
+                  WHERE datname = current_database() AND xact_start IS NOT NULL
+                    AND pid <> pg_backend_pid()))
+            """),
+            {"s": store_id},
+        )
+    ).scalar_one()
+    return found
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the worker has still to fold, installation-wide."""
+
+    transactions: int
+    statements: int
+    oldest: datetime | None
+    now: datetime
+
+
+async def backlog(conn: AsyncConnection) -> Backlog:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT count(*) AS n, coalesce(sum(cardinality(seqs)), 0) AS statements,"
+                " min(stored) AS oldest, clock_timestamp() AS now FROM rollup_queue"
+            )
+        )
+    ).one()
+    return Backlog(row.n, int(row.statements), row.oldest, row.now)

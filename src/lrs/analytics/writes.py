@@ -441,8 +441,10 @@ async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
     hourly rollup (nothing to do when they are kept in it already)."""
     if await recorded_zone(conn, store_id) == zone:
         return
-    # Writers add to the hourly rollup before the periods: waiting for them here means none
-    # can count a period in the old zone after this recount.
+    # Whoever adds to the hourly rollup (the worker, or a store's own writers when it keeps
+    # figures in the write transaction) does so before the periods: waiting for them here
+    # means none can count a period in the old zone after this recount.
+    await take_fold_lock(conn, wait=True)
     await conn.execute(text("LOCK TABLE analytics_hourly IN SHARE MODE"))
     await conn.execute(
         text(
@@ -455,6 +457,101 @@ async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     for recount in (_RECOUNT_PRESENCE, _RECOUNT_PERIODS):
         await conn.execute(recount, {"store": store_id, "zone": zone})
+
+
+# Held (for the transaction) by whoever changes rollups of stores that are folded by the
+# worker: the fold itself, a rebuild, a recount in another zone. One at a time, whichever
+# process runs it.
+FOLD_LOCK = 0x4C_52_53_46_4F_4C_44  # "LRSFOLD"
+
+
+async def take_fold_lock(conn: AsyncConnection, *, wait: bool) -> bool:
+    """The fold lock for this transaction; without ``wait``, False when another holds it."""
+    if wait:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FOLD_LOCK})
+        return True
+    got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK})
+    return bool(got.scalar_one())
+
+
+async def enqueue(
+    conn: AsyncConnection, store_id: int, seqs: list[int], voided: list[uuid.UUID], stored: datetime
+) -> None:
+    """Leave a write transaction's statements for the worker to fold (one row per transaction)."""
+    if not seqs and not voided:
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO rollup_queue (store_id, stored, seqs, voided)"
+            " VALUES (:store, :stored, CAST(:seqs AS bigint[]), CAST(:voided AS uuid[]))"
+        ),
+        {"store": store_id, "stored": stored, "seqs": seqs, "voided": voided},
+    )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One write transaction's statements, not yet folded."""
+
+    store_id: int
+    id: int
+    seqs: list[int]
+    voided: list[uuid.UUID]
+
+
+async def pending(conn: AsyncConnection, statements: int) -> list[Pending]:
+    """The oldest queue rows, about ``statements`` statements' worth (at least one row),
+    locked until this transaction ends."""
+    rows = await conn.execute(
+        text(
+            "SELECT store_id, id, seqs, voided FROM rollup_queue ORDER BY id LIMIT :rows"
+            " FOR UPDATE SKIP LOCKED"
+        ),
+        {"rows": max(1, statements // 10)},
+    )
+    taken: list[Pending] = []
+    count = 0
+    for r in rows:
+        if taken and count + len(r.seqs) > statements:
+            break
+        taken.append(Pending(r.store_id, r.id, list(r.seqs), list(r.voided)))
+        count += len(r.seqs)
+    return taken
+
+
+async def fold(
+    conn: AsyncConnection,
+    store_id: int,
+    seqs: list[int],
+    voided: list[uuid.UUID],
+    settings: StoreSettings,
+    zone: str,
+) -> int:
+    """Fold stored statements (by seq) into the rollups, then take out what was voided.
+
+    A statement voided since it was stored is passed by: the voiding's own queue row (never
+    earlier than this one) rebuilds what it touched. Returns how many were added.
+    """
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT statement::text AS doc FROM statements"
+                " WHERE store_id = :s AND seq = ANY(CAST(:seqs AS bigint[])) AND NOT voided ORDER BY seq"
+            ),
+            {"s": store_id, "seqs": seqs},
+        )
+    ).all()
+    await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
+    await recompute_voided(conn, store_id, voided, settings, zone)
+    return len(rows)
+
+
+async def done(conn: AsyncConnection, taken: list[Pending]) -> None:
+    """Remove folded rows, in the transaction that folded them: each is counted once."""
+    await conn.execute(
+        text("DELETE FROM rollup_queue WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": [p.id for p in taken]},
+    )
 
 
 _ROLLUPS = (
@@ -471,7 +568,13 @@ _ROLLUPS = (
 async def rebuild(
     conn: AsyncConnection, store_id: int, settings: StoreSettings, zone: str, batch: int = 2000
 ) -> int:
-    """Recompute a store's rollups from its statements (after its verb sets change)."""
+    """Recompute a store's rollups from its statements (after its verb sets change).
+
+    Run it in a REPEATABLE READ transaction: the statements it counts and the queue rows it
+    drops are then the same set, whatever commits meanwhile (those stay queued).
+    """
+    await take_fold_lock(conn, wait=True)
+    await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     for table in _ROLLUPS:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     after, count = 0, 0

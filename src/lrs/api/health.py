@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from lrs.api.services import ServicesDep
-from lrs.observability import POOL_IN_USE, POOL_SIZE, metrics_body
+from lrs.observability import POOL_IN_USE, POOL_SIZE, ROLLUP_LAG, ROLLUP_PENDING, metrics_body
+from lrs.ops import analytics as analytics_ops
 from lrs.ops import health
 
 router = APIRouter(tags=["Operations"])
@@ -32,6 +33,9 @@ async def ready(app: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(app: ServicesDep) -> Response:
+    backlog = await analytics_ops.backlog(app.db)
+    ROLLUP_PENDING.set(backlog.statements)
+    ROLLUP_LAG.set((backlog.now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)
     pool = app.db.engine.pool
     POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
     POOL_SIZE.set(pool.size())  # type: ignore[attr-defined]

@@ -1,14 +1,60 @@
-"""Analytics maintenance: recomputing a store's rollups from its statements."""
+"""Analytics maintenance: folding stored statements into the rollups (the background
+worker's job), recomputing a store's rollups, and how far behind the rollups are."""
 
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lrs.analytics import reads as analytics_reads
 from lrs.analytics import writes as analytics_writes
+from lrs.analytics.reads import Backlog
 from lrs.config import Settings, store_settings
 from lrs.ops.stores import store_named
 from lrs.store import audit
+from lrs.store import stores as store_store
 from lrs.store.database import Database
+
+# Statements folded per transaction: large set-based upserts, short enough that a fold
+# never holds the rollups' row locks for long.
+FOLD_STATEMENTS = 5000
+
+
+async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_STATEMENTS) -> int:
+    """Fold the oldest queued statements into the rollups and drop their queue rows, in one
+    transaction; returns how many queue rows were folded (0: nothing to do, or another
+    process is folding)."""
+
+    async def work(conn: AsyncConnection) -> int:
+        if not await analytics_writes.take_fold_lock(conn, wait=False):
+            return 0
+        taken = await analytics_writes.pending(conn, statements)
+        for store_id, rows in itertools.groupby(
+            sorted(taken, key=lambda p: (p.store_id, p.id)), lambda p: p.store_id
+        ):
+            found = await store_store.get(conn, store_id)
+            if found is None:
+                continue  # deleted meanwhile; its queue rows went with it
+            own = store_settings(found.settings)
+            items = list(rows)
+            await analytics_writes.fold(
+                conn,
+                store_id,
+                [seq for p in items for seq in p.seqs],
+                [v for p in items for v in p.voided],
+                own,
+                own.zone(settings.default_timezone),
+            )
+        await analytics_writes.done(conn, taken)
+        return len(taken)
+
+    return await db.write(work)
+
+
+async def backlog(db: Database) -> Backlog:
+    """What is still to fold, installation-wide (for /metrics and readiness)."""
+    return await db.read(analytics_reads.backlog)
 
 
 async def rebuild(db: Database, settings: Settings, actor: str, store: str) -> int:
@@ -22,4 +68,4 @@ async def rebuild(db: Database, settings: Settings, actor: str, store: str) -> i
         await audit.record(conn, actor, "analytics.rebuild", store, None, {"statements": count})
         return count
 
-    return await db.write(work)
+    return await db.write(work, repeatable_read=True)

@@ -47,7 +47,8 @@ async def write(
     contents: Sequence[Content] = (),
 ) -> list[uuid.UUID]:
     """Store a validated batch in one transaction, committed before this returns; all of it
-    or (by raising) none. Analytics rollups change in the same transaction."""
+    or (by raising) none. The statements are queued for the analytics worker in the same
+    transaction (or, for a store that asks for it, folded into the rollups right there)."""
     define = who.has(DEFINE)
     declared_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
     store_settings = who.settings
@@ -70,12 +71,19 @@ async def write(
                 content.length,
                 content.file,
             )
-        # Per-activity and per-period rollup rows are shared by concurrent batches, so the row
-        # locks on them are taken last, as close to the commit as possible.
-        if settings.analytics_rollups:
+        if not settings.analytics_rollups:
+            return written.ids
+        if store_settings.rollups_in_transaction:
+            # Per-activity and per-period rollup rows are shared by concurrent batches, so the
+            # row locks on them are taken last, as close to the commit as possible.
             statements = [p.statement for p in written.counted]
             await analytics_writes.add(conn, who.store_id, statements, store_settings, zone)
             await analytics_writes.recompute_voided(conn, who.store_id, written.voided, store_settings, zone)
+        else:
+            # The worker folds them soon after the commit, off the request path.
+            await analytics_writes.enqueue(
+                conn, who.store_id, written.counted_seqs, written.voided, written.stored
+            )
         return written.ids
 
     ids = await db.write(work)

@@ -31,12 +31,18 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, committed before returning; retried on deadlock."""
+    async def write(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, repeatable_read: bool = False
+    ) -> T:
+        """Run ``work`` in one transaction, committed before returning; retried on deadlock
+        and serialization failures. ``repeatable_read``: one snapshot for the whole of it."""
         for attempt in range(_ATTEMPTS):
             try:
-                async with self.engine.begin() as conn:
-                    return await work(conn)
+                async with self.engine.connect() as conn:
+                    if repeatable_read:
+                        await conn.execution_options(isolation_level="REPEATABLE READ")
+                    async with conn.begin():
+                        return await work(conn)
             except DBAPIError as exc:
                 if _sqlstate(exc) in _RETRYABLE and attempt + 1 < _ATTEMPTS:
                     log.warning("transaction retried after %s", _sqlstate(exc))

@@ -302,3 +302,18 @@ analytics_children = Table(
     Column("child_id", Text, nullable=False),
     PrimaryKeyConstraint("store_id", "parent_key", "child_key"),
 )
+
+
+# Statements stored but not yet folded into the analytics rollups: one row per write
+# transaction, deleted by the worker in the transaction that folds it.
+rollup_queue = Table(
+    "rollup_queue",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("id", BigInteger, Identity(always=False), nullable=False),
+    Column("stored", DateTime(timezone=True), nullable=False),
+    Column("seqs", ARRAY(BigInteger), nullable=False),
+    Column("voided", ARRAY(UUID(as_uuid=True)), nullable=False),
+    PrimaryKeyConstraint("store_id", "id"),
+    Index("rollup_queue_id", "id"),
+)

@@ -71,12 +71,14 @@ RETURNING id
 
 @dataclass(frozen=True)
 class Written:
-    """What a batch changed: its ids, the statements it newly stored that count (not voided),
-    and the earlier statements it voided."""
+    """What a batch changed: its ids, the statements it newly stored that count (not voided)
+    with their seqs, the earlier statements it voided, and when it was stored."""
 
     ids: list[uuid.UUID]
     counted: list[Prepared]
+    counted_seqs: list[int]
     voided: list[uuid.UUID]
+    stored: datetime
 
 
 async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]) -> Written:
@@ -101,7 +103,7 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
         if p.id in existing and not same_statement(existing[p.id], p):
             raise Conflict(f"statement {p.id} already exists with different content")
     if not fresh:
-        return Written(ids, [], [])
+        return Written(ids, [], [], [], now)
 
     inherited = await _inherited_index(conn, store_id, fresh)
     voided_here = {p.voids for p in fresh if p.voids is not None}
@@ -152,7 +154,7 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     if outside:
         voided_now = [r.id for r in await conn.execute(_VOID, {"store": store_id, "ids": outside})]
     counted = [p for p in inserted if p.id not in born_voided]
-    return Written(ids, counted, voided_now)
+    return Written(ids, counted, [seqs[p.id] for p in counted], voided_now, now)
 
 
 def stamped_copy(p: Prepared, stored: datetime) -> Prepared:

@@ -1,0 +1,88 @@
+"""The installation's background worker: one elected process folds the rollup queue.
+
+Every server process runs a ``Worker``; the one holding a PostgreSQL session advisory lock
+(on a connection of its own) is the leader and works, the others wait to take over. When the
+leader's process dies or its connection drops, PostgreSQL releases the lock and another
+process takes it within ``elect_seconds``. Each unit of work is one transaction that also
+takes the fold lock, so even two leaders for a moment could not fold the same row twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from lrs.config import Settings
+from lrs.observability import BACKGROUND_LEADER
+from lrs.ops import analytics as analytics_ops
+from lrs.store.database import Database
+from lrs.store.notifications import asyncpg_dsn
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 0x4C_52_53_4C_45_41_44  # "LRSLEAD"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        url: str,
+        *,
+        idle_seconds: float = 0.2,
+        elect_seconds: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.dsn = asyncpg_dsn(url)
+        self.idle_seconds = idle_seconds
+        self.elect_seconds = elect_seconds
+        self.leading = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_leading(False)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._serve_term()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background worker: lost its connection; standing for election again")
+            self._set_leading(False)
+            await asyncio.sleep(self.elect_seconds)
+
+    async def _serve_term(self) -> None:
+        """Stand for election; once elected, work until the connection or the process ends."""
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+                await asyncio.sleep(self.elect_seconds)
+            self._set_leading(True)
+            log.info("background worker: elected")
+            while True:
+                folded = await analytics_ops.fold_pending(self.db, self.settings)
+                if folded == 0:
+                    # Idle: make sure the lock is still ours (the connection is alive).
+                    await conn.fetchval("SELECT 1")
+                    await asyncio.sleep(self.idle_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _set_leading(self, leading: bool) -> None:
+        self.leading = leading
+        BACKGROUND_LEADER.set(1 if leading else 0)
