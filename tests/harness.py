@@ -74,6 +74,23 @@ async def database_now(database_url: str) -> datetime:
         await engine.dispose()
 
 
+async def rollups_folded(database_url: str, timeout: float = 30) -> None:
+    """Wait until the background worker has folded every stored statement into the rollups."""
+    engine = create_async_engine(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            async with engine.connect() as conn:
+                waiting = (await conn.execute(text("SELECT count(*) FROM rollup_queue"))).scalar_one()
+            if waiting == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{waiting} write transactions still not folded after {timeout} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

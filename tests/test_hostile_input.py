@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.factories import activity, agent, statement
-from tests.harness import Server, make_credential, running_server
+from tests.harness import Server, make_credential, rollups_folded, running_server
 from tests.test_attachments_api import attachment_meta, multipart, parse_multipart, part_headers, send
 
 STATE = "/activities/state"
@@ -93,6 +93,7 @@ async def test_first_and_last_instants_are_stored_and_left_out_of_analytics(
     assert r.status_code == 200, r.text
     [got] = await stored_for(client, who)
     assert got["timestamp"] == value
+    await rollups_folded(server.database_url)
     async with httpx.AsyncClient(base_url=server.url, auth=credential.auth) as c:
         r = await c.get("/analytics/completion", params={"activity": course["id"]})
     assert r.status_code == 200, r.text
@@ -141,6 +142,7 @@ async def test_long_non_ascii_iri_and_mbox_are_stored_found_and_counted(client, 
     for params in ({"agent": json.dumps(who)}, {"activity": course["id"]}):
         got = (await client.get("/statements", params=params)).json()["statements"]
         assert [s["id"] for s in got] == [sid]
+    await rollups_folded(server.database_url)
     async with httpx.AsyncClient(base_url=server.url, auth=credential.auth) as c:
         r = await c.get("/analytics/completion", params={"activity": course["id"]})
     assert r.status_code == 200, r.text

@@ -1,0 +1,230 @@
+"""The rollups off the request path: an elected worker folds stored statements, answers say
+how fresh they are, another process takes over when the worker's process dies, and the
+folded figures equal a recount."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from lrs.xapi.timestamps import parse_timestamp
+from tests.harness import (
+    Server,
+    create_database,
+    drop_database,
+    make_credential,
+    rollups_folded,
+    run_cli,
+    running_server,
+    start_server,
+    stop_server,
+)
+
+V2 = {"X-Experience-API-Version": "2.0.0"}
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
+START = datetime(2026, 4, 6, 7, tzinfo=UTC)
+
+
+def learner(n: int) -> dict[str, Any]:
+    return {"account": {"homePage": "https://idp.kommune.example.no", "name": f"worker-test-{n}"}}
+
+
+def course_statements(course: str, learners: range, completed: bool = True) -> list[dict[str, Any]]:
+    out = []
+    for n in learners:
+        at = START + timedelta(hours=n)
+        out.append(
+            {
+                "actor": learner(n),
+                "verb": {"id": EXPERIENCED},
+                "object": {"id": course},
+                "timestamp": at.isoformat(),
+            }
+        )
+        if completed:
+            out.append(
+                {
+                    "actor": learner(n),
+                    "verb": {"id": COMPLETED},
+                    "object": {"id": course},
+                    "timestamp": (at + timedelta(minutes=20)).isoformat(),
+                    "result": {"duration": "PT20M"},
+                }
+            )
+    return out
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    url, admin = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url, admin)
+
+
+async def completion(server: Server, auth: tuple[str, str], course: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.url, auth=auth) as c:
+        r = await c.get("/analytics/completion", params={"activity": course})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_figures_wait_for_the_worker_and_say_how_fresh_they_are(fresh_database):
+    """A server that does not run the worker stores and answers, but its figures stay as of
+    before the new statements until a process with the worker folds them."""
+    url = fresh_database
+    run_cli(url, "store", "settings", "default", "--set", "min_group_size=1")
+    cred = make_credential(url)
+    course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
+    with running_server(url, background_worker="false") as quiet:
+        async with httpx.AsyncClient(base_url=quiet.xapi, auth=cred.auth, headers=V2) as c:
+            r = await c.post("/statements", json=course_statements(course, range(3)))
+            assert r.status_code == 200, r.text
+            stored = parse_timestamp(
+                (await c.get("/statements", params={"limit": 1})).json()["statements"][0]["stored"]
+            )
+        waiting = await completion(quiet, cred.auth, course)
+        assert waiting["groups"][0]["learners_started"] == 0
+        as_of = parse_timestamp(waiting["as_of"])
+        assert as_of is not None and stored is not None and as_of <= stored
+        async with httpx.AsyncClient(base_url=quiet.url) as c:
+            metrics = (await c.get("/metrics")).text
+        assert metric(metrics, "lrs_rollup_pending_statements") == 6
+        assert metric(metrics, "lrs_rollup_lag_seconds") > 0
+        assert metric(metrics, "lrs_background_leader") == 0
+
+        with running_server(url) as working:
+            await rollups_folded(url)
+            folded = await completion(quiet, cred.auth, course)
+            group = folded["groups"][0]
+            assert (group["learners_started"], group["learners_completed"]) == (3, 3)
+            fresh = parse_timestamp(folded["as_of"])
+            assert fresh is not None and fresh > stored
+            async with httpx.AsyncClient(base_url=working.url) as c:
+                metrics = (await c.get("/metrics")).text
+            assert metric(metrics, "lrs_rollup_pending_statements") == 0
+            assert metric(metrics, "lrs_rollup_lag_seconds") == 0
+            assert metric(metrics, "lrs_background_leader") == 1
+
+
+async def test_another_process_takes_over_when_the_worker_dies(fresh_database):
+    url = fresh_database
+    run_cli(url, "store", "settings", "default", "--set", "min_group_size=1")
+    cred = make_credential(url)
+    first, second = start_server(url), start_server(url)
+    try:
+
+        async def leader(*candidates: Server) -> Server:
+            for _ in range(100):
+                for srv in candidates:
+                    async with httpx.AsyncClient(base_url=srv.url) as c:
+                        if metric((await c.get("/metrics")).text, "lrs_background_leader") == 1:
+                            return srv
+                await asyncio.sleep(0.1)
+            raise AssertionError("no process was elected")
+
+        elected = await leader(first, second)
+        survivor = second if elected is first else first
+        elected.process.send_signal(signal.SIGKILL)
+        elected.process.wait(10)
+        course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
+        async with httpx.AsyncClient(base_url=survivor.xapi, auth=cred.auth, headers=V2) as c:
+            r = await c.post("/statements", json=course_statements(course, range(4)))
+            assert r.status_code == 200, r.text
+        await rollups_folded(url, timeout=30)
+        assert await leader(survivor) is survivor
+        group = (await completion(survivor, cred.auth, course))["groups"][0]
+        assert (group["learners_started"], group["learners_completed"]) == (4, 4)
+    finally:
+        stop_server(first)
+        stop_server(second)
+
+
+async def test_after_concurrent_ingest_the_folded_figures_equal_a_recount(server):
+    """Concurrent singles, batches and a voiding, folded by the worker; then `lrs analytics
+    rebuild` recounts from the statements, and every answer stays the same."""
+    name = f"fold-{uuid.uuid4().hex[:8]}"
+    run_cli(server.database_url, "store", "create", name)
+    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=1")
+    writer = make_credential(server.database_url, "statements/write", name).auth
+    analyst = make_credential(server.database_url, "analytics/read", name).auth
+    course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
+    singles = course_statements(course, range(0, 40))
+    batches = [course_statements(course, range(n, n + 10), completed=False) for n in range(40, 80, 10)]
+    async with httpx.AsyncClient(base_url=server.xapi, auth=writer, headers=V2, timeout=60) as c:
+        results = await asyncio.gather(
+            *(c.post("/statements", json=s) for s in singles),
+            *(c.post("/statements", json=b) for b in batches),
+        )
+        assert all(r.status_code == 200 for r in results)
+        void = {
+            "actor": learner(0),
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+            "object": {"objectType": "StatementRef", "id": results[1].json()[0]},
+        }
+        assert (await c.post("/statements", json=void)).status_code == 200
+    asks = [
+        ("/completion", {"activity": course}),
+        ("/engagement", {"interval": "day"}),
+        ("/engagement/hours", {}),
+        ("/activities", {}),
+        ("/learners", {"activity": course}),
+    ]
+
+    async def answers() -> list[Any]:
+        await rollups_folded(server.database_url)
+        out = []
+        async with httpx.AsyncClient(base_url=server.url, auth=analyst) as c:
+            for path, params in asks:
+                if path == "/learners":
+                    continue  # needs analytics/learners; the aggregates suffice
+                body = (await c.get("/analytics" + path, params=params)).json()
+                body.pop("as_of")
+                out.append(body)
+        return out
+
+    folded = await answers()
+    assert folded[0]["groups"][0]["learners_started"] == 80
+    assert folded[0]["groups"][0]["learners_completed"] == 39  # learner 0's completion was voided
+    run_cli(server.database_url, "analytics", "rebuild", "--store", name)
+    assert await answers() == folded
+
+
+async def test_a_store_may_keep_its_figures_in_the_write_transaction(server):
+    name = f"inline-{uuid.uuid4().hex[:8]}"
+    run_cli(server.database_url, "store", "create", name)
+    run_cli(
+        server.database_url,
+        "store",
+        "settings",
+        name,
+        "--set",
+        "min_group_size=1",
+        "--set",
+        "rollups_in_transaction=true",
+    )
+    writer = make_credential(server.database_url, "statements/write", name).auth
+    analyst = make_credential(server.database_url, "analytics/read", name).auth
+    course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(base_url=server.xapi, auth=writer, headers=V2) as c:
+        assert (await c.post("/statements", json=course_statements(course, range(2)))).status_code == 200
+    # No waiting: the answer to the write came after the figures changed.
+    group = (await completion(server, analyst, course))["groups"][0]
+    assert (group["learners_started"], group["learners_completed"]) == (2, 2)
