@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -178,6 +179,64 @@ async def ingest(
     return summary
 
 
+def _gauge(metrics: str, name: str) -> float | None:
+    for line in metrics.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class LagSampler:
+    """Samples the rollup lag from /metrics while a phase runs (four times a second)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LagSampler:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _sample(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{self.port}", timeout=10) as c:
+            while True:
+                lag = _gauge((await c.get("/metrics")).text, "lrs_rollup_lag_seconds")
+                if lag is not None:
+                    self.samples.append(lag)
+                await asyncio.sleep(0.25)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.samples) or [float("nan")]
+        return {
+            "samples": len(self.samples),
+            "p50_s": round(ordered[len(ordered) // 2], 2),
+            "p99_s": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+            "max_s": round(ordered[-1], 2),
+        }
+
+
+async def caught_up(port: int, limit: float = 600) -> float:
+    """Seconds until the worker has folded everything stored (after a phase)."""
+    import httpx
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=10) as c:
+        while time.perf_counter() - started < limit:
+            if _gauge((await c.get("/metrics")).text, "lrs_rollup_pending_statements") in (0, None):
+                break
+            await asyncio.sleep(0.1)
+    return round(time.perf_counter() - started, 2)
+
+
 async def get_many(
     port: int, auth: str, paths: list[str], concurrency: int, max_seconds: float = 60
 ) -> dict[str, Any]:
@@ -273,7 +332,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ("ingest_single_c8", 1, 8),
             ("ingest_single_c32", 1, 32),
         ):
-            out[name] = await ingest(port, auth, gen, batch, conc, args.phase_seconds)
+            async with LagSampler(port) as lag:
+                out[name] = await ingest(port, auth, gen, batch, conc, args.phase_seconds)
+            out[name]["rollup_lag"] = {**lag.summary(), "catch_up_s": await caught_up(port)}
             print(name, out[name], flush=True)
         out["peak_rss_mb_after_ingest"] = peak_rss_mb(server)
 
@@ -282,7 +343,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         fill_started = time.perf_counter()
         remaining = max(args.statements - stored, 0)
         if remaining:
-            fill = await ingest(port, auth, gen, 500, 4, 3600, max_requests=remaining // 500 + 1)
+            async with LagSampler(port) as lag:
+                fill = await ingest(port, auth, gen, 500, 4, 3600, max_requests=remaining // 500 + 1)
+            fill["rollup_lag"] = {**lag.summary(), "catch_up_s": await caught_up(port)}
             out["fill"] = {**fill, "total_seconds": round(time.perf_counter() - fill_started, 1)}
             print("fill", out["fill"], flush=True)
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -362,6 +425,9 @@ def ratios(out: dict[str, Any]) -> dict[str, float]:
             - out["ingest_single_c32"]["per_second"] / out["ingest_single_c32_without_rollups"]["per_second"],
             3,
         ),
+        "rollup_lag_p99_s_batch100_c8": out["ingest_batch100_c8"]
+        .get("rollup_lag", {})
+        .get("p99_s", float("nan")),
         "more_later_vs_first_page": round(
             out["more_walk"]["later_pages_p50_ms"] / out["more_walk"]["first_page_ms"], 3
         ),
