@@ -4,10 +4,11 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY migrations ./migrations
 RUN pip install --no-cache-dir --upgrade pip==25.3 \
  && pip wheel --no-cache-dir --wheel-dir /wheels .
 
-# Runtime stage: the wheels, the migrations, an unprivileged user.
+# Runtime stage: the wheels (the migrations are inside), an unprivileged user.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -19,8 +20,6 @@ WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl \
  && rm -rf /wheels
-ENV LRS_MIGRATIONS_DIR=/app/migrations
-COPY migrations /app/migrations
 COPY docker/entrypoint.sh /usr/local/bin/lrs-entrypoint
 USER 10001
 EXPOSE 8000

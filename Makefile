@@ -7,18 +7,23 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test lint install audit
 
+# Serving needs the runtime dependencies only; testing adds the dev tools.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed-dev
 
 serve: $(BIN)/.installed
 	$(BIN)/lrs serve
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -31,6 +36,6 @@ test: lint
 	exit $$rc
 
 # Known vulnerabilities in the installed dependencies (asks PyPI's advisory data).
-audit: $(BIN)/.installed
+audit: $(BIN)/.installed-dev
 	$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --vulnerability-service pypi --skip-editable

@@ -1,8 +1,9 @@
-"""Applying the Alembic migrations in ``migrations/``."""
+"""Applying the Alembic migrations, shipped in the package as ``lrs.migrations`` (from the
+top-level ``migrations/`` of the source tree)."""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
 
 from alembic import command
@@ -17,10 +18,11 @@ _MIGRATION_LOCK = 7_413_001
 
 
 def migrations_dir() -> Path:
-    """``migrations/`` of the source tree, or LRS_MIGRATIONS_DIR where the package is installed
-    without it (the container image)."""
-    configured = os.environ.get("LRS_MIGRATIONS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "migrations"
+    """Where the migrations are, installed or in the source tree (an editable install maps
+    the package to the top-level ``migrations/``)."""
+    spec = importlib.util.find_spec("lrs.migrations")
+    assert spec is not None and spec.origin is not None, "the lrs.migrations package is not installed"
+    return Path(spec.origin).parent
 
 
 def alembic_config() -> Config:
