@@ -15,18 +15,20 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from lrs import __version__, embedded
 from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
 from lrs.ops import stores as store_ops
-from lrs.ops.credentials import NewCredential
+from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
-from lrs.scopes import ALL_SCOPES
+from lrs.scopes import ALL_SCOPES, scope_list
 from lrs.store import migrate
 from lrs.store.database import Database
 from lrs.store.db import create_engine, database_url
 from lrs.xapi.errors import XAPIError
+from lrs.xapi.timestamps import parse_timestamp
 
 T = TypeVar("T")
 CLI = "cli"  # the actor recorded in the audit trail for command-line changes
@@ -119,11 +121,8 @@ def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     unknown = sorted(set(scopes) - ALL_SCOPES)
     if unknown or not scopes:
-        print(
-            f"unknown scope(s): {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(sorted(ALL_SCOPES))}",
-            file=sys.stderr,
-        )
+        named = ", ".join(unknown) if unknown else "none given"
+        print(f"lrs: unknown scope(s): {named}; the scopes are:\n{scope_list()}", file=sys.stderr)
         return 2
 
     async def create(db: Database) -> NewCredential:
@@ -157,20 +156,22 @@ def cmd_credentials_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_credentials_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = [
-        {
-            "key": c.key,
-            "label": c.label,
-            "scopes": ",".join(sorted(c.scopes)),
-            "revoked": c.revoked.isoformat() if c.revoked else "",
-            "expires": c.expires.isoformat() if c.expires else "",
-        }
-        for c in _run(settings, lambda db: credential_ops.list_for_store(db, args.store))
-    ]
+    found = _run(settings, lambda db: credential_ops.list_for_store(db, args.store))
+    # The admin API's shape, so that scripts read one format whichever they use.
+    rows = [CredentialOut.of(c).model_dump(mode="json") for c in found]
     if args.json:
         print(dumps(rows))
     else:
-        _print_table(rows, ["key", "label", "scopes", "expires", "revoked"])
+        shown = [
+            {
+                **r,
+                "scopes": ",".join(r["scopes"]),
+                "expires": r["expires"] or "",
+                "revoked": r["revoked"] or "",
+            }
+            for r in rows
+        ]
+        _print_table(shown, ["key", "label", "scopes", "expires", "revoked"])
     return 0
 
 
@@ -241,15 +242,26 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
         for assignment in args.set:
             name, sep, raw = assignment.partition("=")
             if not sep:
-                raise SystemExit(f"--set takes name=value, got {assignment!r}")
+                raise SystemExit(f"lrs: --set takes name=value, got {assignment!r}")
+            if name not in StoreSettings.model_fields:
+                raise SystemExit(
+                    f"lrs: {name!r} is not a store setting; the settings are: "
+                    + ", ".join(StoreSettings.model_fields)
+                )
             try:
                 values[name] = json.loads(raw)
             except json.JSONDecodeError:
                 values[name] = raw
+            if values[name] is None:
+                del values[name]  # back to the default
         try:
             checked = StoreSettings.model_validate(values)
         except ValidationError as exc:
-            raise SystemExit(str(exc)) from None
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise SystemExit(f"lrs: {problems}") from None
         return await store_ops.set_settings(db, settings, CLI, args.name, checked)
 
     current = _run(settings, change).model_dump()
@@ -260,6 +272,26 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_embedded_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Whether the embedded PostgreSQL runs, where its data is, and who uses it."""
+    found = embedded.status(settings.data_dir)
+    print(f"data directory: {found.data_dir}")
+    if not found.running:
+        print("not running")
+        return 0
+    print(f"running: pid {found.pid}, socket in {found.socket_dir}")
+    print(f"used by lrs processes: {', '.join(map(str, found.users)) or 'none'}")
+    return 0
+
+
+def cmd_embedded_stop(args: argparse.Namespace, settings: Settings) -> int:
+    if embedded.stop(settings.data_dir):
+        print(f"stopped the embedded PostgreSQL in {settings.data_dir}")
+    else:
+        print("the embedded PostgreSQL was not running")
+    return 0
+
+
 def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute a store's analytics rollups from its statements (after changing verb sets)."""
     count = _run(settings, lambda db: analytics_ops.rebuild(db, settings, CLI, args.store))
@@ -267,85 +299,137 @@ def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrs", description="xAPI Learning Record Store")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default and keeps the epilog's lines as written."""
 
-    serve = sub.add_parser("serve", help="run the LRS (migrates first)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+
+def _timestamp(value: str) -> datetime:
+    instant = parse_timestamp(value)
+    if instant is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time, e.g. 2027-06-30T23:59:00+02:00")
+    return instant
+
+
+JSON_HELP = "print JSON instead of a table"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrs", description="xAPI Learning Record Store", formatter_class=_Help
+    )
+    parser.add_argument("--version", action="version", version=f"lrs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: Any, name: str, text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = group.add_parser(
+            name, help=text, description=text, formatter_class=_Help, **kwargs
+        )
+        return made
+
+    serve = command(
+        sub, "serve", "run the LRS (migrates first; starts the embedded PostgreSQL without LRS_DATABASE_URL)"
+    )
+    serve.add_argument("--host", help="address to listen on (default: LRS_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: LRS_PORT, 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: LRS_WORKERS, 1)")
     serve.set_defaults(func=cmd_serve)
 
-    openapi = sub.add_parser("openapi", help="write the OpenAPI document")
-    openapi.add_argument("--output", default="openapi/openapi.json", help="a path, or -")
+    openapi = command(sub, "openapi", "write the OpenAPI document of every route")
+    openapi.add_argument("--output", default="openapi/openapi.json", help="a path, or - for standard output")
     openapi.set_defaults(func=cmd_openapi)
 
-    sub.add_parser("migrate", help="bring the database to the newest schema").set_defaults(func=cmd_migrate)
+    command(sub, "migrate", "bring the database to the newest schema").set_defaults(func=cmd_migrate)
 
-    creds = sub.add_parser("credentials", help="manage credentials").add_subparsers(
-        dest="action", required=True
+    embedded = command(sub, "embedded", "the embedded PostgreSQL (used when LRS_DATABASE_URL is unset)")
+    embedded_sub = embedded.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(
+        embedded_sub, "status", "show whether it runs, where, and which lrs processes use it"
+    ).set_defaults(func=cmd_embedded_status)
+    stop = command(
+        embedded_sub, "stop", "stop it now (it also stops when the last lrs process using it exits)"
     )
-    create = creds.add_parser("create", help="create a credential and print its secret")
-    create.add_argument("--store", default="default")
+    stop.set_defaults(func=cmd_embedded_stop)
+
+    creds = command(sub, "credentials", "manage credentials").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = command(
+        creds,
+        "create",
+        "create a credential and print its secret (shown only now)",
+        epilog="scopes:\n" + scope_list(),
+    )
+    create.add_argument("--store", default="default", help="the store it belongs to")
     create.add_argument(
-        "--scopes", default="all", help="comma-separated, e.g. statements/write,statements/read"
+        "--scopes", required=True, help="comma-separated, e.g. statements/write,statements/read (see below)"
     )
-    create.add_argument("--label", default="")
-    create.add_argument(
-        "--expires", type=datetime.fromisoformat, help="ISO 8601 time after which it is refused"
-    )
+    create.add_argument("--label", default="", help="who uses it, e.g. the vendor or the analyst")
+    create.add_argument("--expires", type=_timestamp, help="ISO 8601 time after which it is refused")
     create.add_argument("--key", help="choose the key instead of a random one")
     create.add_argument("--secret", help="choose the secret instead of a random one")
-    create.add_argument("--json", action="store_true")
+    create.add_argument("--json", action="store_true", help=JSON_HELP)
     create.set_defaults(func=cmd_credentials_create)
-    listing = creds.add_parser("list", help="list a store's credentials")
-    listing.add_argument("--store", default="default")
-    listing.add_argument("--json", action="store_true")
+    listing = command(creds, "list", "list a store's credentials (never their secrets)")
+    listing.add_argument("--store", default="default", help="the store")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(func=cmd_credentials_list)
-    revoke = creds.add_parser("revoke", help="revoke a credential at once")
-    revoke.add_argument("key")
+    revoke = command(creds, "revoke", "revoke a credential, at once on every server process")
+    revoke.add_argument("key", help="the credential's key")
     revoke.set_defaults(func=cmd_credentials_revoke)
-    rotate = creds.add_parser("rotate", help="give a credential a new secret")
-    rotate.add_argument("key")
-    rotate.add_argument("--json", action="store_true")
+    rotate = command(creds, "rotate", "give a credential a new secret (the old one stops working)")
+    rotate.add_argument("key", help="the credential's key")
+    rotate.add_argument("--json", action="store_true", help=JSON_HELP)
     rotate.set_defaults(func=cmd_credentials_rotate)
 
-    store = sub.add_parser("store", help="manage stores").add_subparsers(dest="action", required=True)
-    store_create = store.add_parser("create", help="create a store")
-    store_create.add_argument("name")
-    store_create.add_argument("--json", action="store_true")
+    store = command(sub, "store", "manage stores").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    store_create = command(store, "create", "create a store")
+    store_create.add_argument("name", help="letters, digits, '.', '_' or '-', e.g. bergen-kommune")
+    store_create.add_argument("--json", action="store_true", help=JSON_HELP)
     store_create.set_defaults(func=cmd_store_create)
-    store_list = store.add_parser("list", help="list stores")
-    store_list.add_argument("--json", action="store_true")
+    store_list = command(store, "list", "list stores")
+    store_list.add_argument("--json", action="store_true", help=JSON_HELP)
     store_list.set_defaults(func=cmd_store_list)
-    store_rename = store.add_parser("rename", help="rename a store")
-    store_rename.add_argument("name")
-    store_rename.add_argument("new_name")
-    store_rename.add_argument("--json", action="store_true")
+    store_rename = command(store, "rename", "rename a store")
+    store_rename.add_argument("name", help="the store's name now")
+    store_rename.add_argument("new_name", help="its new name")
+    store_rename.add_argument("--json", action="store_true", help=JSON_HELP)
     store_rename.set_defaults(func=cmd_store_rename)
-    store_delete = store.add_parser("delete", help="delete a store and all its data")
-    store_delete.add_argument("name")
+    store_delete = command(store, "delete", "delete a store and all its data")
+    store_delete.add_argument("name", help="the store")
     store_delete.add_argument("--yes", action="store_true", help="really delete it")
     store_delete.set_defaults(func=cmd_store_delete)
-    store_settings_cmd = store.add_parser("settings", help="show or change a store's settings")
-    store_settings_cmd.add_argument("name")
+    store_settings_cmd = command(
+        store,
+        "settings",
+        "show or change a store's settings",
+        epilog="settings:\n" + settings_list(),
+    )
+    store_settings_cmd.add_argument("name", help="the store")
     store_settings_cmd.add_argument(
         "--set",
         action="append",
         metavar="NAME=VALUE",
-        help="e.g. min_group_size=10 (values are JSON when they parse)",
+        help="change one setting, e.g. min_group_size=10 (values are JSON when they parse; null resets)",
     )
-    store_settings_cmd.add_argument("--json", action="store_true")
+    store_settings_cmd.add_argument("--json", action="store_true", help=JSON_HELP)
     store_settings_cmd.set_defaults(func=cmd_store_settings)
 
-    analytics = sub.add_parser("analytics", help="analytics rollups").add_subparsers(
-        dest="action", required=True
+    analytics = command(sub, "analytics", "analytics rollups").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
     )
-    rebuild = analytics.add_parser("rebuild", help="recompute a store's rollups")
-    rebuild.add_argument("--store", default="default")
+    rebuild = command(analytics, "rebuild", "recompute a store's rollups from its statements")
+    rebuild.add_argument("--store", default="default", help="the store")
     rebuild.set_defaults(func=cmd_analytics_rebuild)
     return parser
+
+
+def settings_list() -> str:
+    """One line per store setting: its name and what it does."""
+    fields = StoreSettings.model_fields
+    width = max(map(len, fields))
+    return "\n".join(f"  {name.ljust(width)}  {field.description or ''}" for name, field in fields.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

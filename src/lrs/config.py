@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="The xAPI versions served, comma-separated (e.g. 1.0.3). A request that "
         "names no version is answered in the newest of them.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, /metrics answers only requests with 'Authorization: Bearer "
+        "<token>'. Unset, it answers anyone who can reach the server.",
+    )
     log_level: str = "info"
 
     @field_validator("xapi_versions", mode="before")

@@ -6,6 +6,23 @@ LRS's own. A credential holds a set of scope names; an operation asks for any on
 
 from __future__ import annotations
 
+from lrs.xapi.errors import BadRequest
+
+# What each scope lets a credential do, for help texts and error messages.
+DESCRIPTIONS = {
+    "statements/write": "store statements",
+    "statements/read": "read every statement of the store",
+    "statements/read/mine": "read the statements this credential stored",
+    "all/read": "read everything of the store (statements, documents, definitions)",
+    "all": "everything of the xAPI in the store (not analytics/learners or admin)",
+    "state": "read and write State documents",
+    "define": "define activities (their definitions become canonical)",
+    "profile": "read and write Activity and Agent Profile documents",
+    "analytics/read": "read aggregate analytics (never individuals)",
+    "analytics/learners": "read analytics per learner (names individuals)",
+    "admin": "manage stores, credentials and settings of the installation",
+}
+
 # The xAPI scope names, plus this LRS's own.
 XAPI_SCOPES = frozenset(
     {
@@ -34,3 +51,21 @@ ADMIN = frozenset({"admin"})
 ANALYTICS_READ = frozenset({"analytics/read", "all"})
 ANALYTICS_LEARNERS = frozenset({"analytics/learners"})
 DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
+
+
+def scope_list() -> str:
+    """One line per scope: its name and what it grants."""
+    width = max(map(len, DESCRIPTIONS))
+    return "\n".join(f"  {name.ljust(width)}  {what}" for name, what in DESCRIPTIONS.items())
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    """The scopes, sorted and once each; 400 naming the unknown ones and listing the valid."""
+    unknown = sorted(set(scopes) - ALL_SCOPES)
+    if unknown or not scopes:
+        raise BadRequest(
+            f"scopes: unknown {', '.join(repr(s) for s in unknown)}"
+            if unknown
+            else "scopes: name at least one"
+        )
+    return sorted(set(scopes))

@@ -14,7 +14,6 @@ from lrs.admin.models import (
     AuditOut,
     CredentialCreated,
     CredentialIn,
-    CredentialOut,
     SecretOut,
     StoreIn,
     StoreOut,
@@ -26,6 +25,7 @@ from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
 from lrs.ops import stores as store_ops
 from lrs.ops.caller import Caller
+from lrs.ops.credentials import CredentialOut
 from lrs.scopes import ADMIN
 
 router = APIRouter(prefix="/admin", tags=["Admin"])

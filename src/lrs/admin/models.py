@@ -1,4 +1,4 @@
-"""Request and response bodies of the admin API."""
+"""Request and response bodies of the admin API (the CLI prints the same shapes)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lrs.config import StoreSettings
-from lrs.ops.credentials import Credential
-from lrs.ops.stores import Store
-from lrs.scopes import ALL_SCOPES
+from lrs.ops.credentials import CredentialOut
+from lrs.ops.stores import STORE_NAME, Store
+from lrs.scopes import check_scopes
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.validate import validator_for
 from lrs.xapi.versions import Version
-
-STORE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 
 class StoreIn(BaseModel):
@@ -53,10 +51,10 @@ class CredentialIn(BaseModel):
     @field_validator("scopes")
     @classmethod
     def known_scopes(cls, scopes: list[str]) -> list[str]:
-        unknown = sorted(set(scopes) - ALL_SCOPES)
-        if unknown:
-            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
-        return sorted(set(scopes))
+        try:
+            return check_scopes(scopes)
+        except BadRequest as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("authority")
     @classmethod
@@ -67,28 +65,6 @@ class CredentialIn(BaseModel):
             except BadRequest as exc:
                 raise ValueError(exc.message) from None
         return authority
-
-
-class CredentialOut(BaseModel):
-    key: str
-    label: str
-    scopes: list[str]
-    authority: dict[str, Any]
-    created: datetime
-    expires: datetime | None
-    revoked: datetime | None
-
-    @classmethod
-    def of(cls, c: Credential) -> CredentialOut:
-        return cls(
-            key=c.key,
-            label=c.label,
-            scopes=sorted(c.scopes),
-            authority=c.authority,
-            created=c.created,
-            expires=c.expires,
-            revoked=c.revoked,
-        )
 
 
 class CredentialCreated(CredentialOut):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from lrs.api.errors import error_response
 from lrs.api.services import ServicesDep
 from lrs.observability import POOL_IN_USE, POOL_SIZE, ROLLUP_LAG, ROLLUP_PENDING, metrics_body
 from lrs.ops import analytics as analytics_ops
@@ -32,7 +35,14 @@ async def ready(app: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(app: ServicesDep) -> Response:
+async def metrics(request: Request, app: ServicesDep) -> Response:
+    token = app.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = error_response(401, "/metrics needs 'Authorization: Bearer <LRS_METRICS_TOKEN>'")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
     backlog = await analytics_ops.backlog(app.db)
     ROLLUP_PENDING.set(backlog.statements)
     ROLLUP_LAG.set((backlog.now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)

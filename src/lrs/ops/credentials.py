@@ -6,13 +6,16 @@ Every change is audited under the credential's store and announced to every serv
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.config import Settings
 from lrs.ops.stores import store_named
+from lrs.scopes import check_scopes
 from lrs.store import audit
 from lrs.store import credentials as credential_store
 from lrs.store import stores as store_store
@@ -21,11 +24,39 @@ from lrs.store.credentials import NewCredential as NewCredential
 from lrs.store.credentials import hash_secret as hash_secret
 from lrs.store.database import Database
 from lrs.store.schema import DEFAULT_STORE_ID
-from lrs.xapi.errors import Conflict, NotFound
+from lrs.xapi.errors import BadRequest, Conflict, NotFound
+
+
+class CredentialOut(BaseModel):
+    """A credential as the admin API and the CLI show it (never its secret)."""
+
+    key: str
+    label: str
+    scopes: list[str]
+    authority: dict[str, Any]
+    created: datetime
+    expires: datetime | None
+    revoked: datetime | None
+
+    @classmethod
+    def of(cls, c: Credential) -> CredentialOut:
+        return cls(
+            key=c.key,
+            label=c.label,
+            scopes=sorted(c.scopes),
+            authority=c.authority,
+            created=c.created,
+            expires=c.expires,
+            revoked=c.revoked,
+        )
+
 
 CHANNEL = credential_store.CHANNEL  # where credential changes are announced
 EVERYONE = credential_store.EVERYONE  # the announcement that drops every cached credential
 ADMIN_LABEL = "administrator"
+# A key chosen by hand: it goes on command lines and in Basic credentials, so nothing that
+# starts an option or needs quoting.
+KEY = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{7,199}")
 
 
 async def lookup(db: Database, key: str) -> Credential | None:
@@ -47,6 +78,11 @@ async def create(
     secret: str | None = None,
 ) -> NewCredential:
     """A new credential in ``store``; its secret is in the result, once."""
+    scopes = check_scopes(scopes)
+    if expires is not None and expires <= datetime.now(UTC):
+        raise BadRequest(f"expires: {expires.isoformat()} has passed; give a time in the future")
+    if key is not None and not KEY.fullmatch(key):
+        raise BadRequest("key: use 8 to 200 letters, digits, '.', '_' or '-', not starting with '-'")
 
     async def work(conn: AsyncConnection) -> NewCredential:
         found = await store_named(conn, store)

@@ -6,6 +6,8 @@ settings) is announced to every server process in the same transaction.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import writes as analytics_writes
@@ -16,7 +18,19 @@ from lrs.store import stores as store_store
 from lrs.store.database import Database
 from lrs.store.schema import DEFAULT_STORE_ID
 from lrs.store.stores import Store as Store
-from lrs.xapi.errors import Conflict, NotFound
+from lrs.xapi.errors import BadRequest, Conflict, NotFound
+
+# Store names go in URLs and command lines: letters, digits, '.', '_', '-'.
+STORE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def check_name(name: str) -> str:
+    if not re.fullmatch(STORE_NAME, name):
+        raise BadRequest(
+            f"name: {name!r} is not a store name; use 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
 
 
 async def store_named(conn: AsyncConnection, name: str) -> Store:
@@ -36,6 +50,8 @@ async def get(db: Database, name: str) -> Store:
 
 
 async def create(db: Database, actor: str, name: str) -> Store:
+    check_name(name)
+
     async def work(conn: AsyncConnection) -> Store:
         if await store_store.name_taken(conn, name):
             raise Conflict(f"a store named {name!r} exists")
@@ -48,6 +64,7 @@ async def create(db: Database, actor: str, name: str) -> Store:
 
 async def rename(db: Database, actor: str, name: str, new_name: str) -> Store:
     """Rename a store; renaming it to its own name changes nothing and succeeds."""
+    check_name(new_name)
 
     async def work(conn: AsyncConnection) -> Store:
         store = await store_named(conn, name)

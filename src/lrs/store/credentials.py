@@ -45,6 +45,14 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def new_key() -> str:
+    """A random key that never starts with "-", which a command line would take for an option."""
+    while True:
+        key = secrets.token_urlsafe(18)
+        if not key.startswith("-"):
+            return key
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -97,7 +105,7 @@ async def create(
     secret: str | None = None,
 ) -> NewCredential:
     """A new credential; the secret is returned here once and stored only as a hash."""
-    key = key or secrets.token_urlsafe(18)
+    key = key or new_key()
     secret = secret or new_secret()
     authority = authority or default_authority(key, label, home_page)
     await conn.execute(
