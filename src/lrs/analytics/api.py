@@ -96,25 +96,30 @@ def _activity(value: str, name: str = "activity") -> str:
 
 
 AS_OF_HEADER = "X-Analytics-As-Of"
+SUPPRESSED_HEADER = "X-Analytics-Suppressed-Groups"
 
 
 def _respond(
     request: Request, body: dict[str, Any], fmt: str | None, rows_key: str, as_of: datetime | None
 ) -> Response:
-    """JSON, or CSV of the rows; both say ``as_of``: the stored time the figures are exact up to."""
+    """JSON, or CSV of the rows. Both say ``as_of`` (the stored time the figures are exact up
+    to) and how many groups were left out for having too few learners: CSV rows cannot, so
+    headers carry both."""
     stamp = format_timestamp(as_of) if as_of is not None else None
-    headers = {AS_OF_HEADER: stamp} if stamp else None
+    headers = {SUPPRESSED_HEADER: str(body.get("suppressed_groups", 0))}
+    if stamp:
+        headers[AS_OF_HEADER] = stamp
     wants_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
         return Response(metrics.to_csv(body[rows_key]), media_type="text/csv; charset=utf-8", headers=headers)
     return json_response({**body, "as_of": stamp}, headers=headers)
 
 
-def _names(request: Request, definitions: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+def _names(request: Request, named: dict[str, dict[str, str]]) -> dict[str, str | None]:
+    """Each activity's name in the language the caller prefers."""
     languages = parse_accept_language(request.headers.get("accept-language"))
     out: dict[str, str | None] = {}
-    for activity, definition in definitions.items():
-        name = definition.get("name") or {}
+    for activity, name in named.items():
         key = best_language(list(name), languages)
         out[activity] = name[key] if key else None
     return out
@@ -226,7 +231,7 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
     async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
         kids = await analytics_reads.child_activities(c, store_id, activity)
         steps = await analytics_reads.reach(c, store_id, activity, kids, ask.window)
-        return steps, await analytics_reads.definitions(c, store_id, set(kids))
+        return steps, await analytics_reads.activity_names(c, store_id, set(kids))
 
     steps, definitions = await ask.read(work)
     names = _names(ask.request, definitions)
@@ -265,7 +270,7 @@ async def activities(
         body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group)
         # Names only for the page shown: decoding every definition would cost the most.
         page = {row["activity"] for row in body["activities"]}
-        return body, await analytics_reads.definitions(c, store_id, page)
+        return body, await analytics_reads.activity_names(c, store_id, page)
 
     body, definitions = await ask.read(work)
     names = _names(ask.request, definitions)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from lrs.analytics.reads import ActivitySummary, Cell, GroupFigures, LearnerProgress, Period, Reach
 from lrs.xapi.errors import BadRequest
+from lrs.xapi.timestamps import format_timestamp
 
 GROUP_BY = ("team", "authority", "homepage")
 MAX_PERIODS = 5000
@@ -186,8 +187,8 @@ def learners(rows: list[LearnerProgress]) -> list[dict[str, Any]]:
             "status": learner_status(r),
             "score": r.best_score,
             "time_spent_seconds": r.duration,
-            "first_seen": r.first_at.isoformat(),
-            "last_seen": r.last_at.isoformat(),
+            "first_seen": format_timestamp(r.first_at),
+            "last_seen": format_timestamp(r.last_at),
         }
         for r in sorted(rows, key=lambda r: r.learner)
     ]

@@ -18,8 +18,6 @@ from lrs.analytics.rollup import OVERALL
 from lrs.store.activities import get_many as definitions
 from lrs.store.keys import analytics_key as _key
 
-__all__ = ["definitions"]  # canonical activity definitions, for the names in answers
-
 
 @dataclass(frozen=True)
 class Window:
@@ -439,3 +437,22 @@ async def backlog(conn: AsyncConnection) -> Backlog:
         )
     ).one()
     return Backlog(row.n, int(row.statements), row.oldest, row.now)
+
+
+async def activity_names(
+    conn: AsyncConnection, store_id: int, activities: set[str]
+) -> dict[str, dict[str, str]]:
+    """Each activity's name (a language map): the canonical definition's, else the one its
+    statements last gave it; activities never named are left out."""
+    carried = await conn.execute(
+        text(
+            "SELECT activity_id, name FROM analytics_names"
+            " WHERE store_id = :s AND activity_key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"s": store_id, "keys": [_key(a) for a in activities]},
+    )
+    found: dict[str, dict[str, str]] = {r.activity_id: r.name for r in carried}
+    for activity, definition in (await definitions(conn, store_id, activities)).items():
+        if definition.get("name"):
+            found[activity] = definition["name"]
+    return found

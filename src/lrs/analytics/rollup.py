@@ -241,3 +241,17 @@ def children(statement: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     parents = ((statement.get("context") or {}).get("contextActivities") or {}).get("parent", ())
     return [(p["id"], obj["id"]) for p in parents if p["id"] != obj["id"]]
+
+
+def names(statement: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """(activity, name) for every activity the statement names: its object and its context
+    activities, where they carry ``definition.name``."""
+    found = []
+    obj = statement["object"]
+    if obj.get("objectType", "Activity") == "Activity" and (obj.get("definition") or {}).get("name"):
+        found.append((obj["id"], obj["definition"]["name"]))
+    for activities in ((statement.get("context") or {}).get("contextActivities") or {}).values():
+        for activity in activities:
+            if (activity.get("definition") or {}).get("name"):
+                found.append((activity["id"], activity["definition"]["name"]))
+    return found

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics.reads import recorded_zone
-from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged, per_learner
+from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged, names, per_learner
 from lrs.config import StoreSettings
 from lrs.jsontext import dumps
 from lrs.store.keys import analytics_key as _key
@@ -203,6 +203,22 @@ async def add(
                 "ids": [c for _, c in pairs],
             },
         )
+    named: dict[str, tuple[str, dict[str, str]]] = {}
+    for s in statements:
+        for activity, name in names(s):
+            known = named.get(_key(activity), (activity, {}))[1]
+            named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
+    if named:
+        keys = sorted(named)
+        await conn.execute(
+            _NAMES,
+            {
+                "store": store_id,
+                "keys": keys,
+                "ids": [named[k][0] for k in keys],
+                "names": [dumps(named[k][1]) for k in keys],
+            },
+        )
     # Per-learner rows first; the per-activity and per-period rows, which every concurrent
     # batch shares, last.
     rows = [row for s in statements for row in contributions(s, settings)]
@@ -216,6 +232,15 @@ async def add(
         [Presence(hour, learner, 1) for hour, learner in arrived],
         [Total.of(r) for r in hours if r.activity == OVERALL],
     )
+
+
+# Language by language, a newer name replaces an older one.
+_NAMES = text("""
+INSERT INTO analytics_names AS t (store_id, activity_key, activity_id, name)
+SELECT CAST(:store AS bigint), u.key, u.id, u.name
+  FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:names AS jsonb[])) AS u(key, id, name)
+    ON CONFLICT (store_id, activity_key) DO UPDATE SET name = t.name || EXCLUDED.name
+""")
 
 
 def _figures(rows: list[Row]) -> dict[str, Any]:
@@ -555,6 +580,7 @@ async def done(conn: AsyncConnection, taken: list[Pending]) -> None:
 
 
 _ROLLUPS = (
+    "analytics_names",
     "analytics_hourly",
     "analytics_children",
     "analytics_progress",

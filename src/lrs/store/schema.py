@@ -304,6 +304,18 @@ analytics_children = Table(
 )
 
 
+# The name (a language map) statements last gave each activity: what analytics call an
+# activity that has no canonical definition.
+analytics_names = Table(
+    "analytics_names",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("name", JSONB, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key"),
+)
+
 # Statements stored but not yet folded into the analytics rollups: one row per write
 # transaction, deleted by the worker in the transaction that folds it.
 rollup_queue = Table(
