@@ -133,8 +133,13 @@ async def test_bad_credential_requests_are_400(admin, body):
 async def test_expired_credential_is_refused(admin, server):
     store = await new_store(admin)
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    key, secret = await new_credential(admin, store, ["all"], expires=past)
+    r = await admin.post(f"/admin/stores/{store}/credentials", json={"scopes": ["all"], "expires": past})
+    assert r.status_code == 400 and "expires" in r.json()["message"]
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    key, secret = await new_credential(admin, store, ["all"], expires=soon)
     async with httpx.AsyncClient(base_url=server.xapi, headers=V2) as c:
+        assert (await c.get("/statements", auth=(key, secret))).status_code == 200
+        await asyncio.sleep(2.5)  # the server's clock, on this machine, passes the expiry
         r = await c.get("/statements", auth=(key, secret))
         assert r.status_code == 401 and "expired" in r.json()["message"]
 

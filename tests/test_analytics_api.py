@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.xapi.timestamps import parse_timestamp
 from tests.harness import make_credential, rollups_folded, run_cli
 
 BASE = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 07:00 in Oslo
@@ -734,6 +735,7 @@ async def test_learners_needs_its_own_scope(world):
             else "in_progress"
         )
         assert rows[key]["status"] == status, key
+        assert rows[key]["first_seen"].endswith("Z") and rows[key]["last_seen"].endswith("Z")
         assert rows[key]["time_spent_seconds"] == approx(want["time"])
     assert rows[ifi(learner(1))]["score"] == approx(0.8)
     assert (await analytics(world, "/completion", who="hr", activity=fire)).status_code == 403
@@ -769,6 +771,12 @@ async def test_csv_output(world):
     async with httpx.AsyncClient(base_url=world["server"].url, auth=world["analyst"]) as c:
         r = await c.get("/analytics/engagement", params={"interval": "week"}, headers={"Accept": "text/csv"})
         assert r.text.splitlines()[0].startswith("period,active_learners")
+        # CSV rows cannot say what was left out; the headers say it, as the JSON does.
+        by_hour = await c.get("/analytics/engagement/hours", params={"format": "csv"})
+        as_json = (await c.get("/analytics/engagement/hours")).json()
+    assert as_json["suppressed_groups"] > 0
+    assert by_hour.headers["X-Analytics-Suppressed-Groups"] == str(as_json["suppressed_groups"])
+    assert parse_timestamp(by_hour.headers["X-Analytics-As-Of"]) is not None
 
 
 @pytest.mark.parametrize(
@@ -830,3 +838,29 @@ async def test_names_come_from_canonical_definitions(world):
         )
         names = {step["activity"]: step["name"] for step in steps.json()["steps"]}
         assert names[module] == "Modul 1: Slukking"
+
+
+async def test_activities_without_a_definition_are_named_as_their_statements_name_them(server):
+    """Names sent by a credential without `define` do not become canonical, but analytics
+    still call the activity by them (the latest statement's, language by language)."""
+    name = f"names-{uuid.uuid4().hex[:8]}"
+    run_cli(server.database_url, "store", "create", name)
+    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=1")
+    writer = make_credential(server.database_url, "statements/write", name).auth
+    analyst = make_credential(server.database_url, "analytics/read", name).auth
+    fire, quiz = course(f"brannvern-{uuid.uuid4().hex[:6]}"), course(f"quiz-{uuid.uuid4().hex[:6]}")
+    first = st(learner(1), EXPERIENCED, fire, BASE)
+    first["object"]["definition"] = {"name": {"nb": "Brannvern", "en": "Fire safety"}}
+    later = st(learner(2), EXPERIENCED, fire, BASE + timedelta(hours=1))
+    later["object"]["definition"] = {"name": {"nb": "Brannvern 2027"}}
+    unnamed = st(learner(1), EXPERIENCED, quiz, BASE)
+    async with httpx.AsyncClient(base_url=server.url, headers=V2) as c:
+        for body in (first, later, unnamed):
+            assert (await c.post("/xapi/statements", json=body, auth=writer)).status_code == 200
+        await rollups_folded(server.database_url)
+        names = {}
+        for language in ("nb", "en"):
+            r = await c.get("/analytics/activities", auth=analyst, headers={"Accept-Language": language})
+            names[language] = {row["activity"]: row["name"] for row in r.json()["activities"]}
+    assert names["nb"][fire] == "Brannvern 2027" and names["en"][fire] == "Fire safety"
+    assert names["nb"][quiz] is None

@@ -37,7 +37,9 @@ def test_store_and_credential_lifecycle(server):
     assert r.status_code == 200
 
     rows = json.loads(run_cli(server.database_url, "credentials", "list", "--store", name, "--json").stdout)
-    assert [(r["key"], r["label"], r["revoked"]) for r in rows] == [(key, "LMS", "")]
+    assert [(r["key"], r["label"], r["revoked"], r["scopes"]) for r in rows] == [
+        (key, "LMS", None, ["statements/read", "statements/write"])
+    ]
     assert secret not in run_cli(server.database_url, "credentials", "list", "--store", name).stdout
 
     run_cli(server.database_url, "credentials", "revoke", key)
@@ -50,7 +52,9 @@ def test_store_and_credential_lifecycle(server):
 def test_unknown_scope_and_store_are_refused(server):
     bad = run_cli(server.database_url, "credentials", "create", "--scopes", "everything", check=False)
     assert bad.returncode == 2 and "everything" in bad.stderr
-    missing = run_cli(server.database_url, "credentials", "create", "--store", "nowhere", check=False)
+    missing = run_cli(
+        server.database_url, "credentials", "create", "--store", "nowhere", "--scopes", "all", check=False
+    )
     assert missing.returncode != 0 and "nowhere" in missing.stderr
 
 
