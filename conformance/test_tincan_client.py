@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.harness import Cred, Server, make_credential, run_cli
+from tests.harness import Cred, Server, make_credential, new_store
 from tincan import (
     Activity,
     ActivityProfileDocument,
@@ -48,16 +48,7 @@ def client_for(server: Server, cred: Cred) -> RemoteLRS:
 @pytest.fixture(scope="module")
 def lrs(server) -> RemoteLRS:
     """tincan on a store that lets older clients create profile documents without a header."""
-    name = f"tincan-{uuid.uuid4().hex[:8]}"
-    run_cli(server.database_url, "store", "create", name)
-    run_cli(
-        server.database_url,
-        "store",
-        "settings",
-        name,
-        "--set",
-        "profile_put_creates_without_precondition=true",
-    )
+    name = new_store(server.database_url, "tincan", profile_put_creates_without_precondition="true")
     return client_for(server, make_credential(server.database_url, store=name))
 
 

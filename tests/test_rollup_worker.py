@@ -20,6 +20,7 @@ from tests.harness import (
     create_database,
     drop_database,
     make_credential,
+    new_store,
     rollups_folded,
     run_cli,
     running_server,
@@ -160,9 +161,7 @@ async def test_another_process_takes_over_when_the_worker_dies(fresh_database):
 async def test_after_concurrent_ingest_the_folded_figures_equal_a_recount(server):
     """Concurrent singles, batches and a voiding, folded by the worker; then `lrs analytics
     rebuild` recounts from the statements, and every answer stays the same."""
-    name = f"fold-{uuid.uuid4().hex[:8]}"
-    run_cli(server.database_url, "store", "create", name)
-    run_cli(server.database_url, "store", "settings", name, "--set", "min_group_size=1")
+    name = new_store(server.database_url, "fold", min_group_size="1")
     writer = make_credential(server.database_url, "statements/write", name).auth
     analyst = make_credential(server.database_url, "analytics/read", name).auth
     course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
@@ -208,18 +207,7 @@ async def test_after_concurrent_ingest_the_folded_figures_equal_a_recount(server
 
 
 async def test_a_store_may_keep_its_figures_in_the_write_transaction(server):
-    name = f"inline-{uuid.uuid4().hex[:8]}"
-    run_cli(server.database_url, "store", "create", name)
-    run_cli(
-        server.database_url,
-        "store",
-        "settings",
-        name,
-        "--set",
-        "min_group_size=1",
-        "--set",
-        "rollups_in_transaction=true",
-    )
+    name = new_store(server.database_url, "inline", min_group_size="1", rollups_in_transaction="true")
     writer = make_credential(server.database_url, "statements/write", name).auth
     analyst = make_credential(server.database_url, "analytics/read", name).auth
     course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"

@@ -31,7 +31,8 @@ EMBEDDED_SERVER_SETTINGS = {
 _HANDLES = ".handle_pids.json"  # pgserver's list of the processes holding a handle
 
 
-def _pgserver() -> Any:
+def pgserver() -> Any:
+    """The pgserver module, imported without its warning about the runtime directory."""
     with warnings.catch_warnings():
         # pgserver asks for the user's runtime directory as it is imported. Without
         # XDG_RUNTIME_DIR (services, containers, cron, CI) platformdirs falls back to
@@ -50,7 +51,7 @@ def start_embedded(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     _forget_dead_handles(pgdata)
-    server: PostgresServer = _pgserver().get_server(pgdata, cleanup_mode="stop", start=False)
+    server: PostgresServer = pgserver().get_server(pgdata, cleanup_mode="stop", start=False)
     server.ensure_pgdata_inited()
     # postgresql.auto.conf is read at start-up, so settings are in force from the first run.
     conf = pgdata / "postgresql.auto.conf"
@@ -87,10 +88,10 @@ def stop(data_dir: Path) -> bool:
     pgdata = data_dir / "pgdata"
     if not status(data_dir).running:
         return False
-    pgserver = _pgserver()
-    server = pgserver.PostgresServer(pgdata, cleanup_mode=None)
+    module = pgserver()
+    server = module.PostgresServer(pgdata, cleanup_mode=None)
     # pgserver's own runner: pg_ctl with captured pipes can hang, it says.
-    pgserver.pgexec(
+    module.pgexec(
         "pg_ctl", ("-w", "-D", str(pgdata), "stop"), bin_path=server.bin_path, user=server.system_user
     )
     (pgdata / _HANDLES).unlink(missing_ok=True)

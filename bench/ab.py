@@ -1,0 +1,69 @@
+"""Ingest rates of two or more source trees, measured alternately in one run.
+
+    python -m bench.ab base=/path/to/old/src new=src [--rounds 2] [--seconds 8]
+
+Each tree (a `src/` directory, e.g. of a `git worktree` at an older commit) is served in
+turn on a fresh database with the same load: single statements at c8 and c32, batches of
+100 at c8. Rounds alternate the trees, so a busy machine slows them alike; compare the
+trees' figures within a round, and the spread between rounds tells the noise. Results go
+to standard output as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from typing import Any
+
+from tests.harness import create_database, drop_database, make_credential
+
+from bench.generate import Generator
+from bench.loadgen import basic
+from bench.run import ingest, start_lrs, stop
+
+PHASES = (("single_c8", 1, 8), ("single_c32", 1, 32), ("batch100_c8", 100, 8))
+
+
+async def measure(src: str, seconds: float, workers: int) -> dict[str, float]:
+    os.environ["PYTHONPATH"] = src  # the server and the CLI import lrs from this tree
+    url, admin = await asyncio.to_thread(create_database)
+    server, port = start_lrs(url, workers)
+    try:
+        cred = await asyncio.to_thread(make_credential, url)
+        auth = basic(cred.key, cred.secret)
+        out = {}
+        for n, (name, batch, concurrency) in enumerate(PHASES):
+            result = await ingest(port, auth, Generator(seed=n), batch, concurrency, seconds)
+            out[name] = result["statements_per_second"]
+        return out
+    finally:
+        stop(server)
+        await asyncio.to_thread(drop_database, url, admin)
+
+
+async def main_async(trees: dict[str, str], rounds: int, seconds: float, workers: int) -> dict[str, Any]:
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, src in trees.items():
+            results[name].append(await measure(os.path.abspath(src), seconds, workers))
+            print(name, results[name][-1], flush=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    parser.add_argument("trees", nargs="+", metavar="NAME=SRC", help="a name and a src/ directory")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    trees = dict(tree.split("=", 1) for tree in args.trees)
+    os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
+    print(json.dumps(asyncio.run(main_async(trees, args.rounds, args.seconds, args.workers)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
