@@ -216,3 +216,32 @@ async def test_a_store_may_keep_its_figures_in_the_write_transaction(server):
     # No waiting: the answer to the write came after the figures changed.
     group = (await completion(server, analyst, course))["groups"][0]
     assert (group["learners_started"], group["learners_completed"]) == (2, 2)
+
+
+async def test_a_rebuild_during_ingest_counts_every_statement_once(server):
+    """`lrs analytics rebuild` while writes keep arriving and the worker keeps folding: what
+    the rebuild counted and what stayed queued add up to every statement, exactly once."""
+    name = new_store(server.database_url, "rebuild", min_group_size="1")
+    writer = make_credential(server.database_url, "statements/write", name).auth
+    analyst = make_credential(server.database_url, "analytics/read", name).auth
+    course = f"https://kurs.example.no/{uuid.uuid4().hex[:8]}"
+    stop = asyncio.Event()
+
+    async def ingest() -> int:
+        sent = 0
+        async with httpx.AsyncClient(base_url=server.xapi, auth=writer, headers=V2, timeout=60) as c:
+            while not stop.is_set():
+                body = course_statements(course, range(sent, sent + 5))
+                assert (await c.post("/statements", json=body)).status_code == 200
+                sent += 5
+        return sent
+
+    writing = asyncio.create_task(ingest())
+    await asyncio.sleep(1)
+    for _ in range(2):
+        await asyncio.to_thread(run_cli, server.database_url, "analytics", "rebuild", "--store", name)
+    stop.set()
+    learners = await writing
+    await rollups_folded(server.database_url)
+    group = (await completion(server, analyst, course))["groups"][0]
+    assert (group["learners_started"], group["learners_completed"]) == (learners, learners)

@@ -602,10 +602,10 @@ async def rebuild(
 ) -> int:
     """Recompute a store's rollups from its statements (after its verb sets change).
 
-    Run it in a REPEATABLE READ transaction: the statements it counts and the queue rows it
-    drops are then the same set, whatever commits meanwhile (those stay queued).
+    Run it in a REPEATABLE READ transaction begun after FOLD_LOCK was granted: the
+    statements it counts and the queue rows it drops are then the same set, whatever commits
+    meanwhile (those stay queued), and no fold changes the rows it replaces.
     """
-    await take_fold_lock(conn, wait=True)
     await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     for table in _ROLLUPS:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})

@@ -68,4 +68,4 @@ async def rebuild(db: Database, settings: Settings, actor: str, store: str) -> i
         await audit.record(conn, actor, "analytics.rebuild", store, None, {"statements": count})
         return count
 
-    return await db.write(work, repeatable_read=True)
+    return await db.write(work, repeatable_read=True, after_lock=analytics_writes.FOLD_LOCK)

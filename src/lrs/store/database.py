@@ -32,17 +32,30 @@ class Database:
         self.engine = engine
 
     async def write(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, repeatable_read: bool = False
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        repeatable_read: bool = False,
+        after_lock: int | None = None,
     ) -> T:
         """Run ``work`` in one transaction, committed before returning; retried on deadlock
-        and serialization failures. ``repeatable_read``: one snapshot for the whole of it."""
+        and serialization failures. ``repeatable_read``: one snapshot for the whole of it.
+        ``after_lock``: an advisory lock key, held from before the transaction begins (so its
+        snapshot is taken after the lock is granted) until it ends."""
         for attempt in range(_ATTEMPTS):
             try:
                 async with self.engine.connect() as conn:
-                    if repeatable_read:
-                        await conn.execution_options(isolation_level="REPEATABLE READ")
-                    async with conn.begin():
-                        return await work(conn)
+                    if after_lock is not None:
+                        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": after_lock})
+                        await conn.commit()
+                    try:
+                        if repeatable_read:
+                            await conn.execution_options(isolation_level="REPEATABLE READ")
+                        async with conn.begin():
+                            return await work(conn)
+                    finally:
+                        if after_lock is not None:
+                            await _release(conn, after_lock)
             except DBAPIError as exc:
                 if _sqlstate(exc) in _RETRYABLE and attempt + 1 < _ATTEMPTS:
                     log.warning("transaction retried after %s", _sqlstate(exc))
@@ -74,6 +87,19 @@ class Database:
             return bytes((await conn.execute(text("SELECT secret FROM instance"))).scalar_one())
 
         return await self.read(fetch)
+
+
+async def _release(conn: AsyncConnection, key: int) -> None:
+    """Give a session advisory lock back; a connection that cannot is closed instead of
+    returned to the pool, since it would hold the lock for as long as it lived."""
+    try:
+        if not conn.invalidated:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            await conn.commit()
+            return
+    except Exception:
+        log.warning("could not release advisory lock %s; closing the connection", key)
+    await conn.invalidate()
 
 
 def _translate(exc: DBAPIError) -> Exception:
