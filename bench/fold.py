@@ -1,0 +1,84 @@
+"""How fast the background worker folds stored statements into the analytics rollups.
+
+    python -m bench.fold [--statements 30000] [--profile]
+
+Queues statements through the real write path (no server, no worker running), then times
+``ops.analytics.fold_pending`` until the queue is empty, in this one process, on a fresh
+database at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else 127.0.0.1:5432).
+``--profile`` prints where the fold's time goes (cProfile, by own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import time
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from tests.harness import create_database, drop_database, make_credential
+
+from bench.generate import Generator
+from lrs.config import Settings
+from lrs.ops import analytics as analytics_ops
+from lrs.ops import credentials as credential_ops
+from lrs.ops import statements as statement_ops
+from lrs.ops.caller import Caller
+from lrs.store.database import Database
+from lrs.xapi.statements import prepare
+from lrs.xapi.versions import Version
+
+
+async def measure(statements: int, profile: bool) -> dict[str, float]:
+    url, admin = await asyncio.to_thread(create_database)
+    engine = create_async_engine(url, pool_size=4)
+    try:
+        key = (await asyncio.to_thread(make_credential, url, "statements/write")).key
+        db = Database(engine)
+        settings = Settings(database_url=url)
+        credential = await credential_ops.lookup(db, key)
+        assert credential is not None
+        who = Caller(credential)
+        gen = Generator(seed=5)
+        started = time.perf_counter()
+        for _ in range(statements // 500):
+            batch = [prepare(s, Version.V2, who.authority, "statement") for s in gen.statements(500)]
+            await statement_ops.write(db, settings, who, batch)
+        queued = time.perf_counter() - started
+        profiler = cProfile.Profile() if profile else None
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        while await analytics_ops.fold_pending(db, settings):
+            pass
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        folded = time.perf_counter() - started
+        return {
+            "statements": statements,
+            "queue_statements_per_second": round(statements / queued, 1),
+            "fold_statements_per_second": round(statements / folded, 1),
+        }
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(drop_database, url, admin)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fold", description=__doc__)
+    parser.add_argument("--statements", type=int, default=30_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    if "LRS_BENCH_DATABASE_URL" in os.environ:
+        os.environ["LRS_TEST_DATABASE_URL"] = os.environ["LRS_BENCH_DATABASE_URL"]
+    os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
+    print(json.dumps(asyncio.run(measure(args.statements, args.profile)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
