@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import orjson
 import psutil
-from tests.harness import ROOT, create_database, drop_database, free_port, make_credential
+from tests.harness import ROOT, create_database, drop_database, free_port, make_credential, metric
 
 from bench.generate import START, Generator
 from bench.loadgen import basic, request, run
@@ -179,13 +179,6 @@ async def ingest(
     return summary
 
 
-def _gauge(metrics: str, name: str) -> float | None:
-    for line in metrics.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 class LagSampler:
     """Samples the rollup lag from /metrics while a phase runs (four times a second)."""
 
@@ -209,7 +202,7 @@ class LagSampler:
 
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{self.port}", timeout=10) as c:
             while True:
-                lag = _gauge((await c.get("/metrics")).text, "lrs_rollup_lag_seconds")
+                lag = metric((await c.get("/metrics")).text, "lrs_rollup_lag_seconds")
                 if lag is not None:
                     self.samples.append(lag)
                 await asyncio.sleep(0.25)
@@ -231,7 +224,7 @@ async def caught_up(port: int, limit: float = 600) -> float:
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=10) as c:
         while time.perf_counter() - started < limit:
-            if _gauge((await c.get("/metrics")).text, "lrs_rollup_pending_statements") in (0, None):
+            if metric((await c.get("/metrics")).text, "lrs_rollup_pending_statements") in (0, None):
                 break
             await asyncio.sleep(0.1)
     return round(time.perf_counter() - started, 2)

@@ -112,6 +112,14 @@ async def rollups_folded(database_url: str, timeout: float = 30) -> None:
         await engine.dispose()
 
 
+def metric(page: str, name: str) -> float | None:
+    """A sample from a Prometheus text page (/metrics), labels or not; None when absent."""
+    for line in page.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

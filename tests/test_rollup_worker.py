@@ -20,6 +20,7 @@ from tests.harness import (
     create_database,
     drop_database,
     make_credential,
+    metric,
     new_store,
     rollups_folded,
     run_cli,
@@ -61,13 +62,6 @@ def course_statements(course: str, learners: range, completed: bool = True) -> l
                 }
             )
     return out
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no {name} in /metrics")
 
 
 @pytest.fixture

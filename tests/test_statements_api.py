@@ -24,7 +24,7 @@ from tests.factories import (
     unique,
     voiding,
 )
-from tests.harness import Cred, database_now, make_credential, run_cli
+from tests.harness import Cred, database_now, make_credential, metric, run_cli
 
 
 async def post(client: httpx.AsyncClient, body: Any) -> list[str]:
@@ -554,12 +554,11 @@ async def test_cors_preflight_and_exposed_headers(client):
 # --- group commit -----------------------------------------------------------------------------
 
 
-def batch_metric(metrics: str, name: str) -> float:
+def batch_metric(page: str, name: str) -> float:
     """A sample of the ingest batch-size histogram from a /metrics page."""
-    for line in metrics.splitlines():
-        if line.startswith(f"lrs_ingest_batch_size_{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"no lrs_ingest_batch_size_{name} in /metrics")
+    value = metric(page, f"lrs_ingest_batch_size_{name}")
+    assert value is not None, f"no lrs_ingest_batch_size_{name} in /metrics"
+    return value
 
 
 async def test_concurrent_single_statements_are_combined_and_all_stored(client, server):

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lrs.analytics.rollup import OVERALL
 from lrs.store.activities import get_many as definitions
 from lrs.store.keys import analytics_key as _key
+from lrs.store.statements import consistent_through
 
 
 @dataclass(frozen=True)
@@ -402,19 +403,11 @@ async def as_of(conn: AsyncConnection, store_id: int) -> datetime:
     """The stored time the store's figures are exact up to: every statement stored before
     it is counted. Statements wait in the rollup queue until the worker folds them, and a
     transaction still open may yet store statements stamped with its start."""
-    found: datetime = (
-        await conn.execute(
-            text("""
-            SELECT least(
-                (SELECT min(stored) FROM rollup_queue WHERE store_id = :s),
-                (SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity
-                  WHERE datname = current_database() AND xact_start IS NOT NULL
-                    AND pid <> pg_backend_pid()))
-            """),
-            {"s": store_id},
-        )
+    waiting: datetime | None = (
+        await conn.execute(text("SELECT min(stored) FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     ).scalar_one()
-    return found
+    through = await consistent_through(conn)
+    return through if waiting is None else min(waiting, through)
 
 
 @dataclass(frozen=True)
