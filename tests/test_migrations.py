@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import httpx
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.store import migrate
 from lrs.store.schema import metadata
+from tests.harness import create_database, drop_database, make_credential, rollups_folded, running_server
+
+V2 = {"X-Experience-API-Version": "2.0.0"}
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -26,3 +33,68 @@ async def test_migrated_database_matches_schema(server):
         assert await migrate.is_current(engine)
     finally:
         await engine.dispose()
+
+
+def _to(revision: str) -> Callable[[Connection], None]:
+    def move(connection: Connection) -> None:
+        cfg = migrate.alembic_config()
+        cfg.attributes["connection"] = connection
+        if revision == "head":
+            command.upgrade(cfg, "head")
+        else:
+            command.downgrade(cfg, revision)
+
+    return move
+
+
+async def test_upgrading_past_0010_refolds_every_store():
+    """0010 adds figures earlier folds did not keep: the rollups are emptied and every
+    statement queued again, and the worker's refold gives the figures a fresh fold gives."""
+    url, admin = create_database()
+    try:
+        fire = "https://kurs.example.no/oppgradering"
+        people = [{"mbox": f"mailto:p{n}@example.no"} for n in range(6)]
+        statements = [
+            {
+                "actor": p,
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+                "object": {"id": fire},
+                "timestamp": "2026-05-04T10:00:00Z",
+                "result": {"duration": f"PT{n + 1}M"},
+            }
+            for n, p in enumerate(people)
+        ]
+        with running_server(url) as srv:
+            cred = make_credential(url, "all,analytics/read")
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
+                await rollups_folded(url)
+                before = (await c.get("/analytics/completion", params={"activity": fire})).json()
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_to("0009"))
+                # What an older fold might have left: figures that no longer hold.
+                await conn.execute(text("UPDATE analytics_activity SET learners_completed = 0"))
+                await conn.execute(text("DELETE FROM analytics_progress"))
+            async with engine.begin() as conn:
+                await conn.run_sync(_to("head"))
+            async with engine.connect() as conn:
+                queued = (
+                    await conn.execute(text("SELECT sum(cardinality(seqs)) FROM rollup_queue"))
+                ).scalar()
+                assert queued == len(statements)
+                assert (await conn.execute(text("SELECT count(*) FROM analytics_progress"))).scalar() == 0
+        finally:
+            await engine.dispose()
+        with running_server(url) as srv:
+            await rollups_folded(url)
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth) as c:
+                after = (await c.get("/analytics/completion", params={"activity": fire})).json()
+                listed = (await c.get("/analytics/activities")).json()
+        before.pop("as_of"), after.pop("as_of")
+        assert after == before
+        assert after["groups"][0]["learners_completed"] == 6
+        assert [(a["activity"], a["learners_completed"]) for a in listed["activities"]] == [(fire, 6)]
+    finally:
+        drop_database(url, admin)

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 PASSED = "http://adlnet.gov/expapi/verbs/passed"
 FAILED = "http://adlnet.gov/expapi/verbs/failed"
+# cmi5: an LMS records a waived or satisfied requirement; either means the learner is done.
+SATISFIED = "https://w3id.org/xapi/adl/verbs/satisfied"
+WAIVED = "https://w3id.org/xapi/adl/verbs/waived"
+RATED = "http://id.tincanapi.com/verb/rated"
 
 
 class StoreSettings(BaseModel):
@@ -117,10 +121,16 @@ class StoreSettings(BaseModel):
         default=5, ge=1, description="Aggregates over fewer learners than this are suppressed."
     )
     completion_verbs: list[str] = Field(
-        default=[COMPLETED, PASSED], description="Verbs that count as completing an activity."
+        default=[COMPLETED, PASSED, SATISFIED, WAIVED],
+        description="Verbs that count as completing an activity.",
     )
     passed_verbs: list[str] = Field(default=[PASSED], description="Verbs that count as passing.")
     failed_verbs: list[str] = Field(default=[FAILED], description="Verbs that count as failing.")
+    rating_verbs: list[str] = Field(
+        default=[RATED],
+        description="Verbs whose statements carry a participant's own rating of the activity in "
+        "result.score (self-assessment, feedback), never an achievement.",
+    )
     timezone: str | None = Field(
         default=None, description="Default analytics time zone (IANA name) for this store."
     )

@@ -2,7 +2,9 @@
 
 The rollup has one row per (activity, hour, learner): the statements a learner made in scope
 of an activity in one hour, with what those statements say about completion, passing,
-scores and time. Activity ``""`` holds every statement once, for store-wide series.
+scores, time and cmi5 sessions. Activity ``""`` holds every statement once, for store-wide
+series. A learner's latest rating of an activity (a statement with a rating verb) is kept
+apart from their scores: it is their opinion, not an achievement.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from lrs.config import StoreSettings
+from lrs.xapi import cmi5
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.durations import parse_duration
 from lrs.xapi.timestamps import parse_timestamp
@@ -57,6 +60,9 @@ class Row:
     failed: bool = False
     best_score: float | None = None
     duration: float = 0.0
+    sessions: int = 0
+    abandoned: int = 0
+    rating: Rating | None = None
     groups: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,6 +86,39 @@ class Row:
                 other.best_score if self.best_score is None else max(self.best_score, other.best_score)
             )
         self.duration += other.duration
+        self.sessions += other.sessions
+        self.abandoned += other.abandoned
+        if other.rating is not None and (self.rating is None or other.rating.at >= self.rating.at):
+            self.rating = other.rating
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A participant's own rating of an activity: ``scaled`` as given, else from raw, min and
+    max; ``raw`` with its scale when given; and the free-text response, if any."""
+
+    at: datetime
+    scaled: float | None
+    raw: float | None
+    min: float | None
+    max: float | None
+    response: str | None
+
+    @classmethod
+    def of(cls, at: datetime, result: dict[str, Any]) -> Rating | None:
+        score = result.get("score") or {}
+        response = result.get("response")
+        if not score and response is None:
+            return None
+        bounded = {"raw", "min", "max"} <= score.keys()
+        return cls(
+            at,
+            scaled_score(result),
+            float(score["raw"]) if "raw" in score else None,
+            float(score["min"]) if bounded else None,
+            float(score["max"]) if bounded else None,
+            response,
+        )
 
 
 def _min(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -130,6 +169,9 @@ def group_values(statement: dict[str, Any], actor: dict[str, Any]) -> dict[str, 
     account = actor.get("account")
     if isinstance(account, dict):
         out["homepage"] = account.get("homePage")
+    for name in ("platform", "language"):
+        if context.get(name):
+            out[name] = context[name]
     extensions = context.get("extensions")
     if extensions:
         out["ext"] = {k: v for k, v in extensions.items() if isinstance(v, str | int | float | bool)}
@@ -153,7 +195,8 @@ def in_scope(statement: dict[str, Any]) -> list[str]:
 def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Row]:
     """The rollup rows one stored, non-voided statement adds to.
 
-    Voiding statements are bookkeeping, not learning: they add nothing.
+    Voiding statements are bookkeeping, not learning: they add nothing. In a cmi5 session
+    only the session's end (``terminated``, ``abandoned``) adds time: it spans the others.
     """
     if statement["verb"]["id"] == VOIDED_VERB:
         return []
@@ -167,12 +210,16 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
     verb = statement["verb"]["id"]
     result = statement.get("result") or {}
     duration = parse_duration(result["duration"]) if "duration" in result else None
-    completion = object_id is not None and (
-        verb in settings.completion_verbs or result.get("completion") is True
-    )
-    passed = object_id is not None and (verb in settings.passed_verbs or result.get("success") is True)
-    failed = object_id is not None and (verb in settings.failed_verbs or result.get("success") is False)
-    score = scaled_score(result) if object_id is not None else None
+    session_end = verb in cmi5.SESSION_ENDS and cmi5.in_session(statement)
+    if not session_end and cmi5.in_session(statement):
+        duration = None
+    # A rating is the learner's view of the activity: it neither completes nor scores it.
+    rating = Rating.of(when, result) if object_id is not None and verb in settings.rating_verbs else None
+    judged = object_id is not None and verb not in settings.rating_verbs
+    completion = judged and (verb in settings.completion_verbs or result.get("completion") is True)
+    passed = judged and (verb in settings.passed_verbs or result.get("success") is True)
+    failed = judged and (verb in settings.failed_verbs or result.get("success") is False)
+    score = scaled_score(result) if judged else None
     scope = in_scope(statement)
     rows = []
     groups = group_values(statement, statement["actor"])
@@ -200,6 +247,9 @@ def contributions(statement: dict[str, Any], settings: StoreSettings) -> list[Ro
                     failed=failed and outcome,
                     best_score=score if outcome else None,
                     duration=duration or 0.0,
+                    sessions=int(session_end),
+                    abandoned=int(session_end and verb == cmi5.ABANDONED),
+                    rating=rating if outcome else None,
                     groups=groups,
                 )
             )

@@ -31,13 +31,13 @@ _UPSERT_HOURLY = text("""
 WITH up AS (
     INSERT INTO analytics_hourly AS t
            (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
-            completed_at, passed, failed, best_score, duration_seconds)
+            completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
     SELECT CAST(:store AS bigint), u.*
       FROM json_to_recordset(CAST(:rows AS json))
            AS u(activity_key text, hour timestamptz, learner_key text, statements int,
                 completions int, first_at timestamptz, last_at timestamptz,
                 completed_at timestamptz, passed boolean, failed boolean, best_score float8,
-                duration_seconds float8)
+                duration_seconds float8, sessions int, abandoned int)
         ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET
            statements = t.statements + EXCLUDED.statements,
            completions = t.completions + EXCLUDED.completions,
@@ -47,7 +47,9 @@ WITH up AS (
            passed = t.passed OR EXCLUDED.passed,
            failed = t.failed OR EXCLUDED.failed,
            best_score = GREATEST(t.best_score, EXCLUDED.best_score),
-           duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+           duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
+           sessions = t.sessions + EXCLUDED.sessions,
+           abandoned = t.abandoned + EXCLUDED.abandoned
     RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
 )
 SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
@@ -55,18 +57,22 @@ SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
 
 # `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
 # said before this upsert, both so that the activity figures can count learners exactly.
-# The learner's name and grouping values come from their latest statement.
+# The learner's name and grouping values come from their latest statement, the rating from
+# their latest rating.
 _UPSERT_PROGRESS = text("""
 INSERT INTO analytics_progress AS t
        (store_id, activity_key, learner_key, activity_id, learner, learner_name, groups,
         statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
-        duration_seconds, was_completed)
+        duration_seconds, sessions, abandoned, rating_at, rating_scaled, rating_raw, rating_min,
+        rating_max, rating_response, was_completed)
 SELECT CAST(:store AS bigint), u.*, false
   FROM json_to_recordset(CAST(:rows AS json))
        AS u(activity_key text, learner_key text, activity_id text, learner text,
             learner_name text, groups jsonb, statements int, completions int,
             first_at timestamptz, last_at timestamptz, completed_at timestamptz, passed boolean,
-            failed boolean, best_score float8, duration_seconds float8)
+            failed boolean, best_score float8, duration_seconds float8, sessions int,
+            abandoned int, rating_at timestamptz, rating_scaled float8, rating_raw float8,
+            rating_min float8, rating_max float8, rating_response text)
     ON CONFLICT (store_id, activity_key, learner_key) DO UPDATE SET
        statements = t.statements + EXCLUDED.statements,
        completions = t.completions + EXCLUDED.completions,
@@ -77,6 +83,20 @@ SELECT CAST(:store AS bigint), u.*, false
        failed = t.failed OR EXCLUDED.failed,
        best_score = GREATEST(t.best_score, EXCLUDED.best_score),
        duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
+       sessions = t.sessions + EXCLUDED.sessions,
+       abandoned = t.abandoned + EXCLUDED.abandoned,
+       rating_at = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_at ELSE t.rating_at END,
+       rating_scaled = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_scaled ELSE t.rating_scaled END,
+       rating_raw = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_raw ELSE t.rating_raw END,
+       rating_min = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_min ELSE t.rating_min END,
+       rating_max = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_max ELSE t.rating_max END,
+       rating_response = CASE WHEN t.rating_at IS NULL OR EXCLUDED.rating_at >= t.rating_at
+                 THEN EXCLUDED.rating_response ELSE t.rating_response END,
        groups = CASE WHEN EXCLUDED.last_at >= t.last_at THEN EXCLUDED.groups ELSE t.groups END,
        learner_name = CASE WHEN EXCLUDED.last_at >= t.last_at
                            THEN COALESCE(EXCLUDED.learner_name, t.learner_name)
@@ -222,7 +242,7 @@ async def add(
     rows = [row for s in statements for row in contributions(s, settings)]
     hours = merged(rows)
     arrived = await _upsert_hourly(conn, store_id, hours)
-    await _upsert_progress(conn, store_id, merged([r for r in rows if r.activity != OVERALL], per_learner))
+    await _upsert_progress(conn, store_id, merged(rows, per_learner))
     await _change_periods(
         conn,
         store_id,
@@ -252,6 +272,20 @@ def _figures(row: Row) -> dict[str, Any]:
         "failed": row.failed,
         "best_score": row.best_score,
         "duration_seconds": row.duration,
+        "sessions": row.sessions,
+        "abandoned": row.abandoned,
+    }
+
+
+def _rating(row: Row) -> dict[str, Any]:
+    r = row.rating
+    return {
+        "rating_at": r and r.at,
+        "rating_scaled": r and r.scaled,
+        "rating_raw": r and r.raw,
+        "rating_min": r and r.min,
+        "rating_max": r and r.max,
+        "rating_response": r and r.response,
     }
 
 
@@ -295,16 +329,20 @@ async def _upsert_progress(
                 "learner_name": r.name,
                 "groups": r.groups,
                 **_figures(r),
+                **_rating(r),
             }
             for r in rows
         ]
         result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, "rows": dumps(payload)})
         for r in result:
+            if r.activity_id == OVERALL:
+                continue  # store-wide rows carry learners' groups; the activity list skips them
             change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
             change.started += r.arrived
             change.completed += r.completed and not r.was_completed
         for row in rows:
-            changes[_key(row.activity)].duration += row.duration
+            if row.activity != OVERALL:
+                changes[_key(row.activity)].duration += row.duration
     if changes:
         keys = sorted(changes)
         await conn.execute(
@@ -362,7 +400,7 @@ async def recompute_voided(
     )
     gone = [row for s in found for row in contributions(s.statement, settings)]
     touched = {row.key for row in gone}
-    touched_progress = {per_learner(row) for row in gone if row.activity != OVERALL}
+    touched_progress = {per_learner(row) for row in gone}
     if not touched:
         return
     keys = sorted(touched)
@@ -399,6 +437,8 @@ async def recompute_voided(
             },
         )
         for r in result:
+            if r.activity_id == OVERALL:
+                continue
             change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
             change.started -= 1
             change.completed -= r.completed

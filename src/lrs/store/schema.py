@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Sequence,
     SmallInteger,
@@ -214,6 +215,8 @@ analytics_hourly = Table(
     Column("failed", Boolean, nullable=False),
     Column("best_score", Float),
     Column("duration_seconds", Float, nullable=False),
+    Column("sessions", Integer, nullable=False, server_default=text("0")),
+    Column("abandoned", Integer, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
 )
 
@@ -240,6 +243,15 @@ analytics_progress = Table(
     Column("duration_seconds", Float, nullable=False),
     Column("groups", JSONB, nullable=False),
     Column("was_completed", Boolean, nullable=False),
+    Column("sessions", Integer, nullable=False, server_default=text("0")),
+    Column("abandoned", Integer, nullable=False, server_default=text("0")),
+    # The learner's latest rating of the activity (see analytics.rollup.Rating).
+    Column("rating_at", DateTime(timezone=True)),
+    Column("rating_scaled", Float),
+    Column("rating_raw", Float),
+    Column("rating_min", Float),
+    Column("rating_max", Float),
+    Column("rating_response", Text),
     PrimaryKeyConstraint("store_id", "activity_key", "learner_key"),
 )
 
@@ -328,4 +340,65 @@ rollup_queue = Table(
     Column("voided", ARRAY(UUID(as_uuid=True)), nullable=False),
     PrimaryKeyConstraint("store_id", "id"),
     Index("rollup_queue_id", "id"),
+)
+
+
+# Target groups: named sets of learners, nested (municipality, sector, unit). A cohort's
+# figures include the members of every cohort below it.
+cohorts = Table(
+    "cohorts",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("id", BigInteger, Identity(always=False), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("parent_id", BigInteger),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # When the membership last changed: a new change may not be dated before it.
+    Column("changed", DateTime(timezone=True)),
+    PrimaryKeyConstraint("store_id", "id"),
+    UniqueConstraint("store_id", "name", name="cohorts_store_id_name_key"),
+    ForeignKeyConstraint(["store_id", "parent_id"], ["cohorts.store_id", "cohorts.id"]),
+)
+
+# Who was in a cohort when: a membership runs from valid_from until valid_to (open: still).
+cohort_members = Table(
+    "cohort_members",
+    metadata,
+    Column("store_id", BigInteger, nullable=False),
+    Column("cohort_id", BigInteger, nullable=False),
+    Column("learner_key", Text, nullable=False),
+    Column("learner", Text, nullable=False),
+    Column("name", Text),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+    Column("valid_to", DateTime(timezone=True)),
+    PrimaryKeyConstraint("store_id", "cohort_id", "learner_key", "valid_from"),
+    ForeignKeyConstraint(["store_id", "cohort_id"], ["cohorts.store_id", "cohorts.id"], ondelete="CASCADE"),
+)
+
+# A cohort must complete an activity, optionally by a due date.
+cohort_assignments = Table(
+    "cohort_assignments",
+    metadata,
+    Column("store_id", BigInteger, nullable=False),
+    Column("cohort_id", BigInteger, nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("due", DateTime(timezone=True)),
+    PrimaryKeyConstraint("store_id", "cohort_id", "activity_key"),
+    ForeignKeyConstraint(["store_id", "cohort_id"], ["cohorts.store_id", "cohorts.id"], ondelete="CASCADE"),
+    Index("cohort_assignments_activity", "store_id", "activity_key"),
+)
+
+# What an activity cost to make and run, for cost per completion.
+activity_costs = Table(
+    "activity_costs",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("activity_id", Text, nullable=False),
+    Column("amount", Numeric(18, 2), nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("store_id", "activity_key"),
+    CheckConstraint("amount >= 0", name="activity_costs_amount_check"),
 )
