@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from lrs import __version__
 from lrs.admin import api as admin_api
 from lrs.analytics import api as analytics_api
-from lrs.api import about, activities, agents, documents, errors, health, statements
+from lrs.api import about, activities, agents, cohorts, documents, errors, health, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
 from lrs.api.responses import CONSISTENT_THROUGH
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(activities.router, prefix=base)
     app.include_router(admin_api.router)
     app.include_router(analytics_api.router)
+    app.include_router(cohorts.router)
     app.include_router(health.router)
     errors.install(app)
     app.add_middleware(

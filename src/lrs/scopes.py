@@ -20,6 +20,7 @@ DESCRIPTIONS = {
     "profile": "read and write Activity and Agent Profile documents",
     "analytics/read": "read aggregate analytics (never individuals)",
     "analytics/learners": "read analytics per learner (names individuals)",
+    "cohorts": "manage target groups, their members and assignments, and activity costs",
     "admin": "manage stores, credentials and settings of the installation",
 }
 
@@ -36,7 +37,7 @@ XAPI_SCOPES = frozenset(
         "profile",
     }
 )
-LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "admin"})
+LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "cohorts", "admin"})
 ALL_SCOPES = XAPI_SCOPES | LRS_SCOPES
 
 # What each kind of access needs: any one of the listed scopes grants it.
@@ -50,6 +51,8 @@ DEFINE = frozenset({"define", "all"})
 ADMIN = frozenset({"admin"})
 ANALYTICS_READ = frozenset({"analytics/read", "all"})
 ANALYTICS_LEARNERS = frozenset({"analytics/learners"})
+COHORTS = frozenset({"cohorts"})
+COSTS = frozenset({"cohorts", "admin"})
 DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
 
 

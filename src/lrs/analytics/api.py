@@ -1,4 +1,5 @@
-"""The analytics API: completion, engagement, when people learn, drop-off, learners.
+"""The analytics API: completion, mandatory training (assignments), engagement, when people
+learn, drop-off, learning elements, feedback, learners.
 
 Aggregates need `analytics/read` (or `all`); the per-learner list needs `analytics/learners`.
 Everything is read from the rollups within the caller's store; nothing scans statements.
@@ -18,9 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
 from lrs.analytics import reads as analytics_reads
-from lrs.analytics.reads import Reach, Window
+from lrs.analytics.reads import (
+    EVERYONE,
+    NO_FIGURES,
+    Among,
+    AssignedLearner,
+    AssignmentFigures,
+    GroupFigures,
+    Period,
+    Reach,
+    Window,
+)
 from lrs.analytics.rollup import COUNTED_YEARS
 from lrs.api.auth import CallerDep
+from lrs.api.params import check_parameters
 from lrs.api.responses import json_response
 from lrs.api.services import Services, ServicesDep
 from lrs.ops.caller import Caller
@@ -100,7 +112,11 @@ SUPPRESSED_HEADER = "X-Analytics-Suppressed-Groups"
 
 
 def _respond(
-    request: Request, body: dict[str, Any], fmt: str | None, rows_key: str, as_of: datetime | None
+    request: Request,
+    body: dict[str, Any],
+    fmt: str | None,
+    rows: list[dict[str, Any]],
+    as_of: datetime | None,
 ) -> Response:
     """JSON, or CSV of the rows. Both say ``as_of`` (the stored time the figures are exact up
     to) and how many groups were left out for having too few learners: CSV rows cannot, so
@@ -111,7 +127,7 @@ def _respond(
         headers[AS_OF_HEADER] = stamp
     wants_csv = fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
-        return Response(metrics.to_csv(body[rows_key]), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(metrics.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
     return json_response({**body, "as_of": stamp}, headers=headers)
 
 
@@ -127,8 +143,8 @@ def _names(request: Request, named: dict[str, dict[str, str]]) -> dict[str, str 
 
 @dataclass
 class Ask:
-    """What every analytics request shares: who asks, the time window, zone and format, and
-    (once read) how fresh the figures are."""
+    """What every analytics request shares: who asks, the time window, zone and format, whose
+    figures and how grouped, and (once read) how fresh the figures are."""
 
     request: Request
     app: Services
@@ -136,6 +152,7 @@ class Ask:
     window: Window
     zone: ZoneInfo
     fmt: str | None
+    among: Among = EVERYONE
     as_of: datetime | None = None
 
     async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -144,17 +161,46 @@ class Ask:
             raise Unavailable("analytics rollups are turned off on this server (LRS_ANALYTICS_ROLLUPS=false)")
 
         async def with_freshness(conn: AsyncConnection) -> T:
+            if self.among.cohort is not None and not await analytics_reads.cohort_exists(
+                conn, self.who.store_id, self.among.cohort
+            ):
+                raise BadRequest(f"cohort: no cohort named {self.among.cohort!r} in this store")
             self.as_of = await analytics_reads.as_of(conn, self.who.store_id)
             return await work(conn)
 
         return await self.app.db.read(with_freshness)
 
-    def respond(self, body: dict[str, Any], rows_key: str) -> Response:
-        return _respond(self.request, body, self.fmt, rows_key, self.as_of)
+    def respond(
+        self, body: dict[str, Any], rows_key: str, rows: list[dict[str, Any]] | None = None
+    ) -> Response:
+        """JSON of ``body``, or CSV of ``rows`` (default: its rows under ``rows_key``; grouped,
+        each led by its group)."""
+        if rows is None:
+            grouped = "groups" in body and rows_key != "groups"
+            rows = metrics.group_rows(body, rows_key) if grouped else body[rows_key]
+        return _respond(self.request, body, self.fmt, rows, self.as_of)
 
     @property
     def min_group(self) -> int:
         return self.who.settings.min_group_size
+
+    @property
+    def grouped(self) -> bool:
+        return self.among.group_by is not None
+
+
+GroupBy = Annotated[
+    str | None,
+    Query(
+        description="Figures per group: cohort, platform, language, team, authority, homepage, or "
+        "extension:<IRI> (a learner's group is what their latest statement on the activity says; "
+        "by cohort, a learner counts in every cohort they are in at the window's end)"
+    ),
+]
+InCohort = Annotated[
+    str | None,
+    Query(description="Only learners in this cohort (or a cohort inside it) at the window's end, or now"),
+]
 
 
 def _asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
@@ -167,33 +213,94 @@ def _asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
         until: Until = None,
         tz: Tz = None,
         fmt: Format = None,
+        group_by: GroupBy = None,
+        cohort: InCohort = None,
     ) -> Ask:
         """The common parameters, checked after the credential's scope."""
         who.require(scopes)
-        return Ask(request, app, who, _window(since, until), _tz(app, who, tz), fmt)
+        check_parameters(request)
+        metrics.check_group_by(group_by)
+        return Ask(request, app, who, _window(since, until), _tz(app, who, tz), fmt, Among(group_by, cohort))
+
+    return ask
+
+
+def _learners_asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
+    async def ask(
+        request: Request,
+        app: ServicesDep,
+        who: CallerDep,
+        since: Since = None,
+        until: Until = None,
+        fmt: Format = None,
+        cohort: InCohort = None,
+    ) -> Ask:
+        """The parameters of a list of learners (no grouping: each learner is a row)."""
+        who.require(scopes)
+        check_parameters(request)
+        return Ask(request, app, who, _window(since, until), ZoneInfo("UTC"), fmt, Among(None, cohort))
 
     return ask
 
 
 AskDep = Annotated[Ask, Depends(_asker(ANALYTICS_READ))]
-LearnersAskDep = Annotated[Ask, Depends(_asker(ANALYTICS_LEARNERS))]
+LearnersAskDep = Annotated[Ask, Depends(_learners_asker(ANALYTICS_LEARNERS))]
 OptionalActivity = Annotated[str | None, Query(description="Only this activity")]
 
 
-@router.get("/completion", responses=_ERRORS, summary="Completion, passing, scores and time")
-async def completion(
-    ask: AskDep,
-    activity: Activity,
-    group_by: Annotated[
-        str | None, Query(description="team, authority, homepage, or extension:<IRI>")
-    ] = None,
-) -> Response:
+@router.get("/completion", responses=_ERRORS, summary="Completion, passing, scores, time and cost")
+async def completion(ask: AskDep, activity: Activity) -> Response:
     _activity(activity)
-    metrics.check_group_by(group_by)
-    groups = await ask.read(
-        lambda c: analytics_reads.completion(c, ask.who.store_id, activity, ask.window, group_by)
-    )
-    return ask.respond(metrics.completion(activity, groups, group_by, ask.min_group), "groups")
+    store_id = ask.who.store_id
+
+    async def work(c: AsyncConnection) -> tuple[list[GroupFigures], dict[str, Any] | None]:
+        groups = await analytics_reads.completion(c, store_id, activity, ask.window, ask.among)
+        recorded = await analytics_reads.activity_cost(c, store_id, activity)
+        if recorded is None:
+            return groups, None
+        # Each learner once, however the answer groups them.
+        everyone = Among(None, ask.among.cohort)
+        totals = await analytics_reads.completion(c, store_id, activity, ask.window, everyone)
+        return groups, metrics.cost(recorded, totals[0] if totals else NO_FIGURES)
+
+    groups, cost = await ask.read(work)
+    body = metrics.completion(activity, groups, ask.among.group_by, ask.min_group)
+    return ask.respond({**body, "cost": cost}, "groups")
+
+
+@router.get("/assignments", responses=_ERRORS, summary="Mandatory training: the assigned learners' progress")
+async def assignments(ask: AskDep, activity: Activity) -> Response:
+    _activity(activity)
+    store_id = ask.who.store_id
+
+    async def work(c: AsyncConnection) -> tuple[list[AssignmentFigures], dict[str, Any] | None]:
+        rows = await analytics_reads.assignments(c, store_id, activity, ask.window, ask.among)
+        recorded = await analytics_reads.activity_cost(c, store_id, activity)
+        if recorded is None:
+            return rows, None
+        totals = await analytics_reads.assigned_totals(c, store_id, activity, ask.window, ask.among.cohort)
+        return rows, metrics.cost(recorded, totals)
+
+    rows, cost = await ask.read(work)
+    return ask.respond({**metrics.assignments(activity, rows, ask.min_group), "cost": cost}, "groups")
+
+
+@router.get(
+    "/assignments/learners",
+    responses=_ERRORS,
+    summary="Each assigned learner's status and due date (personal data: needs analytics/learners)",
+)
+async def assignment_learners(ask: LearnersAskDep, activity: Activity) -> Response:
+    _activity(activity)
+
+    async def work(c: AsyncConnection) -> tuple[list[AssignedLearner], datetime]:
+        found = await analytics_reads.assigned_learners(
+            c, ask.who.store_id, activity, ask.window, ask.among.cohort
+        )
+        return found, ask.window.until or await analytics_reads.now(c)
+
+    rows, now = await ask.read(work)
+    return ask.respond({"activity": activity, "learners": metrics.assigned_learners(rows, now)}, "learners")
 
 
 @router.get("/engagement", responses=_ERRORS, summary="Activity over time")
@@ -206,11 +313,20 @@ async def engagement(
         _activity(activity)
     rows = await ask.read(
         lambda c: analytics_reads.engagement(
-            c, ask.who.store_id, activity, interval, ask.zone.key, ask.window
+            c, ask.who.store_id, activity, interval, ask.zone.key, ask.window, ask.among
         )
     )
-    body = metrics.engagement(rows, interval, ask.zone, ask.window.since, ask.window.until, ask.min_group)
-    return ask.respond(body, "series")
+    starts = [r.start for r in rows]
+
+    def series(found: list[Period]) -> dict[str, Any]:
+        return metrics.engagement(
+            found, interval, ask.zone, ask.window.since, ask.window.until, ask.min_group, starts
+        )
+
+    if not ask.grouped:
+        return ask.respond(series(rows), "series")
+    body = metrics.by_group(rows, lambda r: r.group, series, "series")
+    return ask.respond({"interval": interval, "tz": ask.zone.key, **body}, "series")
 
 
 @router.get("/engagement/hours", responses=_ERRORS, summary="When learning happens")
@@ -218,25 +334,78 @@ async def engagement_hours(ask: AskDep, activity: OptionalActivity = None) -> Re
     if activity is not None:
         _activity(activity)
     cells = await ask.read(
-        lambda c: analytics_reads.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window)
+        lambda c: analytics_reads.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window, ask.among)
     )
-    return ask.respond(metrics.hours(cells, ask.zone, ask.min_group), "cells")
+    if not ask.grouped:
+        return ask.respond(metrics.hours(cells, ask.zone, ask.min_group), "cells")
+    body = metrics.by_group(
+        cells, lambda c: c.group, lambda found: metrics.hours(found, ask.zone, ask.min_group), "cells"
+    )
+    return ask.respond({"tz": ask.zone.key, **body}, "cells")
+
+
+async def _steps(ask: Ask, activity: str) -> list[tuple[Reach, str | None]]:
+    """Each child activity's reach per group, with its name in the caller's language."""
+    store_id = ask.who.store_id
+
+    async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
+        kids = await analytics_reads.child_activities(c, store_id, activity)
+        steps = await analytics_reads.reach(c, store_id, activity, kids, ask.window, ask.among)
+        return steps, await analytics_reads.activity_names(c, store_id, set(kids))
+
+    steps, definitions = await ask.read(work)
+    names = _names(ask.request, definitions)
+    return [(step, names.get(step.activity)) for step in steps]
+
+
+def _per_step(
+    ask: Ask,
+    activity: str,
+    steps: list[tuple[Reach, str | None]],
+    shape: Callable[..., dict[str, Any]],
+    key: str,
+) -> Response:
+    if not ask.grouped:
+        return ask.respond(shape(activity, steps, ask.min_group), key)
+    body = metrics.by_group(
+        steps, lambda s: s[0].group, lambda found: shape(activity, found, ask.min_group), key
+    )
+    return ask.respond({"activity": activity, **body}, key)
 
 
 @router.get("/dropoff", responses=_ERRORS, summary="Where learners stop within an activity")
 async def dropoff(ask: AskDep, activity: Activity) -> Response:
     _activity(activity)
-    store_id = ask.who.store_id
+    return _per_step(ask, activity, await _steps(ask, activity), metrics.dropoff, "steps")
 
-    async def work(c: AsyncConnection) -> tuple[list[Reach], dict[str, dict[str, Any]]]:
-        kids = await analytics_reads.child_activities(c, store_id, activity)
-        steps = await analytics_reads.reach(c, store_id, activity, kids, ask.window)
-        return steps, await analytics_reads.activity_names(c, store_id, set(kids))
 
-    steps, definitions = await ask.read(work)
-    names = _names(ask.request, definitions)
-    body = metrics.dropoff(activity, [(step, names.get(step.activity)) for step in steps], ask.min_group)
-    return ask.respond(body, "steps")
+@router.get("/elements", responses=_ERRORS, summary="Which learning elements engage and teach")
+async def elements(ask: AskDep, activity: Activity) -> Response:
+    _activity(activity)
+    return _per_step(ask, activity, await _steps(ask, activity), metrics.elements, "elements")
+
+
+@router.get("/feedback", responses=_ERRORS, summary="How participants rate an activity")
+async def feedback(ask: AskDep, activity: Activity) -> Response:
+    _activity(activity)
+    counts = await ask.read(
+        lambda c: analytics_reads.ratings(c, ask.who.store_id, activity, ask.window, ask.among)
+    )
+    body = metrics.feedback(activity, counts, ask.among.group_by, ask.min_group)
+    return ask.respond(body, "groups", metrics.feedback_rows(body))
+
+
+@router.get(
+    "/feedback/learners",
+    responses=_ERRORS,
+    summary="Each participant's rating and comment (personal data: needs analytics/learners)",
+)
+async def feedback_learners(ask: LearnersAskDep, activity: Activity) -> Response:
+    _activity(activity)
+    rows = await ask.read(
+        lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window, ask.among)
+    )
+    return ask.respond({"activity": activity, "learners": metrics.feedback_learners(rows)}, "learners")
 
 
 @router.get(
@@ -246,7 +415,9 @@ async def dropoff(ask: AskDep, activity: Activity) -> Response:
 )
 async def learners(ask: LearnersAskDep, activity: Activity) -> Response:
     _activity(activity)
-    rows = await ask.read(lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window))
+    rows = await ask.read(
+        lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window, ask.among)
+    )
     return ask.respond({"activity": activity, "learners": metrics.learners(rows)}, "learners")
 
 
@@ -266,8 +437,8 @@ async def activities(
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        summaries = await analytics_reads.activity_summaries(c, store_id, ask.window)
-        body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group)
+        summaries = await analytics_reads.activity_summaries(c, store_id, ask.window, ask.among)
+        body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group, ask.grouped)
         # Names only for the page shown: decoding every definition would cost the most.
         page = {row["activity"] for row in body["activities"]}
         return body, await analytics_reads.activity_names(c, store_id, page)

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from lrs.analytics.reads import ActivitySummary, Cell, GroupFigures, LearnerProgress, Period, Reach
+from lrs.analytics.reads import (
+    NO_FIGURES,
+    ActivitySummary,
+    AssignedLearner,
+    AssignmentFigures,
+    Cell,
+    Cost,
+    GroupFigures,
+    LearnerProgress,
+    Period,
+    RatingCount,
+    Reach,
+)
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import format_timestamp
 
-GROUP_BY = ("team", "authority", "homepage")
+T = TypeVar("T")
+GROUP_BY = ("cohort", "platform", "language", "team", "authority", "homepage")
 MAX_PERIODS = 5000
 
 
@@ -25,26 +39,50 @@ def check_group_by(group_by: str | None) -> None:
     raise BadRequest(f"group_by: must be one of {', '.join(GROUP_BY)} or extension:<IRI>, got {group_by!r}")
 
 
+def _group_order(group: Any) -> tuple[bool, str]:
+    """Groups in order of their value; learners without one (None) last."""
+    return (group is None, str(group))
+
+
 def completion(
     activity: str, groups: list[GroupFigures], group_by: str | None, min_group: int
 ) -> dict[str, Any]:
     """Completion, pass, score and time figures for each group of learners."""
     if group_by is None and not groups:
-        groups = [GroupFigures(None, 0, 0, 0, 0, 0, None, (None, None, None), 0.0, None, None, None)]
+        groups = [NO_FIGURES]
     out, suppressed = [], 0
-    for figures in sorted(groups, key=lambda g: (g.group is None, str(g.group))):
+    for figures in sorted(groups, key=lambda g: _group_order(g.group)):
         if 0 < figures.started < min_group:
             suppressed += 1
             continue
-        out.append(_completion_row(figures))
+        out.append({"group": figures.group, **_completion_figures(figures)})
     return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
 
 
-def _completion_row(g: GroupFigures) -> dict[str, Any]:
+def cost(recorded: Cost | None, totals: GroupFigures) -> dict[str, Any] | None:
+    """What the activity cost, per learner who started it, per completion and per learning
+    hour of the learners counted (None: no cost is recorded)."""
+    if recorded is None:
+        return None
+    amount = float(recorded.amount)
+    hours = totals.time_total / 3600
+
+    def per(n: float) -> float | None:
+        return round(amount / n, 2) if n > 0 else None
+
+    return {
+        "amount": amount,
+        "currency": recorded.currency,
+        "per_learner_started": per(totals.started),
+        "per_completion": per(totals.completed),
+        "per_learning_hour": per(hours),
+    }
+
+
+def _completion_figures(g: GroupFigures) -> dict[str, Any]:
     judged = g.passed + g.failed
     p25, median, p75 = g.score_quartiles
     return {
-        "group": g.group,
         "learners_started": g.started,
         "learners_completed": g.completed,
         "completion_rate": g.completed / g.started if g.started else None,
@@ -54,7 +92,150 @@ def _completion_row(g: GroupFigures) -> dict[str, Any]:
         "score": {"n": g.scores, "mean": g.score_mean, "median": median, "p25": p25, "p75": p75},
         "time_spent_seconds": {"total": g.time_total, "mean": g.time_mean, "median": g.time_median},
         "median_time_to_complete_seconds": g.time_to_complete_median,
+        "sessions": {"total": g.sessions, "abandoned": g.abandoned},
     }
+
+
+STATUSES = ("not_started", "in_progress", "completed", "passed", "failed")
+
+
+def assignments(activity: str, rows: list[AssignmentFigures], min_group: int) -> dict[str, Any]:
+    """Per group of assigned learners: how many have not started, are under way, have
+    completed, passed, failed, are overdue; the completion rate against all assigned."""
+    out, suppressed = [], 0
+    for r in sorted(rows, key=lambda r: _group_order(r.group)):
+        if 0 < r.assigned < min_group:
+            suppressed += 1
+            continue
+        out.append(
+            {
+                "group": r.group,
+                "due": format_timestamp(r.due) if r.due else None,
+                "assigned": r.assigned,
+                "not_started": r.not_started,
+                "in_progress": r.in_progress,
+                "completed": r.completed,
+                "passed": r.passed,
+                "failed": r.failed,
+                "overdue": r.overdue,
+                "completed_late": r.completed_late,
+                "completion_rate": r.completed / r.assigned if r.assigned else None,
+                "started": _completion_figures(r.figures),
+            }
+        )
+    return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
+
+
+def assigned_learners(rows: list[AssignedLearner], now: datetime) -> list[dict[str, Any]]:
+    """The list a leader acts on: each assigned learner, their status and due date."""
+    out = []
+    for a in sorted(rows, key=lambda a: a.learner):
+        p = a.progress
+        done = p is not None and p.completed_at is not None
+        out.append(
+            {
+                "learner": a.learner,
+                "name": a.name,
+                "status": "not_started" if p is None else learner_status(p),
+                "due": format_timestamp(a.due) if a.due else None,
+                "overdue": a.due is not None and a.due < now and not done,
+                "completed_at": format_timestamp(p.completed_at) if p and p.completed_at else None,
+                "score": p.best_score if p else None,
+                "time_spent_seconds": p.duration if p else 0.0,
+                "last_seen": format_timestamp(p.last_at) if p else None,
+            }
+        )
+    return out
+
+
+def feedback(
+    activity: str, counts: list[RatingCount], group_by: str | None, min_group: int
+) -> dict[str, Any]:
+    """Per group: how many rated the activity, their mean scaled rating, and per scale the
+    mean raw rating and how many gave each raw value."""
+    by_group: dict[Any, list[RatingCount]] = defaultdict(list)
+    for c in counts:
+        by_group[c.group].append(c)
+    if group_by is None and not by_group:
+        by_group[None] = []
+    out, suppressed = [], 0
+    for group in sorted(by_group, key=_group_order):
+        found = by_group[group]
+        n = sum(c.learners for c in found)
+        if 0 < n < min_group:
+            suppressed += 1
+            continue
+        scaled_n = sum(c.scaled_count for c in found)
+        scales: dict[tuple[float | None, float | None], list[RatingCount]] = defaultdict(list)
+        for c in found:
+            if c.raw is not None:
+                scales[(c.min, c.max)].append(c)
+        out.append(
+            {
+                "group": group,
+                "n": n,
+                "mean_scaled": sum(c.scaled_sum for c in found) / scaled_n if scaled_n else None,
+                "scales": [
+                    _scale(lo, hi, values)
+                    for (lo, hi), values in sorted(
+                        scales.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+                    )
+                ],
+            }
+        )
+    return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
+
+
+def _scale(lo: float | None, hi: float | None, values: list[RatingCount]) -> dict[str, Any]:
+    n = sum(v.learners for v in values)
+    return {
+        "min": lo,
+        "max": hi,
+        "n": n,
+        "mean_raw": sum(v.raw * v.learners for v in values if v.raw is not None) / n,
+        "distribution": [
+            {"raw": v.raw, "learners": v.learners} for v in sorted(values, key=lambda v: v.raw or 0.0)
+        ],
+    }
+
+
+def feedback_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A feedback answer as flat rows (for CSV): one per group, scale and raw value given,
+    and one per group for its totals (scale and raw empty)."""
+    rows = []
+    for g in body["groups"]:
+        lead = {"group": g["group"], "n": g["n"], "mean_scaled": g["mean_scaled"]}
+        rows.append({**lead, "min": None, "max": None, "mean_raw": None, "raw": None, "learners": g["n"]})
+        for scale in g["scales"]:
+            for value in scale["distribution"]:
+                rows.append(
+                    {
+                        **lead,
+                        "min": scale["min"],
+                        "max": scale["max"],
+                        "mean_raw": scale["mean_raw"],
+                        "raw": value["raw"],
+                        "learners": value["learners"],
+                    }
+                )
+    return rows
+
+
+def feedback_learners(rows: list[LearnerProgress]) -> list[dict[str, Any]]:
+    return [
+        {
+            "learner": r.learner,
+            "name": r.name,
+            "rated_at": format_timestamp(r.rating.at),
+            "scaled": r.rating.scaled,
+            "raw": r.rating.raw,
+            "min": r.rating.min,
+            "max": r.rating.max,
+            "response": r.rating.response,
+        }
+        for r in sorted(rows, key=lambda r: r.learner)
+        if r.rating is not None
+    ]
 
 
 def periods(start: datetime, end: datetime, interval: str) -> list[datetime]:
@@ -91,10 +272,14 @@ def engagement(
     since: datetime | None,
     until: datetime | None,
     min_group: int,
+    starts: list[datetime] | None = None,
 ) -> dict[str, Any]:
-    """A series with every period in range; periods with 1..min-1 learners are suppressed."""
+    """A series with every period in range; periods with 1..min-1 learners are suppressed.
+
+    Without since and until, the range runs from the first period in ``starts`` (default:
+    the rows') to the last, so that every group's series covers the same periods."""
     found = {r.start: r for r in rows}
-    starts = [r.start for r in rows]
+    starts = [r.start for r in rows] if starts is None else starts
     first = since.astimezone(tz).replace(tzinfo=None) if since else min(starts, default=None)
     last = (
         (until - timedelta(microseconds=1)).astimezone(tz).replace(tzinfo=None)
@@ -148,25 +333,75 @@ def hours(cells: list[Cell], tz: ZoneInfo, min_group: int) -> dict[str, Any]:
 def dropoff(parent: str, steps: list[tuple[Reach, str | None]], min_group: int) -> dict[str, Any]:
     """Child activities in the order learners take them: by the median time from a learner's
     start on the parent to their first statement on the child."""
-    ranked, suppressed = [], 0
-    for reached, name in steps:
-        if reached.learners < min_group:
-            suppressed += 1
-            continue
-        ranked.append(
-            (
-                reached.median_offset,
-                reached.activity,
-                {
-                    "activity": reached.activity,
-                    "name": name,
-                    "learners_reached": reached.learners,
-                    "learners_completed": reached.completed,
-                },
-            )
+    ordered, suppressed = _in_course_order(steps, min_group)
+    return {
+        "activity": parent,
+        "steps": [
+            {
+                "activity": r.activity,
+                "name": name,
+                "learners_reached": r.learners,
+                "learners_completed": r.completed,
+            }
+            for r, name in ordered
+        ],
+        "suppressed_groups": suppressed,
+    }
+
+
+def elements(parent: str, steps: list[tuple[Reach, str | None]], min_group: int) -> dict[str, Any]:
+    """Each learning element (child activity) in course order, with what learners did there:
+    which engage (reach, time) and which teach (completion, passing, scores), and how
+    learners rate them."""
+    ordered, suppressed = _in_course_order(steps, min_group)
+    out = []
+    for r, name in ordered:
+        judged = r.passed + r.failed
+        out.append(
+            {
+                "activity": r.activity,
+                "name": name,
+                "learners_reached": r.learners,
+                "learners_completed": r.completed,
+                "completion_rate": r.completed / r.learners,
+                "pass_rate": r.passed / judged if judged else None,
+                "score": {"n": r.scores, "mean": r.score_mean, "median": r.score_median},
+                "median_time_spent_seconds": r.time_median,
+                "self_assessment": {"n": r.ratings, "mean_scaled": r.rating_mean},
+            }
         )
-    ranked.sort(key=lambda item: (item[0], item[1]))
-    return {"activity": parent, "steps": [step for _, _, step in ranked], "suppressed_groups": suppressed}
+    return {"activity": parent, "elements": out, "suppressed_groups": suppressed}
+
+
+def _in_course_order(
+    steps: list[tuple[Reach, str | None]], min_group: int
+) -> tuple[list[tuple[Reach, str | None]], int]:
+    """Steps reached by at least ``min_group`` learners, by median offset (then id); and how
+    many were left out."""
+    shown = [(r, name) for r, name in steps if r.learners >= min_group]
+    shown.sort(key=lambda step: (step[0].median_offset, step[0].activity))
+    return shown, len(steps) - len(shown)
+
+
+def by_group(
+    rows: list[T], group_of: Callable[[T], Any], body: Callable[[list[T]], dict[str, Any]], rows_key: str
+) -> dict[str, Any]:
+    """``body`` for each group of rows, as ``{"groups": [{"group", rows_key}],
+    "suppressed_groups"}``; what each left out adds up."""
+    groups: dict[Any, list[T]] = defaultdict(list)
+    for row in rows:
+        groups[group_of(row)].append(row)
+    out, suppressed = [], 0
+    for group in sorted(groups, key=_group_order):
+        answer = body(groups[group])
+        suppressed += answer["suppressed_groups"]
+        out.append({"group": group, rows_key: answer[rows_key]})
+    return {"groups": out, "suppressed_groups": suppressed}
+
+
+def group_rows(body: dict[str, Any], rows_key: str) -> list[dict[str, Any]]:
+    """A grouped answer's rows, one list, each led by its group (for CSV)."""
+    return [{"group": g["group"], **row} for g in body["groups"] for row in g[rows_key]]
 
 
 def learner_status(row: LearnerProgress) -> str:
@@ -204,9 +439,10 @@ def activities(
     limit: int,
     offset: int,
     min_group: int,
+    grouped: bool = False,
 ) -> dict[str, Any]:
-    """One page of the activity list; names are left None for the caller to fill in for
-    the page only."""
+    """One page of the activity list (grouped: one row per activity and group); names are
+    left None for the caller to fill in for the page only."""
     rows: list[dict[str, Any]] = []
     suppressed = 0
     for s in summaries:
@@ -215,6 +451,7 @@ def activities(
             continue
         rows.append(
             {
+                **({"group": s.group} if grouped else {}),
                 "activity": s.activity,
                 "name": None,
                 "learners_started": s.learners_started,
@@ -223,8 +460,8 @@ def activities(
                 "time_spent_seconds": s.duration,
             }
         )
-    # Ties are broken by activity id, ascending whichever way the metric is sorted.
-    rows.sort(key=lambda r: r["activity"])
+    # Ties are broken by activity id (and group), ascending whichever way the metric is sorted.
+    rows.sort(key=lambda r: (r["activity"], _group_order(r.get("group"))))
     rows.sort(key=lambda r: r[sort], reverse=descending)
     return {"activities": rows[offset : offset + limit], "total": len(rows), "suppressed_groups": suppressed}
 

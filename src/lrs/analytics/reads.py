@@ -15,7 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics.rollup import OVERALL
+from lrs.store import costs
 from lrs.store.activities import get_many as definitions
+from lrs.store.costs import Cost as Cost
+from lrs.store.database import now as now
 from lrs.store.keys import analytics_key as _key
 from lrs.store.statements import consistent_through
 
@@ -30,15 +33,159 @@ class Window:
         return self.since is None and self.until is None
 
 
-def _window_sql(window: Window, params: dict[str, Any]) -> str:
+def _window_sql(window: Window, params: dict[str, Any], column: str = "hour") -> str:
     clauses = []
     if window.since is not None:
-        clauses.append("hour >= :since")
+        clauses.append(f"{column} >= :since")
         params["since"] = window.since
     if window.until is not None:
-        clauses.append("hour < :until")
+        clauses.append(f"{column} < :until")
         params["until"] = window.until
     return "".join(f" AND {c}" for c in clauses)
+
+
+@dataclass(frozen=True)
+class Among:
+    """Whose figures, and how they are grouped: by ``group_by`` (a value the learner's latest
+    statement gives, or ``cohort``), and only learners in ``cohort`` (with the cohorts inside
+    it). Cohort membership is the one at the window's end (or now)."""
+
+    group_by: str | None = None
+    cohort: str | None = None
+
+    @property
+    def plain(self) -> bool:
+        return self.group_by is None and self.cohort is None
+
+
+EVERYONE = Among()
+
+# Cohorts whose members are counted: every cohort, the one named, or it and those inside it.
+_ALL_COHORTS = "SELECT id FROM cohorts WHERE store_id = :store"
+_THE_COHORT = "SELECT id FROM cohorts WHERE store_id = :store AND name = :cohort"
+_INSIDE_COHORT = """
+    WITH RECURSIVE inside (id) AS (
+        SELECT id FROM cohorts WHERE store_id = :store AND name = :cohort
+        UNION ALL
+        SELECT c.id FROM cohorts c JOIN inside i ON c.store_id = :store AND c.parent_id = i.id
+    ) SELECT id FROM inside"""
+_ASSIGNED_COHORTS = (
+    "SELECT cohort_id FROM cohort_assignments WHERE store_id = :store AND activity_key = :assigned"
+)
+
+
+def _members(window: Window, tops: str, params: dict[str, Any]) -> str:
+    """SQL for (cohort, cohort_id, learner_key, learner, name): the members of each cohort
+    that ``tops`` selects, counting those of every cohort inside it, at the window's end
+    (or now)."""
+    params["at"] = window.until
+    return f"""
+        WITH RECURSIVE tree (top, id) AS (
+            SELECT id, id FROM cohorts WHERE store_id = :store AND id IN ({tops})
+            UNION ALL
+            SELECT t.top, c.id FROM tree t JOIN cohorts c ON c.store_id = :store AND c.parent_id = t.id
+        )
+        SELECT n.name AS cohort, n.id AS cohort_id, m.learner_key, min(m.learner) AS learner,
+               min(m.name) AS name
+          FROM tree t
+          JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
+           AND m.valid_from <= COALESCE(CAST(:at AS timestamptz), now())
+           AND (m.valid_to IS NULL OR m.valid_to > COALESCE(CAST(:at AS timestamptz), now()))
+          JOIN cohorts n ON n.store_id = :store AND n.id = t.top
+         GROUP BY n.name, n.id, m.learner_key"""
+
+
+def _group_value(group_by: str | None, params: dict[str, Any], column: str = "groups") -> str:
+    """SQL for the one grouping value asked for, read as text from a progress row's groups."""
+    if group_by is None or group_by == "cohort":
+        return "NULL::text"
+    if group_by.startswith("extension:"):
+        params["ext"] = group_by.removeprefix("extension:")
+        return f"{column} -> 'ext' ->> :ext"
+    params["group"] = group_by
+    return f"{column} ->> :group"
+
+
+def _among(base: str, key: str, window: Window, among: Among, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(join, filter, group) SQL that narrows rows of ``base`` (an alias with ``learner_key``)
+    to the cohort asked for and groups them by cohort: one row per cohort a learner is in."""
+    join = where = ""
+    group = f"{base}.grp"
+    if among.cohort is not None:
+        params["cohort"] = among.cohort
+    if among.group_by == "cohort":
+        tops = _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT
+        kind = "LEFT JOIN" if among.cohort is None else "JOIN"
+        join = f" {kind} ({_members(window, tops, params)}) g ON g.learner_key = {key}"
+        group = "g.cohort"
+    elif among.cohort is not None:
+        where = f" AND {key} IN (SELECT learner_key FROM ({_members(window, _THE_COHORT, params)}) f)"
+    return join, where, group
+
+
+_PROGRESS_COLUMNS = (
+    "activity_key, activity_id, learner_key, learner, name, first_at, last_at, completed_at, passed,"
+    " failed, best_score, duration, sessions, abandoned, rating_at, rating_scaled, rating_raw,"
+    " rating_min, rating_max, rating_response"
+)
+
+
+def _per_learner(
+    store_id: int, activities: list[str], window: Window, among: Among, params: dict[str, Any]
+) -> str:
+    """SQL for each learner's progress on each of the activities within the window, with the
+    group asked for (``grp``).
+
+    Over all time this is one progress row per learner; within a window, the learner's
+    hourly rows added up, with their latest rating if they gave it in the window. Names and
+    groups come from the learner's latest statement on the activity (whatever the window).
+    Only the one grouping value asked for is read, as text, so a large course costs no JSON
+    decoding per learner. Grouped by cohort, a learner counts in each cohort they are in.
+    """
+    params.update(store=store_id, activities=[_key(a) for a in activities])
+    value = _group_value(among.group_by, params)
+    if window.unbounded:
+        base = f"""
+        SELECT activity_key, activity_id, learner_key, learner, learner_name AS name, first_at,
+               last_at, completed_at, passed, failed, best_score, duration_seconds AS duration,
+               sessions, abandoned, rating_at, rating_scaled, rating_raw, rating_min, rating_max,
+               rating_response, {value} AS grp
+          FROM analytics_progress
+         WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))"""
+    else:
+        rated = "p.rating_at IS NOT NULL" + _window_sql(window, params, "p.rating_at")
+        base = f"""
+        SELECT w.activity_key, p.activity_id, w.learner_key, p.learner, p.learner_name AS name,
+               w.first_at, w.last_at, w.completed_at, w.passed, w.failed, w.best_score, w.duration,
+               w.sessions, w.abandoned,
+               CASE WHEN {rated} THEN p.rating_at END AS rating_at,
+               CASE WHEN {rated} THEN p.rating_scaled END AS rating_scaled,
+               CASE WHEN {rated} THEN p.rating_raw END AS rating_raw,
+               CASE WHEN {rated} THEN p.rating_min END AS rating_min,
+               CASE WHEN {rated} THEN p.rating_max END AS rating_max,
+               CASE WHEN {rated} THEN p.rating_response END AS rating_response,
+               {value} AS grp
+          FROM (SELECT activity_key, learner_key, min(first_at) AS first_at,
+                       max(last_at) AS last_at, min(completed_at) AS completed_at,
+                       bool_or(passed) AS passed, bool_or(failed) AS failed,
+                       max(best_score) AS best_score, sum(duration_seconds) AS duration,
+                       sum(sessions) AS sessions, sum(abandoned) AS abandoned
+                  FROM analytics_hourly
+                 WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))
+                       {_window_sql(window, params)}
+                 GROUP BY activity_key, learner_key) AS w
+          JOIN analytics_progress p ON p.store_id = :store AND p.activity_key = w.activity_key
+                                   AND p.learner_key = w.learner_key"""
+    if among.plain or (among.group_by != "cohort" and among.cohort is None):
+        return base
+    join, where, group = _among("b", "b.learner_key", window, among, params)
+    return (
+        f"SELECT {_prefixed('b', _PROGRESS_COLUMNS)}, {group} AS grp FROM ({base}) b{join} WHERE true{where}"
+    )
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 @dataclass(frozen=True)
@@ -52,70 +199,55 @@ class LearnerProgress:
     failed: bool
     best_score: float | None
     duration: float
+    rating: Rated | None = None
 
 
-def _per_learner(
-    store_id: int, activities: list[str], window: Window, group_by: str | None, params: dict[str, Any]
-) -> str:
-    """SQL for each learner's progress on each of the activities within the window.
+@dataclass(frozen=True)
+class Rated:
+    """A learner's rating as kept (see analytics.rollup.Rating)."""
 
-    Over all time this is one progress row per learner; within a window, the learner's
-    hourly rows added up. Names and groups come from the learner's latest statement on the
-    activity (whatever the window). Only the one grouping value asked for is read, as text,
-    so a large course costs no JSON decoding per learner.
-    """
-    params.update(store=store_id, activities=[_key(a) for a in activities])
-    value = "NULL::text"
-    if group_by is not None:
-        if group_by.startswith("extension:"):
-            params["ext"] = group_by.removeprefix("extension:")
-            value = "groups -> 'ext' ->> :ext"
-        else:
-            params["group"] = group_by
-            value = "groups ->> :group"
-    if window.unbounded:
-        return f"""
-        SELECT activity_key, activity_id, learner, learner_name AS name, first_at, last_at,
-               completed_at, passed, failed, best_score, duration_seconds AS duration,
-               {value} AS grp
-          FROM analytics_progress
-         WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))"""
-    return f"""
-        SELECT w.activity_key, p.activity_id, p.learner, p.learner_name AS name, w.first_at,
-               w.last_at, w.completed_at, w.passed, w.failed, w.best_score, w.duration,
-               {value} AS grp
-          FROM (SELECT activity_key, learner_key, min(first_at) AS first_at,
-                       max(last_at) AS last_at, min(completed_at) AS completed_at,
-                       bool_or(passed) AS passed, bool_or(failed) AS failed,
-                       max(best_score) AS best_score, sum(duration_seconds) AS duration
-                  FROM analytics_hourly
-                 WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))
-                       {_window_sql(window, params)}
-                 GROUP BY activity_key, learner_key) AS w
-          JOIN analytics_progress p ON p.store_id = :store AND p.activity_key = w.activity_key
-                                   AND p.learner_key = w.learner_key"""
+    at: datetime
+    scaled: float | None
+    raw: float | None
+    min: float | None
+    max: float | None
+    response: str | None
+
+
+def _learner_progress(r: Any) -> LearnerProgress:
+    rated = None
+    if r.rating_at is not None:
+        rated = Rated(
+            r.rating_at, r.rating_scaled, r.rating_raw, r.rating_min, r.rating_max, r.rating_response
+        )
+    return LearnerProgress(
+        r.learner,
+        r.name,
+        r.first_at,
+        r.last_at,
+        r.completed_at,
+        r.passed,
+        r.failed,
+        r.best_score,
+        float(r.duration),
+        rated,
+    )
 
 
 async def progress(
-    conn: AsyncConnection, store_id: int, activity: str, window: Window
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among = EVERYONE
 ) -> list[LearnerProgress]:
-    """Each learner's progress on an activity within the window."""
+    """Each learner's progress on an activity within the window (once each, however they
+    are grouped)."""
     params: dict[str, Any] = {}
-    rows = await conn.execute(text(_per_learner(store_id, [activity], window, None, params)), params)
-    return [
-        LearnerProgress(
-            r.learner,
-            r.name,
-            r.first_at,
-            r.last_at,
-            r.completed_at,
-            r.passed,
-            r.failed,
-            r.best_score,
-            float(r.duration),
-        )
-        for r in rows
-    ]
+    rows = await conn.execute(
+        text(
+            "SELECT DISTINCT ON (learner_key) * FROM"
+            f" ({_per_learner(store_id, [activity], window, among, params)}) x"
+        ),
+        params,
+    )
+    return [_learner_progress(r) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -134,48 +266,238 @@ class GroupFigures:
     time_mean: float | None
     time_median: float | None
     time_to_complete_median: float | None
+    sessions: int = 0
+    abandoned: int = 0
+
+
+NO_FIGURES = GroupFigures(None, 0, 0, 0, 0, 0, None, (None, None, None), 0.0, None, None, None)
+
+# The completion figures of a set of learner rows (`learners`), grouped by `grp`.
+_FIGURES = """
+       count(*) AS started, count(completed_at) AS completed,
+       count(*) FILTER (WHERE passed) AS passed,
+       count(*) FILTER (WHERE failed AND NOT passed) AS failed,
+       count(best_score) AS scores, avg(best_score) AS score_mean,
+       percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY best_score) AS score_quartiles,
+       COALESCE(sum(duration) FILTER (WHERE duration > 0), 0) AS time_total,
+       avg(duration) FILTER (WHERE duration > 0) AS time_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) FILTER (WHERE duration > 0) AS time_median,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - first_at))
+           AS time_to_complete_median,
+       COALESCE(sum(sessions), 0) AS sessions, COALESCE(sum(abandoned), 0) AS abandoned"""
+
+
+def _group_figures(r: Any) -> GroupFigures:
+    return GroupFigures(
+        r.grp,
+        r.started,
+        r.completed,
+        r.passed,
+        r.failed,
+        r.scores,
+        r.score_mean,
+        tuple(r.score_quartiles) if r.scores else (None, None, None),  # type: ignore[arg-type]
+        float(r.time_total),
+        r.time_mean,
+        r.time_median,
+        None if r.time_to_complete_median is None else float(r.time_to_complete_median),
+        int(r.sessions),
+        int(r.abandoned),
+    )
 
 
 async def completion(
-    conn: AsyncConnection, store_id: int, activity: str, window: Window, group_by: str | None
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
 ) -> list[GroupFigures]:
     """Completion figures per group, computed where the rows are, so that a course with
     thousands of learners sends back one row per group."""
     params: dict[str, Any] = {}
-    learners = _per_learner(store_id, [activity], window, group_by, params)
+    learners = _per_learner(store_id, [activity], window, among, params)
+    rows = await conn.execute(
+        text(f"SELECT grp, {_FIGURES} FROM ({learners}) AS learners GROUP BY grp"), params
+    )
+    return [_group_figures(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class AssignmentFigures:
+    """Of the learners assigned an activity, in one group: how many have done what."""
+
+    group: Any
+    due: datetime | None  # the group's own due date, when the group is an assigned cohort
+    assigned: int
+    not_started: int
+    in_progress: int
+    completed: int
+    passed: int
+    failed: int
+    overdue: int
+    completed_late: int
+    figures: GroupFigures  # /analytics/completion's figures over those who started
+
+
+def _assigned(store_id: int, activity: str, window: Window, among: Among, params: dict[str, Any]) -> str:
+    """SQL for each assigned learner's row per group: the learner, their earliest due date,
+    their progress (NULLs: not started) and ``grp``.
+
+    A learner is assigned the activity when they are (at the window's end, or now) a member
+    of a cohort assigned it, or of a cohort inside one. Without ``group_by`` the groups are
+    the assigned cohorts (or the cohort asked for); grouped by cohort, every cohort a learner
+    is in; grouped otherwise, the value the learner's latest statement gives (none before
+    they start).
+    """
+    params["assigned"] = _key(activity)
+    progress = _per_learner(
+        store_id, [activity], window, Among(among.group_by if among.group_by != "cohort" else None), params
+    )
+    assigned = f"""
+        SELECT learner_key, min(learner) AS learner, min(name) AS name, min(due) AS due
+          FROM ({_members(window, _ASSIGNED_COHORTS, params)}) m
+          JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
+                                   AND a.activity_key = :assigned
+         GROUP BY learner_key"""
+    if among.cohort is not None:
+        params["cohort"] = among.cohort
+    if among.group_by == "cohort":
+        tops = _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT
+        groups = f"SELECT cohort AS grp, cohort_id, learner_key FROM ({_members(window, tops, params)}) g"
+    elif among.group_by is None and among.cohort is None:
+        members = _members(window, _ASSIGNED_COHORTS, params)
+        groups = f"SELECT cohort AS grp, cohort_id, learner_key FROM ({members}) g"
+    else:
+        scope = _ASSIGNED_COHORTS if among.cohort is None else _THE_COHORT
+        label, cohort_id = ("NULL::text", "NULL::bigint") if among.group_by else ("cohort", "cohort_id")
+        groups = (
+            f"SELECT DISTINCT {label} AS grp, {cohort_id} AS cohort_id, learner_key"
+            f" FROM ({_members(window, scope, params)}) g"
+        )
+    value = "p.grp" if among.group_by not in (None, "cohort") else "g.grp"
+    return f"""
+        SELECT {value} AS grp, g.cohort_id, a.learner_key, a.learner, a.name, a.due,
+               {_prefixed("p", _PROGRESS_COLUMNS.replace("learner_key, learner, name, ", ""))}
+          FROM ({assigned}) a
+          JOIN ({groups}) g ON g.learner_key = a.learner_key
+          LEFT JOIN ({progress}) p ON p.learner_key = a.learner_key"""
+
+
+async def assignments(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
+) -> list[AssignmentFigures]:
+    params: dict[str, Any] = {}
     rows = await conn.execute(
         text(f"""
-        SELECT grp, count(*) AS started, count(completed_at) AS completed,
-               count(*) FILTER (WHERE passed) AS passed,
-               count(*) FILTER (WHERE failed AND NOT passed) AS failed,
-               count(best_score) AS scores, avg(best_score) AS score_mean,
-               percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY best_score)
-                   AS score_quartiles,
-               COALESCE(sum(duration) FILTER (WHERE duration > 0), 0) AS time_total,
-               avg(duration) FILTER (WHERE duration > 0) AS time_mean,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration)
-                   FILTER (WHERE duration > 0) AS time_median,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - first_at))
-                   AS time_to_complete_median
-          FROM ({learners}) AS learners
+        SELECT grp, min(d.due) AS own_due, count(*) AS assigned,
+               count(*) FILTER (WHERE first_at IS NULL) AS not_started,
+               count(*) FILTER (WHERE first_at IS NOT NULL AND completed_at IS NULL) AS in_progress,
+               count(*) FILTER (WHERE completed_at IS NULL
+                                  AND x.due < COALESCE(CAST(:at AS timestamptz), now())) AS overdue,
+               count(*) FILTER (WHERE completed_at > x.due) AS completed_late,
+               {_FIGURES.replace("count(*) AS started", "count(first_at) AS started")}
+          FROM ({_assigned(store_id, activity, window, among, params)}) x
+          LEFT JOIN cohort_assignments d ON d.store_id = :store AND d.cohort_id = x.cohort_id
+                                       AND d.activity_key = :assigned
          GROUP BY grp
-    """),
+        """),
         params,
     )
     return [
-        GroupFigures(
+        AssignmentFigures(
             r.grp,
-            r.started,
+            r.own_due,
+            r.assigned,
+            r.not_started,
+            r.in_progress,
             r.completed,
             r.passed,
             r.failed,
-            r.scores,
-            r.score_mean,
-            tuple(r.score_quartiles) if r.scores else (None, None, None),  # type: ignore[arg-type]
-            float(r.time_total),
-            r.time_mean,
-            r.time_median,
-            None if r.time_to_complete_median is None else float(r.time_to_complete_median),
+            r.overdue,
+            r.completed_late,
+            _group_figures(r),
+        )
+        for r in rows
+    ]
+
+
+async def assigned_totals(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, cohort: str | None
+) -> GroupFigures:
+    """The completion figures of the assigned learners (in ``cohort``, if given), each once."""
+    params: dict[str, Any] = {}
+    assigned = _assigned(store_id, activity, window, Among(None, cohort), params)
+    row = (
+        await conn.execute(
+            text(f"""
+            SELECT NULL AS grp, {_FIGURES.replace("count(*) AS started", "count(first_at) AS started")}
+              FROM (SELECT DISTINCT ON (learner_key) * FROM ({assigned}) a) x
+            """),
+            params,
+        )
+    ).one()
+    return _group_figures(row)
+
+
+@dataclass(frozen=True)
+class AssignedLearner:
+    learner: str
+    name: str | None
+    due: datetime | None
+    progress: LearnerProgress | None  # None: not started
+
+
+async def assigned_learners(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, cohort: str | None
+) -> list[AssignedLearner]:
+    """Each learner assigned the activity (in ``cohort``, if given), once."""
+    params: dict[str, Any] = {}
+    rows = await conn.execute(
+        text(
+            "SELECT DISTINCT ON (learner_key) * FROM"
+            f" ({_assigned(store_id, activity, window, Among(None, cohort), params)}) x ORDER BY learner_key"
+        ),
+        params,
+    )
+    out = []
+    for r in rows:
+        started = None
+        if r.first_at is not None:
+            started = _learner_progress(r)
+        out.append(AssignedLearner(r.learner, r.name, r.due, started))
+    return out
+
+
+@dataclass(frozen=True)
+class RatingCount:
+    """How many learners of a group gave one raw value on one scale (raw None: no raw
+    value), with the sum and count of their scaled ratings."""
+
+    group: Any
+    min: float | None
+    max: float | None
+    raw: float | None
+    learners: int
+    scaled_sum: float
+    scaled_count: int
+
+
+async def ratings(
+    conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
+) -> list[RatingCount]:
+    """Learners' latest ratings of the activity, counted per group, scale and raw value."""
+    params: dict[str, Any] = {}
+    learners = _per_learner(store_id, [activity], window, among, params)
+    rows = await conn.execute(
+        text(f"""
+        SELECT grp, rating_min, rating_max, rating_raw, count(*) AS learners,
+               COALESCE(sum(rating_scaled), 0) AS scaled_sum, count(rating_scaled) AS scaled_count
+          FROM ({learners}) AS learners
+         WHERE rating_at IS NOT NULL
+         GROUP BY grp, rating_min, rating_max, rating_raw
+        """),
+        params,
+    )
+    return [
+        RatingCount(
+            r.grp, r.rating_min, r.rating_max, r.rating_raw, r.learners, float(r.scaled_sum), r.scaled_count
         )
         for r in rows
     ]
@@ -183,41 +505,81 @@ async def completion(
 
 @dataclass(frozen=True)
 class Reach:
-    """How many learners reached a child activity, completed it, and how long after their own
-    start on the parent they typically first reached it (median, seconds)."""
+    """How many learners of a group reached a child activity, what they did there, and how
+    long after their own start on the parent they typically first reached it (median,
+    seconds)."""
 
     activity: str
     learners: int
     completed: int
     median_offset: float
+    group: Any = None
+    passed: int = 0
+    failed: int = 0
+    scores: int = 0
+    score_mean: float | None = None
+    score_median: float | None = None
+    time_median: float | None = None
+    ratings: int = 0
+    rating_mean: float | None = None
 
 
 async def reach(
-    conn: AsyncConnection, store_id: int, parent: str, children: list[str], window: Window
+    conn: AsyncConnection,
+    store_id: int,
+    parent: str,
+    children: list[str],
+    window: Window,
+    among: Among = EVERYONE,
 ) -> list[Reach]:
-    """Each child's reach. Learners start on different days, so a child's place in the course
-    is measured from each learner's own first statement in the parent's scope, never from
-    absolute times taken over different sets of learners."""
+    """Each child's reach, per group. Learners start on different days, so a child's place
+    in the course is measured from each learner's own first statement in the parent's
+    scope, never from absolute times taken over different sets of learners."""
     if not children:
         return []
     params: dict[str, Any] = {"parent": _key(parent)}
-    learners = _per_learner(store_id, [parent, *children], window, None, params)
+    learners = _per_learner(store_id, [parent, *children], window, among, params)
     rows = await conn.execute(
         text(f"""
         WITH learners AS ({learners})
-        SELECT min(c.activity_id) AS activity, count(*) AS learners,
+        SELECT c.grp, min(c.activity_id) AS activity, count(*) AS learners,
                count(c.completed_at) AS completed,
+               count(*) FILTER (WHERE c.passed) AS passed,
+               count(*) FILTER (WHERE c.failed AND NOT c.passed) AS failed,
+               count(c.best_score) AS scores, avg(c.best_score) AS score_mean,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY c.best_score) AS score_median,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY c.duration)
+                   FILTER (WHERE c.duration > 0) AS time_median,
+               count(c.rating_scaled) AS ratings, avg(c.rating_scaled) AS rating_mean,
                percentile_cont(0.5) WITHIN GROUP (
                    ORDER BY extract(epoch FROM c.first_at - coalesce(p.first_at, c.first_at))
                ) AS median_offset
           FROM learners c
-          LEFT JOIN learners p ON p.activity_key = :parent AND p.learner = c.learner
+          LEFT JOIN (SELECT DISTINCT ON (learner_key) learner_key, first_at FROM learners
+                      WHERE activity_key = :parent) p ON p.learner_key = c.learner_key
          WHERE c.activity_key <> :parent
-         GROUP BY c.activity_key
+         GROUP BY c.grp, c.activity_key
     """),
         params,
     )
-    return [Reach(r.activity, r.learners, r.completed, float(r.median_offset)) for r in rows]
+    return [
+        Reach(
+            r.activity,
+            r.learners,
+            r.completed,
+            float(r.median_offset),
+            r.grp,
+            r.passed,
+            r.failed,
+            r.scores,
+            r.score_mean,
+            r.score_median,
+            r.time_median,
+            r.ratings,
+            r.rating_mean,
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -227,13 +589,43 @@ class Period:
     statements: int
     completions: int
     duration: float
+    group: Any = None
+
+
+def _hourly_among(
+    activity_key: str | None, window: Window, among: Among, params: dict[str, Any]
+) -> tuple[str, str]:
+    """(join, group) SQL narrowing and grouping hourly rows (alias ``h``) as ``among`` asks.
+    A learner's group value is the one their latest statement on the activity (or, store-wide,
+    their latest statement) gives; ``activity_key`` None: on each row's own activity."""
+    join, where, group = _among("h", "h.learner_key", window, among, params)
+    if among.group_by not in (None, "cohort"):
+        on = "h.activity_key"
+        if activity_key is not None:
+            params["group_activity"] = activity_key
+            on = ":group_activity"
+        join += (
+            f" JOIN analytics_progress gp ON gp.store_id = :store AND gp.activity_key = {on}"
+            " AND gp.learner_key = h.learner_key"
+        )
+        group = _group_value(among.group_by, params, "gp.groups")
+    elif among.group_by is None:
+        group = "NULL::text"
+    return join + " WHERE true" + where, group
 
 
 async def engagement(
-    conn: AsyncConnection, store_id: int, activity: str | None, interval: str, tz: str, window: Window
+    conn: AsyncConnection,
+    store_id: int,
+    activity: str | None,
+    interval: str,
+    tz: str,
+    window: Window,
+    among: Among = EVERYONE,
 ) -> list[Period]:
     if (
         activity is None
+        and among.plain
         and _whole_periods(window, interval, tz)
         and await recorded_zone(conn, store_id) == tz
     ):
@@ -244,19 +636,21 @@ async def engagement(
         "interval": interval,
         "tz": tz,
     }
+    join, group = _hourly_among(_key(activity or OVERALL), window, among, params)
     rows = await conn.execute(
         text(f"""
-        SELECT date_trunc(:interval, hour AT TIME ZONE :tz) AS period,
-               count(DISTINCT learner_key) AS learners, sum(statements) AS statements,
-               sum(completions) AS completions, sum(duration_seconds) AS duration
-          FROM analytics_hourly
-         WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}
-         GROUP BY 1 ORDER BY 1
+        SELECT {group} AS grp, date_trunc(:interval, h.hour AT TIME ZONE :tz) AS period,
+               count(DISTINCT h.learner_key) AS learners, sum(h.statements) AS statements,
+               sum(h.completions) AS completions, sum(h.duration_seconds) AS duration
+          FROM analytics_hourly h{join}
+           AND h.store_id = :store AND h.activity_key = :activity{_window_sql(window, params, "h.hour")}
+         GROUP BY 1, 2 ORDER BY 2
     """),
         params,
     )
     return [
-        Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration)) for r in rows
+        Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration), r.grp)
+        for r in rows
     ]
 
 
@@ -308,12 +702,18 @@ class Cell:
     hour: int
     statements: int
     active_learners: int
+    group: Any = None
 
 
 async def hours(
-    conn: AsyncConnection, store_id: int, activity: str | None, tz: str, window: Window
+    conn: AsyncConnection,
+    store_id: int,
+    activity: str | None,
+    tz: str,
+    window: Window,
+    among: Among = EVERYONE,
 ) -> list[Cell]:
-    if activity is None and window.unbounded and await recorded_zone(conn, store_id) == tz:
+    if activity is None and among.plain and window.unbounded and await recorded_zone(conn, store_id) == tz:
         stored = await conn.execute(
             text(
                 "SELECT period, statements, learners FROM analytics_period"
@@ -323,18 +723,19 @@ async def hours(
         )
         return [Cell(r.period // 24, r.period % 24, int(r.statements), r.learners) for r in stored]
     params: dict[str, Any] = {"store": store_id, "activity": _key(activity or OVERALL), "tz": tz}
+    join, group = _hourly_among(_key(activity or OVERALL), window, among, params)
     rows = await conn.execute(
         text(f"""
-        SELECT extract(isodow FROM hour AT TIME ZONE :tz)::int - 1 AS weekday,
-               extract(hour FROM hour AT TIME ZONE :tz)::int AS hour_of_day,
-               sum(statements) AS statements, count(DISTINCT learner_key) AS learners
-          FROM analytics_hourly
-         WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}
-         GROUP BY 1, 2
+        SELECT {group} AS grp, extract(isodow FROM h.hour AT TIME ZONE :tz)::int - 1 AS weekday,
+               extract(hour FROM h.hour AT TIME ZONE :tz)::int AS hour_of_day,
+               sum(h.statements) AS statements, count(DISTINCT h.learner_key) AS learners
+          FROM analytics_hourly h{join}
+           AND h.store_id = :store AND h.activity_key = :activity{_window_sql(window, params, "h.hour")}
+         GROUP BY 1, 2, 3
     """),
         params,
     )
-    return [Cell(r.weekday, r.hour_of_day, int(r.statements), r.learners) for r in rows]
+    return [Cell(r.weekday, r.hour_of_day, int(r.statements), r.learners, r.grp) for r in rows]
 
 
 async def child_activities(conn: AsyncConnection, store_id: int, parent: str) -> list[str]:
@@ -354,10 +755,13 @@ class ActivitySummary:
     learners_started: int
     learners_completed: int
     duration: float
+    group: Any = None
 
 
-async def activity_summaries(conn: AsyncConnection, store_id: int, window: Window) -> list[ActivitySummary]:
-    if window.unbounded:
+async def activity_summaries(
+    conn: AsyncConnection, store_id: int, window: Window, among: Among = EVERYONE
+) -> list[ActivitySummary]:
+    if window.unbounded and among.plain:
         stored = await conn.execute(
             text(
                 "SELECT activity_id, learners_started, learners_completed, duration_seconds"
@@ -372,24 +776,52 @@ async def activity_summaries(conn: AsyncConnection, store_id: int, window: Windo
             for r in stored
         ]
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
-    rows = await conn.execute(
-        text(f"""
-        SELECT a.activity_id, w.started, w.completed, w.duration
-          FROM (SELECT activity_key, count(*) AS started,
-                       count(*) FILTER (WHERE completed) AS completed, sum(duration) AS duration
-                  FROM (SELECT activity_key, learner_key,
-                               bool_or(completed_at IS NOT NULL) AS completed,
-                               sum(duration_seconds) AS duration
-                          FROM analytics_hourly
-                         WHERE store_id = :store AND activity_key <> :overall
-                               {_window_sql(window, params)}
-                         GROUP BY activity_key, learner_key) AS per_learner
-                 GROUP BY activity_key) AS w
-          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
-    """),
-        params,
+    if window.unbounded:
+        join, where, group = _among("p", "p.learner_key", window, among, params)
+        if among.group_by != "cohort":
+            group = _group_value(among.group_by, params, "p.groups")
+        rows = await conn.execute(
+            text(f"""
+            SELECT p.activity_id, {group} AS grp, count(*) AS started,
+                   count(p.completed_at) AS completed, sum(p.duration_seconds) AS duration
+              FROM analytics_progress p{join}
+             WHERE p.store_id = :store AND p.activity_key <> :overall{where}
+             GROUP BY 1, 2
+            """),
+            params,
+        )
+    else:
+        join, group = _hourly_among(None, window, among, params)
+        rows = await conn.execute(
+            text(f"""
+            SELECT a.activity_id, w.grp, w.started, w.completed, w.duration
+              FROM (SELECT activity_key, grp, count(*) AS started,
+                           count(*) FILTER (WHERE completed) AS completed, sum(duration) AS duration
+                      FROM (SELECT h.activity_key, h.learner_key, {group} AS grp,
+                                   bool_or(h.completed_at IS NOT NULL) AS completed,
+                                   sum(h.duration_seconds) AS duration
+                              FROM analytics_hourly h{join}
+                               AND h.store_id = :store AND h.activity_key <> :overall
+                                   {_window_sql(window, params, "h.hour")}
+                             GROUP BY 1, 2, 3) AS per_learner
+                     GROUP BY activity_key, grp) AS w
+              JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
+            """),
+            params,
+        )
+    return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
+
+
+async def cohort_exists(conn: AsyncConnection, store_id: int, name: str) -> bool:
+    found = await conn.execute(
+        text("SELECT EXISTS (SELECT FROM cohorts WHERE store_id = :store AND name = :name)"),
+        {"store": store_id, "name": name},
     )
-    return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration)) for r in rows]
+    return bool(found.scalar_one())
+
+
+async def activity_cost(conn: AsyncConnection, store_id: int, activity: str) -> Cost | None:
+    return await costs.get(conn, store_id, activity)
 
 
 async def recorded_zone(conn: AsyncConnection, store_id: int) -> str | None:

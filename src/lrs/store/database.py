@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import text
@@ -87,6 +88,11 @@ class Database:
             return bytes((await conn.execute(text("SELECT secret FROM instance"))).scalar_one())
 
         return await self.read(fetch)
+
+
+async def now(conn: AsyncConnection) -> datetime:
+    """The transaction's time: what ``now()`` stamps rows with in it."""
+    return (await conn.execute(text("SELECT now()"))).scalar_one()  # type: ignore[no-any-return]
 
 
 async def _release(conn: AsyncConnection, key: int) -> None:
