@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -50,7 +51,7 @@ def _to(revision: str) -> Callable[[Connection], None]:
 async def test_upgrading_past_0010_refolds_every_store():
     """0010 adds figures earlier folds did not keep: the rollups are emptied and every
     statement queued again, and the worker's refold gives the figures a fresh fold gives."""
-    url, admin = create_database()
+    url, admin = await asyncio.to_thread(create_database)
     try:
         fire = "https://kurs.example.no/oppgradering"
         people = [{"mbox": f"mailto:p{n}@example.no"} for n in range(6)]
@@ -97,4 +98,4 @@ async def test_upgrading_past_0010_refolds_every_store():
         assert after["groups"][0]["learners_completed"] == 6
         assert [(a["activity"], a["learners_completed"]) for a in listed["activities"]] == [(fire, 6)]
     finally:
-        drop_database(url, admin)
+        await asyncio.to_thread(drop_database, url, admin)

@@ -67,6 +67,7 @@ def upgrade() -> None:
             ["store_id", "cohort_id"], ["cohorts.store_id", "cohorts.id"], ondelete="CASCADE"
         ),
     )
+    op.create_index("cohort_members_learner", "cohort_members", ["store_id", "learner_key"])
     op.create_table(
         "cohort_assignments",
         sa.Column("store_id", sa.BigInteger, nullable=False),

@@ -95,6 +95,68 @@ def _members(window: Window, tops: str, params: dict[str, Any]) -> str:
          GROUP BY n.name, n.id, m.learner_key"""
 
 
+# A membership in force at the window's end (or now); `m` is a cohort_members row.
+_VALID_AT = (
+    "m.valid_from <= COALESCE(CAST(:at AS timestamptz), now())"
+    " AND (m.valid_to IS NULL OR m.valid_to > COALESCE(CAST(:at AS timestamptz), now()))"
+)
+
+
+def _tree(name: str, tops: str) -> str:
+    """A CTE ``name (top, id)``: each cohort ``tops`` selects, over itself and every cohort
+    inside it (for WITH RECURSIVE)."""
+    return f"""{name} (top, id) AS (
+            SELECT id, id FROM cohorts WHERE store_id = :store AND id IN ({tops})
+            UNION ALL
+            SELECT t.top, c.id FROM {name} t JOIN cohorts c ON c.store_id = :store AND c.parent_id = t.id)"""
+
+
+def _memberships(learners: str, tree: str) -> str:
+    """SQL for (top, learner_key): which cohorts of ``tree`` each learner of the CTE
+    ``learners`` is in. Set-based, and sized by those learners, not the store's members."""
+    return f"""
+            SELECT DISTINCT t.top, m.learner_key
+              FROM cohort_members m JOIN {tree} t ON t.id = m.cohort_id
+             WHERE m.store_id = :store AND {_VALID_AT}
+               AND m.learner_key IN (SELECT learner_key FROM {learners})"""
+
+
+def _members_of(tree: str) -> str:
+    """SQL for the learners in the cohorts of ``tree`` (read through each cohort's rows)."""
+    return f"""
+            SELECT DISTINCT m.learner_key
+              FROM {tree} t JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
+             WHERE {_VALID_AT}"""
+
+
+def _by_cohort(
+    among: Among, window: Window, learners: str, params: dict[str, Any]
+) -> tuple[list[str], str, str, str]:
+    """(CTEs, joins, condition, group) SQL that narrows rows of the CTE ``learners`` (alias
+    ``b``) to the cohort asked for and, grouped by cohort, repeats each for every cohort the
+    learner is in (``group``: the cohort's name; learners in none: NULL)."""
+    params["at"] = window.until
+    ctes: list[str] = []
+    join = where = ""
+    group = "NULL::text"
+    if among.cohort is not None:
+        params["cohort"] = among.cohort
+    if among.group_by == "cohort":
+        ctes.append(_tree("grouping", _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT))
+        ctes.append(f"memberships AS MATERIALIZED ({_memberships(learners, 'grouping')})")
+        kind = "LEFT JOIN" if among.cohort is None else "JOIN"
+        join = (
+            f" {kind} memberships g ON g.learner_key = b.learner_key"
+            " LEFT JOIN cohorts n ON n.store_id = :store AND n.id = g.top"
+        )
+        group = "n.name"
+    elif among.cohort is not None:
+        ctes.append(_tree("within", _THE_COHORT))
+        ctes.append(f"within_members AS MATERIALIZED ({_members_of('within')})")
+        where = " AND b.learner_key IN (SELECT learner_key FROM within_members)"
+    return ctes, join, where, group
+
+
 def _group_value(group_by: str | None, params: dict[str, Any], column: str = "groups") -> str:
     """SQL for the one grouping value asked for, read as text from a progress row's groups."""
     if group_by is None or group_by == "cohort":
@@ -176,12 +238,14 @@ def _per_learner(
                  GROUP BY activity_key, learner_key) AS w
           JOIN analytics_progress p ON p.store_id = :store AND p.activity_key = w.activity_key
                                    AND p.learner_key = w.learner_key"""
-    if among.plain or (among.group_by != "cohort" and among.cohort is None):
+    if among.group_by != "cohort" and among.cohort is None:
         return base
-    join, where, group = _among("b", "b.learner_key", window, among, params)
-    return (
-        f"SELECT {_prefixed('b', _PROGRESS_COLUMNS)}, {group} AS grp FROM ({base}) b{join} WHERE true{where}"
-    )
+    ctes, join, where, group = _by_cohort(among, window, "learners", params)
+    if among.group_by != "cohort":
+        group = "b.grp"
+    return f"""WITH RECURSIVE learners AS MATERIALIZED ({base}), {", ".join(ctes)}
+        SELECT {_prefixed("b", _PROGRESS_COLUMNS)}, {group} AS grp
+          FROM learners b{join} WHERE true{where}"""
 
 
 def _prefixed(alias: str, columns: str) -> str:
@@ -338,7 +402,8 @@ class AssignmentFigures:
 
 def _assigned(store_id: int, activity: str, window: Window, among: Among, params: dict[str, Any]) -> str:
     """SQL for each assigned learner's row per group: the learner, their earliest due date,
-    their progress (NULLs: not started) and ``grp``.
+    their progress (NULLs: not started), ``grp`` and the group's ``cohort_id`` (when the
+    group is a cohort).
 
     A learner is assigned the activity when they are (at the window's end, or now) a member
     of a cohort assigned it, or of a cohort inside one. Without ``group_by`` the groups are
@@ -346,38 +411,52 @@ def _assigned(store_id: int, activity: str, window: Window, among: Among, params
     is in; grouped otherwise, the value the learner's latest statement gives (none before
     they start).
     """
-    params["assigned"] = _key(activity)
+    params.update(assigned=_key(activity), at=window.until)
     progress = _per_learner(
         store_id, [activity], window, Among(among.group_by if among.group_by != "cohort" else None), params
     )
-    assigned = f"""
-        SELECT learner_key, min(learner) AS learner, min(name) AS name, min(due) AS due
-          FROM ({_members(window, _ASSIGNED_COHORTS, params)}) m
-          JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
-                                   AND a.activity_key = :assigned
-         GROUP BY learner_key"""
+    ctes = [_tree("assigned_tree", _ASSIGNED_COHORTS)]
     if among.cohort is not None:
         params["cohort"] = among.cohort
+    groups = ""
     if among.group_by == "cohort":
-        tops = _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT
-        groups = f"SELECT cohort AS grp, cohort_id, learner_key FROM ({_members(window, tops, params)}) g"
-    elif among.group_by is None and among.cohort is None:
-        members = _members(window, _ASSIGNED_COHORTS, params)
-        groups = f"SELECT cohort AS grp, cohort_id, learner_key FROM ({members}) g"
-    else:
-        scope = _ASSIGNED_COHORTS if among.cohort is None else _THE_COHORT
-        label, cohort_id = ("NULL::text", "NULL::bigint") if among.group_by else ("cohort", "cohort_id")
+        ctes.append(_tree("grouping", _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT))
         groups = (
-            f"SELECT DISTINCT {label} AS grp, {cohort_id} AS cohort_id, learner_key"
-            f" FROM ({_members(window, scope, params)}) g"
+            f" JOIN ({_memberships('assigned', 'grouping')}) g ON g.learner_key = a.learner_key"
+            " JOIN cohorts n ON n.store_id = :store AND n.id = g.top"
         )
-    value = "p.grp" if among.group_by not in (None, "cohort") else "g.grp"
+        group, cohort_id = "n.name", "n.id"
+    elif among.group_by is None and among.cohort is None:
+        groups = " JOIN assigned_members g ON g.learner_key = a.learner_key"
+        groups += " JOIN cohorts n ON n.store_id = :store AND n.id = g.cohort_id"
+        group, cohort_id = "n.name", "n.id"
+    else:
+        group, cohort_id = (
+            ("p.grp", "NULL::bigint") if among.group_by else ("CAST(:cohort AS text)", "NULL::bigint")
+        )
+        if among.cohort is not None:
+            ctes.append(_tree("within", _THE_COHORT))
+            groups = f" WHERE a.learner_key IN ({_members_of('within')})"
+            if among.group_by is None:
+                cohort_id = "(SELECT id FROM cohorts WHERE store_id = :store AND name = :cohort)"
     return f"""
-        SELECT {value} AS grp, g.cohort_id, a.learner_key, a.learner, a.name, a.due,
+        WITH RECURSIVE {", ".join(ctes)},
+        assigned_members AS MATERIALIZED (
+            SELECT DISTINCT t.top AS cohort_id, m.learner_key, m.learner, m.name
+              FROM assigned_tree t JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
+             WHERE {_VALID_AT}
+        ),
+        assigned AS MATERIALIZED (
+            SELECT m.learner_key, min(m.learner) AS learner, min(m.name) AS name, min(a.due) AS due
+              FROM assigned_members m
+              JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
+                                       AND a.activity_key = :assigned
+             GROUP BY m.learner_key
+        )
+        SELECT {group} AS grp, {cohort_id} AS cohort_id, a.learner_key, a.learner, a.name, a.due,
                {_prefixed("p", _PROGRESS_COLUMNS.replace("learner_key, learner, name, ", ""))}
-          FROM ({assigned}) a
-          JOIN ({groups}) g ON g.learner_key = a.learner_key
-          LEFT JOIN ({progress}) p ON p.learner_key = a.learner_key"""
+          FROM assigned a
+          LEFT JOIN ({progress}) p ON p.learner_key = a.learner_key{groups}"""
 
 
 async def assignments(

@@ -373,6 +373,8 @@ cohort_members = Table(
     Column("valid_to", DateTime(timezone=True)),
     PrimaryKeyConstraint("store_id", "cohort_id", "learner_key", "valid_from"),
     ForeignKeyConstraint(["store_id", "cohort_id"], ["cohorts.store_id", "cohorts.id"], ondelete="CASCADE"),
+    # A learner's cohorts: how figures for one course find the cohorts of its learners.
+    Index("cohort_members_learner", "store_id", "learner_key"),
 )
 
 # A cohort must complete an activity, optionally by a due date.
