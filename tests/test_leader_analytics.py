@@ -805,6 +805,34 @@ async def test_elements_in_course_order_with_what_they_teach(town):
     assert [g["group"] for g in grouped["groups"]] == ["app", "web"]
 
 
+async def test_dropoff_by_cohort(town):
+    now = now_utc()
+    body = await ask(town, "/dropoff", activity=FIRE, group_by="cohort")
+    want, suppressed = [], 0
+    for cohort in sorted(TREE):
+        inside_now = members_at(cohort, now)
+        steps = []
+        for module in MODULES:
+            reached = {n: r for n, r in reference(town["statements"], module).items() if n in inside_now}
+            if len(reached) < MIN_GROUP:
+                suppressed += bool(reached)
+                continue
+            done = len([r for r in reached.values() if r["completed"]])
+            steps.append(
+                {
+                    "activity": module,
+                    "name": None,
+                    "learners_reached": len(reached),
+                    "learners_completed": done,
+                }
+            )
+        want.append({"group": cohort, "steps": steps})
+    assert body["groups"] == [
+        g for g in want if g["steps"] or g["group"] in {x["group"] for x in body["groups"]}
+    ]
+    assert body["suppressed_groups"] == suppressed
+
+
 # --- self-assessment and feedback -------------------------------------------------------------
 
 

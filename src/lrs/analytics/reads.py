@@ -74,27 +74,6 @@ _ASSIGNED_COHORTS = (
 )
 
 
-def _members(window: Window, tops: str, params: dict[str, Any]) -> str:
-    """SQL for (cohort, cohort_id, learner_key, learner, name): the members of each cohort
-    that ``tops`` selects, counting those of every cohort inside it, at the window's end
-    (or now)."""
-    params["at"] = window.until
-    return f"""
-        WITH RECURSIVE tree (top, id) AS (
-            SELECT id, id FROM cohorts WHERE store_id = :store AND id IN ({tops})
-            UNION ALL
-            SELECT t.top, c.id FROM tree t JOIN cohorts c ON c.store_id = :store AND c.parent_id = t.id
-        )
-        SELECT n.name AS cohort, n.id AS cohort_id, m.learner_key, min(m.learner) AS learner,
-               min(m.name) AS name
-          FROM tree t
-          JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
-           AND m.valid_from <= COALESCE(CAST(:at AS timestamptz), now())
-           AND (m.valid_to IS NULL OR m.valid_to > COALESCE(CAST(:at AS timestamptz), now()))
-          JOIN cohorts n ON n.store_id = :store AND n.id = t.top
-         GROUP BY n.name, n.id, m.learner_key"""
-
-
 # A membership in force at the window's end (or now); `m` is a cohort_members row.
 _VALID_AT = (
     "m.valid_from <= COALESCE(CAST(:at AS timestamptz), now())"
@@ -109,6 +88,19 @@ def _tree(name: str, tops: str) -> str:
             SELECT id, id FROM cohorts WHERE store_id = :store AND id IN ({tops})
             UNION ALL
             SELECT t.top, c.id FROM {name} t JOIN cohorts c ON c.store_id = :store AND c.parent_id = t.id)"""
+
+
+def _members(window: Window, tops: str, params: dict[str, Any]) -> str:
+    """SQL for (cohort, learner_key): the members of each cohort ``tops`` selects, counting
+    those of every cohort inside it, at the window's end (or now). For figures over many
+    rows per learner (hourly), which join it whole."""
+    params["at"] = window.until
+    return f"""
+        WITH RECURSIVE {_tree("tree", tops)}
+        SELECT DISTINCT n.name AS cohort, m.learner_key
+          FROM tree t JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
+          JOIN cohorts n ON n.store_id = :store AND n.id = t.top
+         WHERE {_VALID_AT}"""
 
 
 def _memberships(learners: str, tree: str) -> str:
