@@ -1,6 +1,6 @@
 """Analytics for leaders at size: cohorts, assignments, elements, feedback, grouping.
 
-    python -m bench.leaders [--statements 1000000] [--cohorts 200]
+    python -m bench.leaders [--statements 1000000] [--cohorts 200] [--database URL]
 
 A store of ``--statements`` generated statements (20,000 learners, 100 courses of 9
 modules; every 40th statement is a participant's rating of the course, and learners use an
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 from tests.harness import create_database, drop_database, make_credential
@@ -122,16 +123,26 @@ async def set_up_cohorts(base: str, auth: tuple[str, str], cohorts: int, learner
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     out: dict[str, Any] = {"statements_target": args.statements, "cohorts_target": args.cohorts}
-    url, admin = await asyncio.to_thread(create_database)
+    if args.database:
+        url, admin = args.database, None  # filled by an earlier run: questions only, kept
+    else:
+        url, admin = await asyncio.to_thread(create_database)
     server, port = start_lrs(url, args.workers)
     try:
-        writer = make_credential(url, scopes="all")
-        out["fill"] = await fill(port, basic(writer.key, writer.secret), args.statements)
-        print("fill", out["fill"], flush=True)
-        hr = make_credential(url, scopes="cohorts")
-        base = f"http://{HOST}:{port}"
-        out["cohorts"] = await set_up_cohorts(base, hr.auth, args.cohorts, 20_000)
-        print("cohorts", out["cohorts"], flush=True)
+        if admin is not None:
+            writer = make_credential(url, scopes="all")
+            out["fill"] = await fill(port, basic(writer.key, writer.secret), args.statements)
+            print("fill", out["fill"], flush=True)
+            hr = make_credential(url, scopes="cohorts")
+            out["cohorts"] = await set_up_cohorts(f"http://{HOST}:{port}", hr.auth, args.cohorts, 20_000)
+            print("cohorts", out["cohorts"], flush=True)
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        out["statements_stored"] = await conn.fetchval("SELECT count(*) FROM statements")
+        out["cohort_members"] = await conn.fetchval(
+            "SELECT count(*) FROM cohort_members WHERE valid_to IS NULL"
+        )
+        await conn.execute("VACUUM ANALYZE")
+        await conn.close()
         analyst = basic(*make_credential(url, scopes="analytics/read").auth)
         leader = basic(*make_credential(url, scopes="analytics/learners").auth)
         courses = [Generator().course(c) for c in range(100)]
@@ -148,6 +159,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "feedback_by_platform": [
                 q("/analytics/feedback", activity=c, group_by="platform") for c in courses
             ],
+            "completion": [q("/analytics/completion", activity=c) for c in courses],
             "completion_by_cohort": [
                 q("/analytics/completion", activity=c, group_by="cohort") for c in courses
             ],
@@ -175,7 +187,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print("assignments_learners", out["assignments_learners"], flush=True)
     finally:
         stop(server)
-        await asyncio.to_thread(drop_database, url, admin)
+        if admin is not None:
+            await asyncio.to_thread(drop_database, url, admin)
     return out
 
 
@@ -199,6 +212,9 @@ def main() -> int:
     parser.add_argument("--statements", type=int, default=1_000_000)
     parser.add_argument("--cohorts", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--database", help="a database an earlier run filled (kept): ask the questions only, again"
+    )
     args = parser.parse_args()
     out = asyncio.run(main_async(args))
     write(out)

@@ -107,10 +107,11 @@ def _memberships(learners: str, tree: str) -> str:
     """SQL for (top, learner_key): which cohorts of ``tree`` each learner of the CTE
     ``learners`` is in. Set-based, and sized by those learners, not the store's members."""
     return f"""
-            SELECT DISTINCT t.top, m.learner_key
+            SELECT t.top, m.learner_key
               FROM cohort_members m JOIN {tree} t ON t.id = m.cohort_id
              WHERE m.store_id = :store AND {_VALID_AT}
-               AND m.learner_key IN (SELECT learner_key FROM {learners})"""
+               AND m.learner_key IN (SELECT learner_key FROM {learners})
+             GROUP BY t.top, m.learner_key"""
 
 
 def _members_of(tree: str) -> str:
@@ -147,6 +148,17 @@ def _by_cohort(
         ctes.append(f"within_members AS MATERIALIZED ({_members_of('within')})")
         where = " AND b.learner_key IN (SELECT learner_key FROM within_members)"
     return ctes, join, where, group
+
+
+async def _hash_joins(conn: AsyncConnection, among: Among | None = None) -> None:
+    """Keep PostgreSQL from nested loops for the rest of this read when cohorts are joined.
+
+    Cohort membership is replaced in bulk by HR syncs, so its statistics are often stale,
+    and CTE sizes are guesses: with one-row estimates the planner loops over thousands of
+    members for each of thousands of learners (seconds). Hash joins cost these sizes
+    milliseconds, whatever the estimates."""
+    if among is None or among.group_by == "cohort" or among.cohort is not None:
+        await conn.execute(text("SET LOCAL enable_nestloop = off"))
 
 
 def _group_value(group_by: str | None, params: dict[str, Any], column: str = "groups") -> str:
@@ -295,6 +307,7 @@ async def progress(
 ) -> list[LearnerProgress]:
     """Each learner's progress on an activity within the window (once each, however they
     are grouped)."""
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {}
     rows = await conn.execute(
         text(
@@ -367,6 +380,7 @@ async def completion(
 ) -> list[GroupFigures]:
     """Completion figures per group, computed where the rows are, so that a course with
     thousands of learners sends back one row per group."""
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {}
     learners = _per_learner(store_id, [activity], window, among, params)
     rows = await conn.execute(
@@ -454,6 +468,7 @@ def _assigned(store_id: int, activity: str, window: Window, among: Among, params
 async def assignments(
     conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
 ) -> list[AssignmentFigures]:
+    await _hash_joins(conn)
     params: dict[str, Any] = {}
     rows = await conn.execute(
         text(f"""
@@ -493,6 +508,7 @@ async def assigned_totals(
     conn: AsyncConnection, store_id: int, activity: str, window: Window, cohort: str | None
 ) -> GroupFigures:
     """The completion figures of the assigned learners (in ``cohort``, if given), each once."""
+    await _hash_joins(conn)
     params: dict[str, Any] = {}
     assigned = _assigned(store_id, activity, window, Among(None, cohort), params)
     row = (
@@ -519,6 +535,7 @@ async def assigned_learners(
     conn: AsyncConnection, store_id: int, activity: str, window: Window, cohort: str | None
 ) -> list[AssignedLearner]:
     """Each learner assigned the activity (in ``cohort``, if given), once."""
+    await _hash_joins(conn)
     params: dict[str, Any] = {}
     rows = await conn.execute(
         text(
@@ -554,6 +571,7 @@ async def ratings(
     conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
 ) -> list[RatingCount]:
     """Learners' latest ratings of the activity, counted per group, scale and raw value."""
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {}
     learners = _per_learner(store_id, [activity], window, among, params)
     rows = await conn.execute(
@@ -608,6 +626,7 @@ async def reach(
     scope, never from absolute times taken over different sets of learners."""
     if not children:
         return []
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {"parent": _key(parent)}
     learners = _per_learner(store_id, [parent, *children], window, among, params)
     rows = await conn.execute(
@@ -701,6 +720,7 @@ async def engagement(
         and await recorded_zone(conn, store_id) == tz
     ):
         return await _stored_periods(conn, store_id, interval, tz, window)
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {
         "store": store_id,
         "activity": _key(activity or OVERALL),
@@ -793,6 +813,7 @@ async def hours(
             {"store": store_id},
         )
         return [Cell(r.period // 24, r.period % 24, int(r.statements), r.learners) for r in stored]
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "activity": _key(activity or OVERALL), "tz": tz}
     join, group = _hourly_among(_key(activity or OVERALL), window, among, params)
     rows = await conn.execute(
@@ -846,6 +867,7 @@ async def activity_summaries(
             )
             for r in stored
         ]
+    await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     if window.unbounded:
         join, where, group = _among("p", "p.learner_key", window, among, params)
