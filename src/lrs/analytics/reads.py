@@ -172,20 +172,23 @@ def _group_value(group_by: str | None, params: dict[str, Any], column: str = "gr
     return f"{column} ->> :group"
 
 
-def _among(base: str, key: str, window: Window, among: Among, params: dict[str, Any]) -> tuple[str, str, str]:
-    """(join, filter, group) SQL that narrows rows of ``base`` (an alias with ``learner_key``)
-    to the cohort asked for and groups them by cohort: one row per cohort a learner is in."""
+def _among(
+    join_key: str, filter_key: str, window: Window, among: Among, params: dict[str, Any]
+) -> tuple[str, str, str]:
+    """(join, condition, group) SQL for rows with many per learner (hourly, every activity's
+    progress): the condition keeps the learners of the cohort asked for (on ``filter_key``),
+    the join repeats each row for every cohort its learner is in (on ``join_key``)."""
     join = where = ""
-    group = f"{base}.grp"
+    group = "NULL::text"
     if among.cohort is not None:
         params["cohort"] = among.cohort
     if among.group_by == "cohort":
         tops = _ALL_COHORTS if among.cohort is None else _INSIDE_COHORT
         kind = "LEFT JOIN" if among.cohort is None else "JOIN"
-        join = f" {kind} ({_members(window, tops, params)}) g ON g.learner_key = {key}"
+        join = f" {kind} ({_members(window, tops, params)}) g ON g.learner_key = {join_key}"
         group = "g.cohort"
     elif among.cohort is not None:
-        where = f" AND {key} IN (SELECT learner_key FROM ({_members(window, _THE_COHORT, params)}) f)"
+        where = f" AND {filter_key} IN (SELECT learner_key FROM ({_members(window, _THE_COHORT, params)}) f)"
     return join, where, group
 
 
@@ -683,12 +686,18 @@ class Period:
 
 
 def _hourly_among(
-    activity_key: str | None, window: Window, among: Among, params: dict[str, Any]
-) -> tuple[str, str]:
-    """(join, group) SQL narrowing and grouping hourly rows (alias ``h``) as ``among`` asks.
-    A learner's group value is the one their latest statement on the activity (or, store-wide,
-    their latest statement) gives; ``activity_key`` None: on each row's own activity."""
-    join, where, group = _among("h", "h.learner_key", window, among, params)
+    activity_key: str | None,
+    window: Window,
+    among: Among,
+    params: dict[str, Any],
+    filter_key: str = "h.learner_key",
+) -> tuple[str, str, str]:
+    """(join, condition, group) SQL narrowing and grouping hourly rows (alias ``h``) as
+    ``among`` asks; the condition (on ``filter_key``) narrows to the cohort asked for, so
+    it can be applied before the rows are added up. A learner's group value is the one
+    their latest statement on the activity (or, store-wide, their latest statement) gives;
+    ``activity_key`` None: on each row's own activity."""
+    join, where, group = _among("h.learner_key", filter_key, window, among, params)
     if among.group_by not in (None, "cohort"):
         on = "h.activity_key"
         if activity_key is not None:
@@ -701,7 +710,7 @@ def _hourly_among(
         group = _group_value(among.group_by, params, "gp.groups")
     elif among.group_by is None:
         group = "NULL::text"
-    return join + " WHERE true" + where, group
+    return join, where, group
 
 
 async def engagement(
@@ -727,14 +736,19 @@ async def engagement(
         "interval": interval,
         "tz": tz,
     }
-    join, group = _hourly_among(_key(activity or OVERALL), window, among, params)
+    join, where, group = _hourly_among(_key(activity or OVERALL), window, among, params, "learner_key")
+    # Each learner's hours are added up per period first: a learner is then one row per
+    # period, so counting them needs no DISTINCT, and grouping joins one row per learner.
     rows = await conn.execute(
         text(f"""
-        SELECT {group} AS grp, date_trunc(:interval, h.hour AT TIME ZONE :tz) AS period,
-               count(DISTINCT h.learner_key) AS learners, sum(h.statements) AS statements,
-               sum(h.completions) AS completions, sum(h.duration_seconds) AS duration
-          FROM analytics_hourly h{join}
-           AND h.store_id = :store AND h.activity_key = :activity{_window_sql(window, params, "h.hour")}
+        SELECT {group} AS grp, h.period, count(*) AS learners, sum(h.statements) AS statements,
+               sum(h.completions) AS completions, sum(h.duration) AS duration
+          FROM (SELECT learner_key, activity_key, date_trunc(:interval, hour AT TIME ZONE :tz) AS period,
+                       sum(statements) AS statements, sum(completions) AS completions,
+                       sum(duration_seconds) AS duration
+                  FROM analytics_hourly
+                 WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}{where}
+                 GROUP BY 1, 2, 3) h{join}
          GROUP BY 1, 2 ORDER BY 2
     """),
         params,
@@ -815,14 +829,18 @@ async def hours(
         return [Cell(r.period // 24, r.period % 24, int(r.statements), r.learners) for r in stored]
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "activity": _key(activity or OVERALL), "tz": tz}
-    join, group = _hourly_among(_key(activity or OVERALL), window, among, params)
+    join, where, group = _hourly_among(_key(activity or OVERALL), window, among, params, "learner_key")
     rows = await conn.execute(
         text(f"""
-        SELECT {group} AS grp, extract(isodow FROM h.hour AT TIME ZONE :tz)::int - 1 AS weekday,
-               extract(hour FROM h.hour AT TIME ZONE :tz)::int AS hour_of_day,
-               sum(h.statements) AS statements, count(DISTINCT h.learner_key) AS learners
-          FROM analytics_hourly h{join}
-           AND h.store_id = :store AND h.activity_key = :activity{_window_sql(window, params, "h.hour")}
+        SELECT {group} AS grp, h.weekday, h.hour_of_day, sum(h.statements) AS statements,
+               count(*) AS learners
+          FROM (SELECT learner_key, activity_key,
+                       extract(isodow FROM hour AT TIME ZONE :tz)::int - 1 AS weekday,
+                       extract(hour FROM hour AT TIME ZONE :tz)::int AS hour_of_day,
+                       sum(statements) AS statements
+                  FROM analytics_hourly
+                 WHERE store_id = :store AND activity_key = :activity{_window_sql(window, params)}{where}
+                 GROUP BY 1, 2, 3, 4) h{join}
          GROUP BY 1, 2, 3
     """),
         params,
@@ -870,7 +888,7 @@ async def activity_summaries(
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     if window.unbounded:
-        join, where, group = _among("p", "p.learner_key", window, among, params)
+        join, where, group = _among("p.learner_key", "p.learner_key", window, among, params)
         if among.group_by != "cohort":
             group = _group_value(among.group_by, params, "p.groups")
         rows = await conn.execute(
@@ -884,7 +902,7 @@ async def activity_summaries(
             params,
         )
     else:
-        join, group = _hourly_among(None, window, among, params)
+        join, where, group = _hourly_among(None, window, among, params)
         rows = await conn.execute(
             text(f"""
             SELECT a.activity_id, w.grp, w.started, w.completed, w.duration
@@ -894,8 +912,8 @@ async def activity_summaries(
                                    bool_or(h.completed_at IS NOT NULL) AS completed,
                                    sum(h.duration_seconds) AS duration
                               FROM analytics_hourly h{join}
-                               AND h.store_id = :store AND h.activity_key <> :overall
-                                   {_window_sql(window, params, "h.hour")}
+                             WHERE h.store_id = :store AND h.activity_key <> :overall
+                                   {_window_sql(window, params, "h.hour")}{where}
                              GROUP BY 1, 2, 3) AS per_learner
                      GROUP BY activity_key, grp) AS w
               JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
