@@ -21,6 +21,7 @@ from lrs.api.responses import CONSISTENT_THROUGH
 from lrs.api.services import Services
 from lrs.background import Worker
 from lrs.config import Settings
+from lrs.dashboard import pages as dashboard
 from lrs.observability import ObservabilityMiddleware, configure_logging
 from lrs.ops import credentials as credential_ops
 from lrs.ops import statements as statement_ops
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_api.router)
     app.include_router(analytics_api.router)
     app.include_router(cohorts.router)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static, name="dashboard-static")
     app.include_router(health.router)
     errors.install(app)
     app.add_middleware(

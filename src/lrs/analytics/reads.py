@@ -15,8 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics.rollup import OVERALL
+from lrs.store import cohorts as cohort_store
 from lrs.store import costs
 from lrs.store.activities import get_many as definitions
+from lrs.store.cohorts import Assignment
 from lrs.store.costs import Cost as Cost
 from lrs.store.database import now as now
 from lrs.store.keys import analytics_key as _key
@@ -921,6 +923,11 @@ async def activity_summaries(
             params,
         )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
+
+
+async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignment]:
+    """Every assignment of the store (which cohort must complete which activity)."""
+    return await cohort_store.assignments(conn, store_id)
 
 
 async def cohort_exists(conn: AsyncConnection, store_id: int, name: str) -> bool:

@@ -81,6 +81,27 @@ class Authenticator:
             self.limiter.failed(*subjects)
             raise
 
+    async def sign_in(self, key: str, secret: str, client: str = "-") -> Caller:
+        """Verify a key and secret typed into a form; failures count as failed requests do."""
+        subjects = [f"client:{client}", f"key:{key}"]
+        wait = self.limiter.retry_after(*subjects)
+        if wait is not None:
+            raise TooManyRequests("too many failed sign-ins; try again later", retry_after=wait)
+        try:
+            return await self._verify(key, secret)
+        except Unauthorized:
+            self.limiter.failed(*subjects)
+            raise
+
+    async def resume(self, key: str) -> Caller:
+        """The caller of a signed-in session, if its credential is still valid."""
+        credential = await self._lookup(key) if "\x00" not in key else None
+        if credential is None or credential.revoked is not None:
+            raise Unauthorized("this credential is no longer valid")
+        if credential.expires is not None and credential.expires <= datetime.now(UTC):
+            raise Unauthorized("this credential has expired")
+        return Caller(credential)
+
     async def _verify(self, key: str, secret: str) -> Caller:
         # PostgreSQL text cannot hold NUL, so no stored key has one: such a key is just wrong.
         credential = await self._lookup(key) if "\x00" not in key else None

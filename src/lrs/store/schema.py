@@ -404,3 +404,16 @@ activity_costs = Table(
     PrimaryKeyConstraint("store_id", "activity_key"),
     CheckConstraint("amount >= 0", name="activity_costs_amount_check"),
 )
+
+# Dashboard sign-ins: the browser holds a random token, the table its hash. Signing out
+# deletes the row, so the session ends at once in every server process.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("credential_key", Text, ForeignKey("credentials.key", ondelete="CASCADE"), nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires", DateTime(timezone=True), nullable=False),
+    Index("dashboard_sessions_expires", "expires"),
+)

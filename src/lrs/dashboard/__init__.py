@@ -1,0 +1,1 @@
+"""The dashboard for leaders: pages, charts, words."""

@@ -1,0 +1,210 @@
+"""The dashboard's words in Norwegian (bokmål) and English, and numbers and dates in the
+reader's locale (Babel's CLDR data: decimal comma and week numbers as Norwegians write them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
+
+from lrs.xapi.langtags import parse_accept_language
+
+LANGUAGES = {"nb": "nb_NO", "en": "en_GB"}
+# What a cell without a figure shows (an en dash).
+EMPTY = "\u2013"
+DEFAULT = "nb"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "nb": {
+        "title": "Læringsoversikt",
+        "skip": "Hopp til innholdet",
+        "signin": "Logg inn",
+        "signout": "Logg ut",
+        "key": "Nøkkel",
+        "secret": "Hemmelighet",
+        "signin_help": "Logg inn med en nøkkel som har tilgangen analytics/read.",
+        "signin_failed": (
+            "Nøkkelen eller hemmeligheten er feil, eller nøkkelen mangler tilgangen analytics/read."
+        ),
+        "overview": "Oversikt",
+        "courses": "Kurs og aktiviteter",
+        "course": "Kurs",
+        "learners": "Deltakere",
+        "started": "Startet",
+        "completed": "Fullført",
+        "completion_rate": "Fullføringsgrad",
+        "pass_rate": "Bestått-andel",
+        "time_spent": "Tid brukt (timer)",
+        "assignments": "Obligatorisk opplæring",
+        "cohort": "Enhet",
+        "assigned": "Tildelt",
+        "not_started": "Ikke startet",
+        "in_progress": "Under arbeid",
+        "overdue": "Forfalt",
+        "due": "Frist",
+        "group": "Gruppe",
+        "by_group": "Fullføring per gruppe",
+        "group_by": "Grupper etter",
+        "period": "Periode",
+        "all_time": "Hele perioden",
+        "last_30_days": "Siste 30 dager",
+        "this_month": "Denne måneden",
+        "this_year": "I år",
+        "show": "Vis",
+        "elements": "Læringselementer",
+        "reached": "Nådd",
+        "score_mean": "Snittscore",
+        "self_assessment": "Egenvurdering (snitt)",
+        "when": "Når det læres",
+        "weekday": "Ukedag",
+        "hour": "Time",
+        "active_learners": "Aktive deltakere",
+        "csv": "Last ned CSV",
+        "suppressed": (
+            "{n} grupper med færre enn {min} deltakere vises ikke "
+            "(personvernregel: små grupper skal ikke kunne kjennes igjen)."
+        ),
+        "no_data": "Ingen data ennå.",
+        "learners_refused": (
+            "Listen over deltakere krever tilgangen analytics/learners, fordi den viser enkeltpersoner."
+        ),
+        "status": "Status",
+        "score": "Score",
+        "name": "Navn",
+        "learner": "Deltaker",
+        "language": "Språk",
+        "none": "(ingen)",
+        "fewer_than": "færre enn {min}",
+        "fewer_short": "<{min}",
+        "fewer_legend": "«<{min}» betyr færre enn {min} deltakere; tallet vises ikke (personvernregel).",
+        "status_not_started": "Ikke startet",
+        "status_in_progress": "Under arbeid",
+        "status_completed": "Fullført",
+        "status_passed": "Bestått",
+        "status_failed": "Ikke bestått",
+        "yes": "ja",
+        "no": "nei",
+        "as_of": "Tallene gjelder utsagn lagret før {when}.",
+        "chart_of": "Diagram: {what}. Tallene står i tabellen under.",
+    },
+    "en": {
+        "title": "Learning overview",
+        "skip": "Skip to content",
+        "signin": "Sign in",
+        "signout": "Sign out",
+        "key": "Key",
+        "secret": "Secret",
+        "signin_help": "Sign in with a key that has the analytics/read scope.",
+        "signin_failed": "The key or secret is wrong, or the key lacks the analytics/read scope.",
+        "overview": "Overview",
+        "courses": "Courses and activities",
+        "course": "Course",
+        "learners": "Learners",
+        "started": "Started",
+        "completed": "Completed",
+        "completion_rate": "Completion rate",
+        "pass_rate": "Pass rate",
+        "time_spent": "Time spent (hours)",
+        "assignments": "Mandatory training",
+        "cohort": "Unit",
+        "assigned": "Assigned",
+        "not_started": "Not started",
+        "in_progress": "In progress",
+        "overdue": "Overdue",
+        "due": "Due",
+        "group": "Group",
+        "by_group": "Completion by group",
+        "group_by": "Group by",
+        "period": "Period",
+        "all_time": "All time",
+        "last_30_days": "Last 30 days",
+        "this_month": "This month",
+        "this_year": "This year",
+        "show": "Show",
+        "elements": "Learning elements",
+        "reached": "Reached",
+        "score_mean": "Mean score",
+        "self_assessment": "Self-assessment (mean)",
+        "when": "When people learn",
+        "weekday": "Weekday",
+        "hour": "Hour",
+        "active_learners": "Active learners",
+        "csv": "Download CSV",
+        "suppressed": (
+            "{n} groups with fewer than {min} learners are not shown "
+            "(privacy rule: small groups must not be recognisable)."
+        ),
+        "no_data": "No data yet.",
+        "learners_refused": (
+            "The list of learners needs the analytics/learners scope, because it shows individuals."
+        ),
+        "status": "Status",
+        "score": "Score",
+        "name": "Name",
+        "learner": "Learner",
+        "language": "Language",
+        "none": "(none)",
+        "fewer_than": "fewer than {min}",
+        "fewer_short": "<{min}",
+        "fewer_legend": "“<{min}” means fewer than {min} learners; the figure is not shown (privacy rule).",
+        "status_not_started": "Not started",
+        "status_in_progress": "In progress",
+        "status_completed": "Completed",
+        "status_passed": "Passed",
+        "status_failed": "Failed",
+        "yes": "yes",
+        "no": "no",
+        "as_of": "Figures cover statements stored before {when}.",
+        "chart_of": "Chart: {what}. The figures are in the table below.",
+    },
+}
+
+WEEKDAYS = {
+    "nb": ["mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+
+
+def choose(asked: str | None, remembered: str | None, accept_language: str | None) -> str:
+    """The page's language: asked for on the page, else remembered, else the browser's."""
+    for candidate in (asked, remembered):
+        if candidate in LANGUAGES:
+            return candidate  # type: ignore[return-value]
+    for tag in parse_accept_language(accept_language):
+        primary = tag.split("-")[0].lower()
+        if primary in ("nb", "no", "nn"):
+            return "nb"
+        if primary == "en":
+            return "en"
+    return DEFAULT
+
+
+@dataclass(frozen=True)
+class Words:
+    """Words and number formats in one language."""
+
+    lang: str
+
+    @property
+    def locale(self) -> str:
+        return LANGUAGES[self.lang]
+
+    def __call__(self, key: str, **values: object) -> str:
+        return TEXTS[self.lang][key].format(**values)
+
+    def number(self, value: float | int | None, digits: int = 0) -> str:
+        if value is None:
+            return EMPTY
+        pattern = "#,##0" + ("." + "0" * digits if digits else "")
+        return format_decimal(value, format=pattern, locale=self.locale)
+
+    def percent(self, value: float | None) -> str:
+        return EMPTY if value is None else format_percent(value, format="#,##0 %", locale=self.locale)
+
+    def day(self, value: date | None) -> str:
+        return EMPTY if value is None else format_date(value, format="medium", locale=self.locale)
+
+    def weekday(self, index: int) -> str:
+        return WEEKDAYS[self.lang][index]

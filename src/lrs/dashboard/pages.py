@@ -1,0 +1,546 @@
+"""The dashboard: server-rendered pages over the analytics read side, for leaders.
+
+Sign-in with a credential that has ``analytics/read`` gives an HttpOnly, SameSite=Strict
+session cookie; forms carry a CSRF token. Pages use no JavaScript; charts are SVG drawn
+here, each next to the table with its figures, and every table downloads as CSV (the same
+page with ``csv=<table>``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.analytics import metrics
+from lrs.analytics import reads as analytics_reads
+from lrs.analytics.reads import Among, Window
+from lrs.api.services import Services, ServicesDep
+from lrs.dashboard import charts
+from lrs.dashboard.i18n import EMPTY, LANGUAGES, Words, choose
+from lrs.ops import sessions as session_ops
+from lrs.ops.caller import Caller
+from lrs.scopes import ANALYTICS_LEARNERS, ANALYTICS_READ
+from lrs.xapi.errors import TooManyRequests, Unauthorized
+from lrs.xapi.langtags import best_language, parse_accept_language
+
+HERE = Path(__file__).parent
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+templates = Jinja2Templates(directory=HERE / "templates")
+static = StaticFiles(directory=HERE / "static")
+
+SESSION_COOKIE = "lrs_session"
+SIGNIN_COOKIE = "lrs_signin"
+LANG_COOKIE = "lrs_lang"
+SESSION_SECONDS = 8 * 3600
+PERIODS = ("all", "30d", "month", "year")
+GROUPINGS = ("cohort", "team", "platform", "language", "authority")
+# No script at all, no inline styles; SVG is markup, not script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Table:
+    """A table as shown: its cells are text already in the reader's locale (or (text, link)),
+    so the CSV is exactly what the page shows."""
+
+    id: str
+    caption: str
+    headers: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    note: str | None = None
+    chart: str | None = None
+    csv_url: str = ""
+    sort_links: list[str] | None = None
+    text_columns: int = 1  # the first columns hold text (left-aligned); the rest figures
+
+
+@dataclass
+class Picker:
+    name: str
+    label: str
+    options: list[tuple[str, str]]
+    value: str
+
+
+def _words(request: Request) -> Words:
+    return Words(
+        choose(
+            request.query_params.get("lang"),
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("accept-language"),
+        )
+    )
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _render(
+    request: Request, w: Words, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    other = "en" if w.lang == "nb" else "nb"
+    page = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "w": w,
+            "other_lang": other,
+            "other_label": "English" if other == "en" else "Norsk (bokmål)",
+            "switch_url": str(request.url.include_query_params(lang=other)),
+            **context,
+        },
+        status_code=status,
+        headers=SECURITY_HEADERS,
+    )
+    if request.query_params.get("lang") in LANGUAGES:
+        page.set_cookie(LANG_COOKIE, w.lang, max_age=365 * 86400, samesite="strict", secure=_secure(request))
+    return page
+
+
+async def _viewer(request: Request, app: Services) -> tuple[Caller, str] | None:
+    """The signed-in caller and the session's CSRF token; None when not signed in."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    session = await session_ops.resume(app.db, token)
+    if session is None:
+        return None
+    try:
+        who = await app.authenticator.resume(session.credential_key)
+    except Unauthorized:
+        return None
+    return (who, session.csrf) if who.has(ANALYTICS_READ) else None
+
+
+def _to_signin(request: Request) -> Response:
+    return RedirectResponse("/dashboard/signin", status_code=303, headers=SECURITY_HEADERS)
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+
+@router.get("/signin")
+async def signin_form(request: Request) -> Response:
+    w = _words(request)
+    csrf = secrets.token_urlsafe(24)
+    page = _render(
+        request,
+        w,
+        "signin.html",
+        {"heading": w("signin"), "csrf": csrf, "failed": request.query_params.get("failed") == "1"},
+    )
+    page.set_cookie(
+        SIGNIN_COOKIE,
+        csrf,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/dashboard",
+    )
+    return page
+
+
+@router.post("/signin")
+async def signin(
+    request: Request,
+    app: ServicesDep,
+    key: str = Form(max_length=200),
+    secret: str = Form(max_length=200),
+    csrf: str = Form(max_length=100),
+    lang: str = Form(default="", max_length=5),
+) -> Response:
+    expected = request.cookies.get(SIGNIN_COOKIE)
+    if not expected or not secrets.compare_digest(expected, csrf):
+        return _to_signin(request)
+    client = request.client.host if request.client else "-"
+    try:
+        who = await app.authenticator.sign_in(key, secret, client)
+    except TooManyRequests as exc:
+        return Response(str(exc.message), status_code=429, headers={"Retry-After": str(exc.retry_after)})
+    except Unauthorized:
+        who = None
+    if who is None or not who.has(ANALYTICS_READ):
+        return RedirectResponse("/dashboard/signin?failed=1", status_code=303, headers=SECURITY_HEADERS)
+    token, _ = await session_ops.begin(app.db, who.key, SESSION_SECONDS)
+    done = RedirectResponse("/dashboard", status_code=303, headers=SECURITY_HEADERS)
+    done.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/dashboard",
+    )
+    done.delete_cookie(SIGNIN_COOKIE, path="/dashboard")
+    return done
+
+
+@router.post("/signout")
+async def signout(request: Request, app: ServicesDep, csrf: str = Form(max_length=100)) -> Response:
+    viewer = await _viewer(request, app)
+    token = request.cookies.get(SESSION_COOKIE)
+    if viewer is not None and token and secrets.compare_digest(viewer[1], csrf):
+        await session_ops.end(app.db, token)
+    done = _to_signin(request)
+    done.delete_cookie(SESSION_COOKIE, path="/dashboard")
+    return done
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+def _window(period: str, zone: ZoneInfo) -> Window:
+    """The period picked, as whole hours in the store's zone."""
+    now = datetime.now(zone).replace(minute=0, second=0, microsecond=0)
+    if period == "30d":
+        return Window((now - timedelta(days=30)).astimezone(UTC), None)
+    if period == "month":
+        return Window(now.replace(day=1, hour=0).astimezone(UTC), None)
+    if period == "year":
+        return Window(now.replace(month=1, day=1, hour=0).astimezone(UTC), None)
+    return Window(None, None)
+
+
+def _name(request: Request, names: dict[str, dict[str, str]], activity: str) -> str:
+    name = names.get(activity)
+    if not name:
+        return activity
+    key = best_language(list(name), parse_accept_language(request.headers.get("accept-language")))
+    return name[key] if key else activity
+
+
+def _group_label(w: Words, group: Any) -> str:
+    return w("none") if group is None else str(group)
+
+
+def _suppressed(w: Words, n: int, min_group: int) -> str | None:
+    return w("suppressed", n=n, min=min_group) if n else None
+
+
+def _finish(request: Request, tables: list[Table]) -> Response | None:
+    """The CSV of one table when asked for (``csv=<id>``); else give each its CSV link."""
+    wanted = request.query_params.get("csv")
+    for t in tables:
+        t.csv_url = str(request.url.include_query_params(csv=t.id))
+        if wanted == t.id:
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(t.headers)
+            for row in t.rows:
+                writer.writerow([c if isinstance(c, str) else c[0] for c in row])
+            return Response(
+                out.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{t.id}.csv"'},
+            )
+    return None
+
+
+def _period_picker(w: Words, period: str) -> Picker:
+    labels = {
+        "all": w("all_time"),
+        "30d": w("last_30_days"),
+        "month": w("this_month"),
+        "year": w("this_year"),
+    }
+    return Picker("period", w("period"), [(p, labels[p]) for p in PERIODS], period)
+
+
+@router.get("")
+async def overview(request: Request, app: ServicesDep, period: str = "all") -> Response:
+    viewer = await _viewer(request, app)
+    if viewer is None:
+        return _to_signin(request)
+    who, csrf = viewer
+    w = _words(request)
+    period = period if period in PERIODS else "all"
+    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    window = _window(period, zone)
+    min_group = who.settings.min_group_size
+    store = who.store_id
+
+    async def work(c: AsyncConnection) -> tuple[Any, ...]:
+        as_of = await analytics_reads.as_of(c, store)
+        summaries = await analytics_reads.activity_summaries(c, store, window)
+        listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
+        assigned = sorted({a.activity for a in await analytics_reads.assignment_list(c, store)})
+        per_activity = [
+            (a, await analytics_reads.assignments(c, store, a, window, Among())) for a in assigned
+        ]
+        shown = {r["activity"] for r in listed["activities"]} | set(assigned)
+        return as_of, listed, per_activity, await analytics_reads.activity_names(c, store, shown)
+
+    as_of, listed, per_activity, names = await app.db.read(work)
+    courses = Table(
+        "courses",
+        w("courses"),
+        [w("course"), w("started"), w("completed"), w("completion_rate"), w("time_spent")],
+        note=_suppressed(w, listed["suppressed_groups"], min_group),
+    )
+    for r in listed["activities"]:
+        link = str(request.url_for("course").include_query_params(activity=r["activity"], period=period))
+        courses.rows.append(
+            [
+                (_name(request, names, r["activity"]), link),
+                w.number(r["learners_started"]),
+                w.number(r["learners_completed"]),
+                w.percent(r["completion_rate"]),
+                w.number(r["time_spent_seconds"] / 3600, 1),
+            ]
+        )
+    courses.chart = charts.bars(
+        w("completion_rate"),
+        [
+            (str(row[0][0]), r["completion_rate"], str(row[3]))
+            for row, r in zip(courses.rows[:12], listed["activities"], strict=False)
+        ],
+    )
+    mandatory = Table(
+        "assignments",
+        w("assignments"),
+        [
+            w("cohort"),
+            w("course"),
+            w("due"),
+            w("assigned"),
+            w("completed"),
+            w("completion_rate"),
+            w("overdue"),
+        ],
+    )
+    suppressed = 0
+    for activity, rows in per_activity:
+        body = metrics.assignments(activity, rows, min_group)
+        suppressed += body["suppressed_groups"]
+        for g in body["groups"]:
+            link = str(
+                request.url_for("course").include_query_params(
+                    activity=activity, period=period, group="cohort"
+                )
+            )
+            mandatory.rows.append(
+                [
+                    _group_label(w, g["group"]),
+                    (_name(request, names, activity), link),
+                    w.day(datetime.fromisoformat(g["due"]).astimezone(zone).date()) if g["due"] else EMPTY,
+                    w.number(g["assigned"]),
+                    w.number(g["completed"]),
+                    w.percent(g["completion_rate"]),
+                    w.number(g["overdue"]),
+                ]
+            )
+    mandatory.note = _suppressed(w, suppressed, min_group)
+    tables = [mandatory, courses] if mandatory.rows else [courses]
+    return _finish(request, tables) or _render(
+        request,
+        w,
+        "page.html",
+        {
+            "heading": w("overview"),
+            "signed_in": True,
+            "csrf": csrf,
+            "tables": tables,
+            "pickers": [_period_picker(w, period)],
+            "hidden": [],
+            "action": "/dashboard",
+            "as_of": as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        },
+    )
+
+
+@router.get("/course", name="course")
+async def course(
+    request: Request, app: ServicesDep, activity: str = "", period: str = "all", group: str = "cohort"
+) -> Response:
+    viewer = await _viewer(request, app)
+    if viewer is None:
+        return _to_signin(request)
+    who, csrf = viewer
+    w = _words(request)
+    period = period if period in PERIODS else "all"
+    group = group if group in GROUPINGS else "cohort"
+    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    window = _window(period, zone)
+    min_group = who.settings.min_group_size
+    store = who.store_id
+
+    async def work(c: AsyncConnection) -> tuple[Any, ...]:
+        as_of = await analytics_reads.as_of(c, store)
+        groups = await analytics_reads.completion(c, store, activity, window, Among(group))
+        kids = await analytics_reads.child_activities(c, store, activity)
+        steps = await analytics_reads.reach(c, store, activity, kids, window)
+        cells = await analytics_reads.hours(c, store, activity, zone.key, window)
+        names = await analytics_reads.activity_names(c, store, {activity, *kids})
+        return as_of, groups, steps, cells, names
+
+    as_of, groups, steps, cells, names = await app.db.read(work)
+    title = _name(request, names, activity)
+    body = metrics.completion(activity, groups, group, min_group)
+    by_group = Table(
+        "by-group",
+        w("by_group"),
+        [
+            w("group"),
+            w("started"),
+            w("completed"),
+            w("completion_rate"),
+            w("pass_rate"),
+            w("score_mean"),
+            w("time_spent"),
+        ],
+        note=_suppressed(w, body["suppressed_groups"], min_group),
+    )
+    for g in body["groups"]:
+        by_group.rows.append(
+            [
+                _group_label(w, g["group"]),
+                w.number(g["learners_started"]),
+                w.number(g["learners_completed"]),
+                w.percent(g["completion_rate"]),
+                w.percent(g["pass_rate"]),
+                w.percent(g["score"]["mean"]),
+                w.number(g["time_spent_seconds"]["total"] / 3600, 1),
+            ]
+        )
+    by_group.chart = charts.bars(
+        w("by_group"),
+        [
+            (row[0], g["completion_rate"], row[3])
+            for row, g in zip(by_group.rows, body["groups"], strict=True)
+        ],
+    )
+    shown = metrics.elements(activity, [(s, _name(request, names, s.activity)) for s in steps], min_group)
+    elements = Table(
+        "elements",
+        w("elements"),
+        [
+            w("elements"),
+            w("reached"),
+            w("completed"),
+            w("completion_rate"),
+            w("pass_rate"),
+            w("score_mean"),
+            w("self_assessment"),
+        ],
+        note=_suppressed(w, shown["suppressed_groups"], min_group),
+    )
+    for e in shown["elements"]:
+        elements.rows.append(
+            [
+                e["name"] or e["activity"],
+                w.number(e["learners_reached"]),
+                w.number(e["learners_completed"]),
+                w.percent(e["completion_rate"]),
+                w.percent(e["pass_rate"]),
+                w.percent(e["score"]["mean"]),
+                w.percent(e["self_assessment"]["mean_scaled"]),
+            ]
+        )
+    elements.chart = charts.bars(
+        w("elements"),
+        [
+            (row[0], e["learners_reached"] / max(shown["elements"][0]["learners_reached"], 1), row[1])
+            for row, e in zip(elements.rows, shown["elements"], strict=True)
+        ],
+    )
+    heat = metrics.hours(cells, zone, min_group)
+    active = {(c["weekday"], c["hour"]): c["active_learners"] for c in heat["cells"]}
+    hours = Table(
+        "hours",
+        w("when"),
+        [w("weekday"), *[f"{h:02d}" for h in range(24)]],
+        note=w("fewer_legend", min=min_group) if heat["suppressed_groups"] else None,
+    )
+    if any(active.values()):
+        hours.rows = [
+            [
+                w.weekday(d),
+                *[
+                    w.number(active[(d, h)]) if (d, h) in active else w("fewer_short", min=min_group)
+                    for h in range(24)
+                ],
+            ]
+            for d in range(7)
+        ]
+        hours.chart = charts.grid(w("when"), active, [w.weekday(d) for d in range(7)])
+    tables = [by_group, elements, hours]
+    labels = {g: g for g in GROUPINGS} | {"cohort": w("cohort"), "language": w("language")}
+    return _finish(request, tables) or _render(
+        request,
+        w,
+        "page.html",
+        {
+            "heading": title,
+            "signed_in": True,
+            "csrf": csrf,
+            "tables": tables,
+            "pickers": [
+                _period_picker(w, period),
+                Picker("group", w("group_by"), [(g, labels[g]) for g in GROUPINGS], group),
+            ],
+            "hidden": [("activity", activity)],
+            "action": "/dashboard/course",
+            "as_of": as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        },
+    )
+
+
+@router.get("/learners")
+async def learners(request: Request, app: ServicesDep, activity: str = "", sort: str = "learner") -> Response:
+    viewer = await _viewer(request, app)
+    if viewer is None:
+        return _to_signin(request)
+    who, csrf = viewer
+    w = _words(request)
+    context: dict[str, Any] = {"heading": w("learners"), "signed_in": True, "csrf": csrf, "tables": []}
+    if not who.has(ANALYTICS_LEARNERS):
+        return _render(request, w, "page.html", {**context, "message": w("learners_refused")}, status=403)
+    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    rows = await app.db.read(
+        lambda c: analytics_reads.assigned_learners(c, who.store_id, activity, Window(None, None), None)
+    )
+    listed = metrics.assigned_learners(rows, datetime.now(UTC))
+    columns = ["name", "status", "score", "time_spent_seconds", "due"]
+    sort = sort if sort in columns else "name"
+    listed.sort(key=lambda r: (r[sort] is None, r[sort] if r[sort] is not None else 0))
+    table = Table(
+        "learners",
+        w("learners"),
+        [w("learner"), w("status"), w("score"), w("time_spent"), w("due")],
+        text_columns=2,
+        sort_links=[str(request.url.include_query_params(sort=c)) for c in columns],
+    )
+    for r in listed:
+        table.rows.append(
+            [
+                r["name"] or r["learner"],
+                w(f"status_{r['status']}") + (f" ({w('overdue').lower()})" if r["overdue"] else ""),
+                w.percent(r["score"]),
+                w.number(r["time_spent_seconds"] / 3600, 1),
+                w.day(datetime.fromisoformat(r["due"]).astimezone(zone).date()) if r["due"] else EMPTY,
+            ]
+        )
+    return _finish(request, [table]) or _render(
+        request, w, "page.html", {**context, "tables": [table], "heading": w("learners")}
+    )

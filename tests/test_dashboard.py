@@ -1,0 +1,240 @@
+"""The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright):
+sign-in, every page in both languages, pickers, CSV, the learners scope, sign-out, and axe-core
+on every page (no serious or critical violations).
+
+Screenshots go to ``LRS_SCREENSHOTS`` (the committed set: ``docs/screenshots``), else to a
+temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.harness import make_credential, new_store, rollups_folded
+from tests.test_leader_analytics import (
+    AFTER,
+    DUE,
+    FIRE,
+    MIN_GROUP,
+    TREE,
+    V2,
+    course_statements,
+    person,
+    rating_statements,
+)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+async def office(server) -> dict[str, Any]:
+    """A store with cohorts, assignments and the fire-safety course; an analyst and a leader."""
+    name = new_store(server.database_url, "dash", min_group_size=str(MIN_GROUP))
+    creds = {
+        role: make_credential(server.database_url, scopes, name, role)
+        for role, scopes in (
+            ("vendor", "statements/write"),
+            ("hr", "cohorts"),
+            ("analyst", "analytics/read"),
+            ("leader", "analytics/read,analytics/learners"),
+            ("writer", "statements/write"),
+        )
+    }
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+        statements = course_statements() + rating_statements()
+        r = await c.post("/xapi/statements", json=statements, headers=V2, auth=creds["vendor"].auth)
+        assert r.status_code == 200, r.text
+        for cohort, parent in TREE.items():
+            await c.put(f"/analytics/cohorts/{cohort}", json={"parent": parent}, auth=creds["hr"].auth)
+        for cohort, learners in AFTER.items():
+            r = await c.put(
+                f"/analytics/cohorts/{cohort}/members",
+                json=[person(n) for n in learners],
+                auth=creds["hr"].auth,
+            )
+            assert r.status_code == 200
+        for cohort, due in DUE.items():
+            await c.put(
+                f"/analytics/cohorts/{cohort}/assignments",
+                json={"activity": FIRE, "due": due.isoformat()},
+                auth=creds["hr"].auth,
+            )
+    await rollups_folded(server.database_url)
+    return {"server": server, **creds}
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+def shots() -> Path:
+    target = Path(os.environ.get("LRS_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "lrs-shots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+async def accessible(page: Page) -> None:
+    """axe-core finds nothing serious or critical on the page."""
+    result = await Axe().run(page)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], bad
+
+
+async def sign_in(page: Page, base: str, cred: Any) -> None:
+    await page.goto(base + "/dashboard")
+    assert page.url.endswith("/dashboard/signin")
+    await page.fill("#key", cred.key)
+    await page.fill("#secret", cred.secret)
+    await page.click("form.signin button[type=submit]")
+    await page.wait_for_url(base + "/dashboard")
+
+
+async def api(office: dict[str, Any], path: str, **params: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=office["server"].url, auth=office["analyst"].auth) as c:
+        r = await c.get("/analytics" + path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def cells(page: Page, table: str) -> list[list[str]]:
+    return await page.eval_on_selector_all(
+        f"#{table} tbody tr", "rows => rows.map(r => [...r.children].map(c => c.textContent.trim()))"
+    )
+
+
+async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
+    base = office["server"].url
+    context = await browser.new_context(locale="nb-NO", accept_downloads=True)
+    page = await context.new_page()
+    await page.goto(base + "/dashboard/signin")
+    await accessible(page)
+    await page.screenshot(path=str(shots() / "signin-nb.png"), full_page=True)
+    await sign_in(page, base, office["analyst"])
+    assert await page.inner_text("h1") == "Oversikt"
+    await accessible(page)
+    await page.screenshot(path=str(shots() / "overview-nb.png"), full_page=True)
+
+    # Mandatory training: the API's figures, in Norwegian number format.
+    body = await api(office, "/assignments", activity=FIRE)
+    rows = await cells(page, "assignments")
+    want = [[g["group"], FIRE, g["assigned"], g["completed"], g["overdue"]] for g in body["groups"]]
+    assert [[r[0], r[1], int(r[3]), int(r[4]), int(r[6])] for r in rows] == want
+    assert rows[0][5].replace("\xa0", " ") == f"{round(body['groups'][0]['completion_rate'] * 100)} %"
+
+    # A CSV download holds exactly what the table shows.
+    async with page.expect_download() as info:
+        await page.click("a[href*='csv=assignments']")
+    download = await info.value
+    text = Path(await download.path()).read_text()
+    assert text.splitlines()[1].split(",")[:2] == rows[0][:2]
+
+    # A course: completion by cohort equals the API's; small groups read "færre enn".
+    await page.click("#courses a[href*='activity=']")
+    await page.wait_for_url("**/dashboard/course?**")
+    await page.select_option("#group", "language")
+    await page.click("form.pickers button[type=submit]")
+    await page.wait_for_url("**group=language**")
+    await accessible(page)
+    by_language = await api(office, "/completion", activity=FIRE, group_by="language")
+    shown = await cells(page, "by-group")
+    assert [(r[0], int(r[1])) for r in shown] == [
+        (g["group"], g["learners_started"]) for g in by_language["groups"]
+    ]
+    note = await page.inner_text(
+        "#by-group-title + figure ~ p.note, section[aria-labelledby='by-group-title'] p.note"
+    )
+    assert f"færre enn {MIN_GROUP}" in note and str(by_language["suppressed_groups"]) in note
+    await page.screenshot(path=str(shots() / "course-nb.png"), full_page=True)
+
+    # English, from the link on the page; the choice is remembered.
+    await page.click("a[hreflang=en]")
+    assert await page.inner_text("h2#by-group-title") == "Completion by group"
+    await accessible(page)
+    await page.screenshot(path=str(shots() / "course-en.png"), full_page=True)
+    await page.goto(base + "/dashboard")
+    assert await page.inner_text("h1") == "Overview"
+    await page.screenshot(path=str(shots() / "overview-en.png"), full_page=True)
+
+    # The learners page is refused without its scope, and says why.
+    response = await page.goto(base + f"/dashboard/learners?activity={FIRE}")
+    assert response is not None and response.status == 403
+    assert "analytics/learners" in await page.inner_text("main")
+    await accessible(page)
+
+    # Signing out ends the session at once: the old cookie opens nothing.
+    cookies = await context.cookies()
+    await page.click("header form button[type=submit]")
+    await page.wait_for_url("**/dashboard/signin")
+    session = next(c for c in cookies if c["name"] == "lrs_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    async with httpx.AsyncClient(base_url=base, cookies={"lrs_session": session["value"]}) as c:
+        r = await c.get("/dashboard", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/signin"
+    await context.close()
+
+
+async def test_learners_page_with_its_scope(office, browser):
+    base = office["server"].url
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    await sign_in(page, base, office["leader"])
+    await page.goto(base + f"/dashboard/learners?activity={FIRE}")
+    rows = await cells(page, "learners")
+    assert len(rows) == sum(len(v) for v in AFTER.values())
+    assert {r[0] for r in rows} >= {"Ansatt 0", "Ansatt 15"}
+    await accessible(page)
+    await page.screenshot(path=str(shots() / "learners-en.png"), full_page=True)
+    await context.close()
+
+
+async def test_sign_in_refuses_wrong_secrets_scopes_and_forged_forms(office):
+    base = office["server"].url
+    async with httpx.AsyncClient(base_url=base) as c:
+        form = await c.get("/dashboard/signin")
+        assert "script-src" not in form.headers["content-security-policy"]
+        assert "default-src 'none'" in form.headers["content-security-policy"]
+        csrf = form.cookies["lrs_signin"]
+        for key, secret in (
+            (office["analyst"].key, "wrong"),
+            (office["writer"].key, office["writer"].secret),
+        ):
+            r = await c.post("/dashboard/signin", data={"key": key, "secret": secret, "csrf": csrf})
+            assert r.status_code == 303 and r.headers["location"].endswith("failed=1")
+            assert "lrs_session" not in r.cookies
+        # A form posted from elsewhere carries no matching token.
+        async with httpx.AsyncClient(base_url=base) as other:
+            r = await other.post(
+                "/dashboard/signin",
+                data={
+                    "key": office["analyst"].key,
+                    "secret": office["analyst"].secret,
+                    "csrf": uuid.uuid4().hex,
+                },
+            )
+            assert r.status_code == 303 and "lrs_session" not in r.cookies
