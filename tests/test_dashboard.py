@@ -170,7 +170,24 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
         "#by-group-title + figure ~ p.note, section[aria-labelledby='by-group-title'] p.note"
     )
     assert f"færre enn {MIN_GROUP}" in note and str(by_language["suppressed_groups"]) in note
+    platforms = await api(office, "/completion", activity=FIRE, group_by="platform")
+    assert [(r[0], int(r[1])) for r in await cells(page, "platforms")] == [
+        (g["group"], g["learners_started"]) for g in platforms["groups"]
+    ]
+    feedback = await api(office, "/feedback", activity=FIRE)
+    assert int((await cells(page, "feedback"))[0][1]) == feedback["groups"][0]["n"]
     await page.screenshot(path=str(shots() / "course-nb.png"), full_page=True)
+
+    # One unit: its figures only.
+    await page.select_option("#unit", "Skole")
+    await page.select_option("#group", "platform")
+    await page.click("form.pickers button[type=submit]")
+    await page.wait_for_url("**unit=Skole**")
+    in_school = await api(office, "/completion", activity=FIRE, group_by="platform", cohort="Skole")
+    assert [(r[0], int(r[1])) for r in await cells(page, "by-group")] == [
+        (g["group"], g["learners_started"]) for g in in_school["groups"]
+    ]
+    await accessible(page)
 
     # English, from the link on the page; the choice is remembered.
     await page.click("a[hreflang=en]")
@@ -204,12 +221,18 @@ async def test_learners_page_with_its_scope(office, browser):
     context = await browser.new_context(locale="en-GB")
     page = await context.new_page()
     await sign_in(page, base, office["leader"])
-    await page.goto(base + f"/dashboard/learners?activity={FIRE}")
+    await page.goto(base + f"/dashboard/course?activity={FIRE}")
+    await page.click("main a[href*='/dashboard/learners']")
+    await page.wait_for_url("**/dashboard/learners?**")
+    assert FIRE in await page.inner_text("h1")
     rows = await cells(page, "learners")
     assert len(rows) == sum(len(v) for v in AFTER.values())
     assert {r[0] for r in rows} >= {"Ansatt 0", "Ansatt 15"}
     await accessible(page)
     await page.screenshot(path=str(shots() / "learners-en.png"), full_page=True)
+    await page.click("a[hreflang=nb]")
+    assert (await page.inner_text("h1")).startswith("Deltakere")
+    await page.screenshot(path=str(shots() / "learners-nb.png"), full_page=True)
     await context.close()
 
 

@@ -930,6 +930,14 @@ async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignme
     return await cohort_store.assignments(conn, store_id)
 
 
+async def cohort_names(conn: AsyncConnection, store_id: int) -> list[str]:
+    """The store's cohorts, by name."""
+    rows = await conn.execute(
+        text("SELECT name FROM cohorts WHERE store_id = :store ORDER BY name"), {"store": store_id}
+    )
+    return [r.name for r in rows]
+
+
 async def cohort_exists(conn: AsyncConnection, store_id: int, name: str) -> bool:
     found = await conn.execute(
         text("SELECT EXISTS (SELECT FROM cohorts WHERE store_id = :store AND name = :name)"),

@@ -299,7 +299,9 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
         note=_suppressed(w, listed["suppressed_groups"], min_group),
     )
     for r in listed["activities"]:
-        link = str(request.url_for("course").include_query_params(activity=r["activity"], period=period))
+        link = str(
+            request.url_for("dashboard-course").include_query_params(activity=r["activity"], period=period)
+        )
         courses.rows.append(
             [
                 (_name(request, names, r["activity"]), link),
@@ -335,7 +337,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
         suppressed += body["suppressed_groups"]
         for g in body["groups"]:
             link = str(
-                request.url_for("course").include_query_params(
+                request.url_for("dashboard-course").include_query_params(
                     activity=activity, period=period, group="cohort"
                 )
             )
@@ -369,9 +371,14 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
     )
 
 
-@router.get("/course", name="course")
+@router.get("/course", name="dashboard-course")
 async def course(
-    request: Request, app: ServicesDep, activity: str = "", period: str = "all", group: str = "cohort"
+    request: Request,
+    app: ServicesDep,
+    activity: str = "",
+    period: str = "all",
+    group: str = "cohort",
+    unit: str = "",
 ) -> Response:
     viewer = await _viewer(request, app)
     if viewer is None:
@@ -387,14 +394,18 @@ async def course(
 
     async def work(c: AsyncConnection) -> tuple[Any, ...]:
         as_of = await analytics_reads.as_of(c, store)
-        groups = await analytics_reads.completion(c, store, activity, window, Among(group))
+        units = await analytics_reads.cohort_names(c, store)
+        within = unit if unit in units else None
+        groups = await analytics_reads.completion(c, store, activity, window, Among(group, within))
+        platforms = await analytics_reads.completion(c, store, activity, window, Among("platform", within))
+        ratings = await analytics_reads.ratings(c, store, activity, window, Among(None, within))
         kids = await analytics_reads.child_activities(c, store, activity)
-        steps = await analytics_reads.reach(c, store, activity, kids, window)
-        cells = await analytics_reads.hours(c, store, activity, zone.key, window)
+        steps = await analytics_reads.reach(c, store, activity, kids, window, Among(None, within))
+        cells = await analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))
         names = await analytics_reads.activity_names(c, store, {activity, *kids})
-        return as_of, groups, steps, cells, names
+        return as_of, units, within, groups, platforms, ratings, steps, cells, names
 
-    as_of, groups, steps, cells, names = await app.db.read(work)
+    as_of, units, within, groups, platforms, ratings, steps, cells, names = await app.db.read(work)
     title = _name(request, names, activity)
     body = metrics.completion(activity, groups, group, min_group)
     by_group = Table(
@@ -484,8 +495,53 @@ async def course(
             for d in range(7)
         ]
         hours.chart = charts.grid(w("when"), active, [w.weekday(d) for d in range(7)])
-    tables = [by_group, elements, hours]
+    split = metrics.completion(activity, platforms, "platform", min_group)
+    platform = Table(
+        "platforms",
+        w("platforms"),
+        [w("platform"), w("started"), w("completed"), w("completion_rate")],
+        note=_suppressed(w, split["suppressed_groups"], min_group),
+    )
+    total = sum(g["learners_started"] for g in split["groups"]) or 1
+    for g in split["groups"]:
+        platform.rows.append(
+            [
+                _group_label(w, g["group"]),
+                w.number(g["learners_started"]),
+                w.number(g["learners_completed"]),
+                w.percent(g["completion_rate"]),
+            ]
+        )
+    platform.chart = charts.bars(
+        w("platforms"),
+        [
+            (row[0], g["learners_started"] / total, row[1])
+            for row, g in zip(platform.rows, split["groups"], strict=True)
+        ],
+    )
+    rated = metrics.feedback(activity, ratings, None, min_group)
+    feedback = Table(
+        "feedback",
+        w("feedback"),
+        [w("scale"), w("raters"), w("mean_raw"), w("mean_scaled")],
+        note=_suppressed(w, rated["suppressed_groups"], min_group),
+    )
+    for g in rated["groups"]:
+        if not g["n"]:
+            continue
+        feedback.rows.append([w("all_scales"), w.number(g["n"]), EMPTY, w.percent(g["mean_scaled"])])
+        for scale in g["scales"]:
+            feedback.rows.append(
+                [
+                    f"{w.number(scale['min'])}\u2013{w.number(scale['max'])}",
+                    w.number(scale["n"]),
+                    w.number(scale["mean_raw"], 1),
+                    EMPTY,
+                ]
+            )
+    tables = [by_group, platform, elements, feedback, hours]
     labels = {g: g for g in GROUPINGS} | {"cohort": w("cohort"), "language": w("language")}
+    unit_options = [("", w("all_units")), *[(u, u) for u in units]]
     return _finish(request, tables) or _render(
         request,
         w,
@@ -497,16 +553,25 @@ async def course(
             "tables": tables,
             "pickers": [
                 _period_picker(w, period),
+                Picker("unit", w("cohort"), unit_options, within or ""),
                 Picker("group", w("group_by"), [(g, labels[g]) for g in GROUPINGS], group),
             ],
             "hidden": [("activity", activity)],
             "action": "/dashboard/course",
+            "links": [
+                (
+                    w("learners"),
+                    str(request.url_for("dashboard-learners").include_query_params(activity=activity)),
+                )
+            ]
+            if who.has(ANALYTICS_LEARNERS)
+            else [],
             "as_of": as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         },
     )
 
 
-@router.get("/learners")
+@router.get("/learners", name="dashboard-learners")
 async def learners(request: Request, app: ServicesDep, activity: str = "", sort: str = "learner") -> Response:
     viewer = await _viewer(request, app)
     if viewer is None:
@@ -517,9 +582,12 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
     if not who.has(ANALYTICS_LEARNERS):
         return _render(request, w, "page.html", {**context, "message": w("learners_refused")}, status=403)
     zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
-    rows = await app.db.read(
-        lambda c: analytics_reads.assigned_learners(c, who.store_id, activity, Window(None, None), None)
-    )
+
+    async def work(c: AsyncConnection) -> tuple[Any, ...]:
+        found = await analytics_reads.assigned_learners(c, who.store_id, activity, Window(None, None), None)
+        return found, await analytics_reads.activity_names(c, who.store_id, {activity})
+
+    rows, names = await app.db.read(work)
     listed = metrics.assigned_learners(rows, datetime.now(UTC))
     columns = ["name", "status", "score", "time_spent_seconds", "due"]
     sort = sort if sort in columns else "name"
@@ -541,6 +609,7 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
                 w.day(datetime.fromisoformat(r["due"]).astimezone(zone).date()) if r["due"] else EMPTY,
             ]
         )
+    heading = f"{w('learners')}: {_name(request, names, activity)}"
     return _finish(request, [table]) or _render(
-        request, w, "page.html", {**context, "tables": [table], "heading": w("learners")}
+        request, w, "page.html", {**context, "tables": [table], "heading": heading}
     )
