@@ -147,6 +147,15 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
     assert [[r[0], r[1], int(r[3]), int(r[4]), int(r[6])] for r in rows] == want
     assert rows[0][5].replace("\xa0", " ") == f"{round(body['groups'][0]['completion_rate'] * 100)} %"
 
+    # Courses, with the completion rate eight weeks ago and now (every statement is older).
+    listed = await api(office, "/activities", sort="activity", order="asc")
+    fire = next(a for a in listed["activities"] if a["activity"] == FIRE)
+    course_row = next(r for r in await cells(page, "courses") if r[0] == FIRE)
+    assert int(course_row[1]) == fire["learners_started"]
+    rate = course_row[3]
+    assert rate.replace("\xa0", " ") == f"{round(fire['completion_rate'] * 100)} %"
+    assert course_row[4] == f"{rate} \u2192 {rate}"
+
     # A CSV download holds exactly what the table shows.
     async with page.expect_download() as info:
         await page.click("a[href*='csv=assignments']")

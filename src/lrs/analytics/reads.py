@@ -930,6 +930,51 @@ async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignme
     return await cohort_store.assignments(conn, store_id)
 
 
+@dataclass(frozen=True)
+class Trend:
+    """Learners who had started and completed an activity by the end of each week."""
+
+    activity: str
+    weeks: list[datetime]
+    started: list[int]
+    completed: list[int]
+
+
+async def trends(
+    conn: AsyncConnection, store_id: int, activities: list[str], weeks: list[datetime], tz: str
+) -> list[Trend]:
+    """Learners who had started and completed each activity by the end of each week
+    (``weeks``: the local Monday each starts on, oldest first), from each learner's first
+    statement and first completion: two counts per activity and week, added up here."""
+    rows = await conn.execute(
+        text("""
+        WITH progress AS (
+            SELECT activity_id, first_at, completed_at FROM analytics_progress
+             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+        )
+        SELECT activity_id, week, sum(started) AS started, sum(completed) AS completed
+          FROM (SELECT activity_id, greatest(date_trunc('week', first_at AT TIME ZONE :tz), :floor) AS week,
+                       count(*) AS started, 0 AS completed
+                  FROM progress GROUP BY 1, 2
+                UNION ALL
+                SELECT activity_id, greatest(date_trunc('week', completed_at AT TIME ZONE :tz), :floor),
+                       0, count(*)
+                  FROM progress WHERE completed_at IS NOT NULL GROUP BY 1, 2) AS counted
+         GROUP BY 1, 2
+        """),
+        {"store": store_id, "keys": [_key(a) for a in activities], "tz": tz, "floor": weeks[0]},
+    )
+    per: dict[str, list[Any]] = {}
+    for r in rows:
+        per.setdefault(r.activity_id, []).append(r)
+    out = []
+    for activity, counted in per.items():
+        started = [sum(int(r.started) for r in counted if r.week <= week) for week in weeks]
+        completed = [sum(int(r.completed) for r in counted if r.week <= week) for week in weeks]
+        out.append(Trend(activity, weeks, started, completed))
+    return out
+
+
 async def cohort_names(conn: AsyncConnection, store_id: int) -> list[str]:
     """The store's cohorts, by name."""
     rows = await conn.execute(

@@ -9,7 +9,7 @@ BAR = "#1f5f8b"  # 7.0:1 against white
 TRACK = "#e6edf2"
 
 
-def _short(label: str, room: int = 26) -> str:
+def _short(label: str, room: int = 23) -> str:
     """A label that fits beside a bar: long ones keep their end, where names differ."""
     return label if len(label) <= room else "\u2026" + label[-(room - 1) :]
 

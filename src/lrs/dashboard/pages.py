@@ -44,6 +44,7 @@ SESSION_COOKIE = "lrs_session"
 SIGNIN_COOKIE = "lrs_signin"
 LANG_COOKIE = "lrs_lang"
 SESSION_SECONDS = 8 * 3600
+TREND_WEEKS = 8
 PERIODS = ("all", "30d", "month", "year")
 GROUPINGS = ("cohort", "team", "platform", "language", "authority")
 # No script at all, no inline styles; SVG is markup, not script.
@@ -257,6 +258,19 @@ def _finish(request: Request, tables: list[Table]) -> Response | None:
     return None
 
 
+def _trend(w: Words, trend: analytics_reads.Trend | None, min_group: int) -> str:
+    """The completion rate eight weeks ago and now, e.g. "48 % → 62 %" (while fewer than
+    the minimum had started, no rate)."""
+    if trend is None:
+        return EMPTY
+
+    def rate(i: int) -> str:
+        started = trend.started[i]
+        return w.percent(trend.completed[i] / started) if started >= min_group else EMPTY
+
+    return f"{rate(0)} \u2192 {rate(-1)}"
+
+
 def _period_picker(w: Words, period: str) -> Picker:
     labels = {
         "all": w("all_time"),
@@ -289,13 +303,21 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
             (a, await analytics_reads.assignments(c, store, a, window, Among())) for a in assigned
         ]
         shown = {r["activity"] for r in listed["activities"]} | set(assigned)
-        return as_of, listed, per_activity, await analytics_reads.activity_names(c, store, shown)
+        trends = await analytics_reads.trends(
+            c, store, [r["activity"] for r in listed["activities"]], weeks, zone.key
+        )
+        return as_of, listed, per_activity, await analytics_reads.activity_names(c, store, shown), trends
 
-    as_of, listed, per_activity, names = await app.db.read(work)
+    # The last eight weeks, as the local Mondays they start on.
+    monday = datetime.now(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    monday -= timedelta(days=monday.weekday())
+    weeks = [monday - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    as_of, listed, per_activity, names, found_trends = await app.db.read(work)
+    trend_of = {t.activity: t for t in found_trends}
     courses = Table(
         "courses",
         w("courses"),
-        [w("course"), w("started"), w("completed"), w("completion_rate"), w("time_spent")],
+        [w("course"), w("started"), w("completed"), w("completion_rate"), w("trend"), w("time_spent")],
         note=_suppressed(w, listed["suppressed_groups"], min_group),
     )
     for r in listed["activities"]:
@@ -308,6 +330,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
                 w.number(r["learners_started"]),
                 w.number(r["learners_completed"]),
                 w.percent(r["completion_rate"]),
+                _trend(w, trend_of.get(r["activity"]), min_group),
                 w.number(r["time_spent_seconds"] / 3600, 1),
             ]
         )
@@ -330,6 +353,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
             w("completion_rate"),
             w("overdue"),
         ],
+        text_columns=2,
     )
     suppressed = 0
     for activity, rows in per_activity:
