@@ -62,6 +62,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "hour": "Time",
         "active_learners": "Aktive deltakere",
         "csv": "Last ned CSV",
+        "suppressed_one": (
+            "1 gruppe med færre enn {min} deltakere vises ikke "
+            "(personvernregel: små grupper skal ikke kunne kjennes igjen)."
+        ),
+        "team": "Team",
+        "authority": "Leverandør",
         "suppressed": (
             "{n} grupper med færre enn {min} deltakere vises ikke "
             "(personvernregel: små grupper skal ikke kunne kjennes igjen)."
@@ -142,6 +148,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "hour": "Hour",
         "active_learners": "Active learners",
         "csv": "Download CSV",
+        "suppressed_one": (
+            "1 group with fewer than {min} learners is not shown "
+            "(privacy rule: small groups must not be recognisable)."
+        ),
+        "team": "Team",
+        "authority": "Vendor",
         "suppressed": (
             "{n} groups with fewer than {min} learners are not shown "
             "(privacy rule: small groups must not be recognisable)."

@@ -236,7 +236,9 @@ def _group_label(w: Words, group: Any) -> str:
 
 
 def _suppressed(w: Words, n: int, min_group: int) -> str | None:
-    return w("suppressed", n=n, min=min_group) if n else None
+    if not n:
+        return None
+    return w("suppressed_one", min=min_group) if n == 1 else w("suppressed", n=n, min=min_group)
 
 
 def _finish(request: Request, tables: list[Table]) -> Response | None:
@@ -564,7 +566,7 @@ async def course(
                 ]
             )
     tables = [by_group, platform, elements, feedback, hours]
-    labels = {g: g for g in GROUPINGS} | {"cohort": w("cohort"), "language": w("language")}
+    labels = {g: w(g) for g in ("team", "platform", "language", "authority")} | {"cohort": w("cohort")}
     unit_options = [("", w("all_units")), *[(u, u) for u in units]]
     return _finish(request, tables) or _render(
         request,
