@@ -239,6 +239,12 @@ async def test_learners_page_with_its_scope(office, browser):
     assert {r[0] for r in rows} >= {"Ansatt 0", "Ansatt 15"}
     await accessible(page)
     await page.screenshot(path=str(shots() / "learners-en.png"), full_page=True)
+    # A module nobody is assigned: the learners who took it.
+    module = f"{FIRE}/modul3"
+    await page.goto(base + f"/dashboard/learners?activity={module}")
+    taken = await api(office, "/activities", sort="activity", order="asc", limit=1000)
+    reached = next(a for a in taken["activities"] if a["activity"] == module)["learners_started"]
+    assert len(await cells(page, "learners")) == reached
     await page.click("a[hreflang=nb]")
     assert (await page.inner_text("h1")).startswith("Deltakere")
     await page.screenshot(path=str(shots() / "learners-nb.png"), full_page=True)

@@ -610,11 +610,16 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
     zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
 
     async def work(c: AsyncConnection) -> tuple[Any, ...]:
-        found = await analytics_reads.assigned_learners(c, who.store_id, activity, Window(None, None), None)
-        return found, await analytics_reads.activity_names(c, who.store_id, {activity})
+        everyone = Window(None, None)
+        found = await analytics_reads.assigned_learners(c, who.store_id, activity, everyone, None)
+        # Nothing assigned: the learners who took the course, so there is still a list to act on.
+        taking = [] if found else await analytics_reads.progress(c, who.store_id, activity, everyone)
+        return found, taking, await analytics_reads.activity_names(c, who.store_id, {activity})
 
-    rows, names = await app.db.read(work)
-    listed = metrics.assigned_learners(rows, datetime.now(UTC))
+    rows, taking, names = await app.db.read(work)
+    listed = metrics.assigned_learners(rows, datetime.now(UTC)) or [
+        {**r, "overdue": False, "due": None} for r in metrics.learners(taking)
+    ]
     columns = ["name", "status", "score", "time_spent_seconds", "due"]
     sort = sort if sort in columns else "name"
     listed.sort(key=lambda r: (r[sort] is None, r[sort] if r[sort] is not None else 0))
