@@ -40,7 +40,7 @@ from lrs.scopes import ANALYTICS_LEARNERS, ANALYTICS_READ
 from lrs.xapi.errors import BadRequest, Unavailable
 from lrs.xapi.langtags import best_language, parse_accept_language
 from lrs.xapi.timestamps import format_timestamp, parse_timestamp
-from lrs.xapi.validate import is_iri
+from lrs.xapi.validate import check_iri
 
 router = APIRouter(prefix="/analytics", tags=["Analytics"])
 T = TypeVar("T")
@@ -99,12 +99,6 @@ def _tz(app: Services, who: Caller, tz: str | None) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadRequest(f"tz: {name!r} is not an IANA time zone name") from None
-
-
-def _activity(value: str, name: str = "activity") -> str:
-    if not is_iri(value):
-        raise BadRequest(f"{name}: must be an IRI, got {value!r}")
-    return value
 
 
 AS_OF_HEADER = "X-Analytics-As-Of"
@@ -250,7 +244,7 @@ OptionalActivity = Annotated[str | None, Query(description="Only this activity")
 
 @router.get("/completion", responses=_ERRORS, summary="Completion, passing, scores, time and cost")
 async def completion(ask: AskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[GroupFigures], dict[str, Any] | None]:
@@ -270,7 +264,7 @@ async def completion(ask: AskDep, activity: Activity) -> Response:
 
 @router.get("/assignments", responses=_ERRORS, summary="Mandatory training: the assigned learners' progress")
 async def assignments(ask: AskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[AssignmentFigures], dict[str, Any] | None]:
@@ -291,7 +285,7 @@ async def assignments(ask: AskDep, activity: Activity) -> Response:
     summary="Each assigned learner's status and due date (personal data: needs analytics/learners)",
 )
 async def assignment_learners(ask: LearnersAskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
 
     async def work(c: AsyncConnection) -> tuple[list[AssignedLearner], datetime]:
         found = await analytics_reads.assigned_learners(
@@ -310,7 +304,7 @@ async def engagement(
     interval: Annotated[Literal["day", "week", "month"], Query()] = "day",
 ) -> Response:
     if activity is not None:
-        _activity(activity)
+        check_iri(activity, "activity")
     rows = await ask.read(
         lambda c: analytics_reads.engagement(
             c, ask.who.store_id, activity, interval, ask.zone.key, ask.window, ask.among
@@ -332,7 +326,7 @@ async def engagement(
 @router.get("/engagement/hours", responses=_ERRORS, summary="When learning happens")
 async def engagement_hours(ask: AskDep, activity: OptionalActivity = None) -> Response:
     if activity is not None:
-        _activity(activity)
+        check_iri(activity, "activity")
     cells = await ask.read(
         lambda c: analytics_reads.hours(c, ask.who.store_id, activity, ask.zone.key, ask.window, ask.among)
     )
@@ -375,19 +369,19 @@ def _per_step(
 
 @router.get("/dropoff", responses=_ERRORS, summary="Where learners stop within an activity")
 async def dropoff(ask: AskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     return _per_step(ask, activity, await _steps(ask, activity), metrics.dropoff, "steps")
 
 
 @router.get("/elements", responses=_ERRORS, summary="Which learning elements engage and teach")
 async def elements(ask: AskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     return _per_step(ask, activity, await _steps(ask, activity), metrics.elements, "elements")
 
 
 @router.get("/feedback", responses=_ERRORS, summary="How participants rate an activity")
 async def feedback(ask: AskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     counts = await ask.read(
         lambda c: analytics_reads.ratings(c, ask.who.store_id, activity, ask.window, ask.among)
     )
@@ -401,7 +395,7 @@ async def feedback(ask: AskDep, activity: Activity) -> Response:
     summary="Each participant's rating and comment (personal data: needs analytics/learners)",
 )
 async def feedback_learners(ask: LearnersAskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     rows = await ask.read(
         lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window, ask.among)
     )
@@ -414,7 +408,7 @@ async def feedback_learners(ask: LearnersAskDep, activity: Activity) -> Response
     summary="Each learner's progress (personal data: needs analytics/learners)",
 )
 async def learners(ask: LearnersAskDep, activity: Activity) -> Response:
-    _activity(activity)
+    check_iri(activity, "activity")
     rows = await ask.read(
         lambda c: analytics_reads.progress(c, ask.who.store_id, activity, ask.window, ask.among)
     )

@@ -11,7 +11,7 @@ from lrs.api.services import ServicesDep
 from lrs.ops import definitions
 from lrs.scopes import DEFINITIONS_READ
 from lrs.xapi.errors import BadRequest
-from lrs.xapi.validate import is_iri
+from lrs.xapi.validate import check_iri
 
 router = APIRouter(tags=["Activities"])
 
@@ -23,7 +23,5 @@ async def get_activity(request: Request, app: ServicesDep, who: CallerDep) -> Re
     params = only_params(request, frozenset({"activityId"}))
     if "activityId" not in params:
         raise BadRequest("activityId: is required")
-    activity_id = params["activityId"]
-    if not is_iri(activity_id):
-        raise BadRequest(f"activityId: must be an IRI, got {activity_id!r}")
+    activity_id = check_iri(params["activityId"], "activityId")
     return head_of(request, json_response(await definitions.activity(app.db, who, activity_id)))

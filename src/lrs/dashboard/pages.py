@@ -132,6 +132,15 @@ async def _viewer(request: Request, app: Services) -> tuple[Caller, str] | None:
     return (who, session.csrf) if who.has(ANALYTICS_READ) else None
 
 
+def _zone(app: Services, who: Caller) -> ZoneInfo:
+    """The store's time zone, else the installation's: what pages show times in."""
+    return ZoneInfo(who.settings.zone(app.settings.default_timezone))
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
 def _to_signin(request: Request) -> Response:
     return RedirectResponse("/dashboard/signin", status_code=303, headers=SECURITY_HEADERS)
 
@@ -291,7 +300,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
     who, csrf = viewer
     w = _words(request)
     period = period if period in PERIODS else "all"
-    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    zone = _zone(app, who)
     window = _window(period, zone)
     min_group = who.settings.min_group_size
     store = who.store_id
@@ -392,7 +401,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
             "pickers": [_period_picker(w, period)],
             "hidden": [],
             "action": "/dashboard",
-            "as_of": as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            "as_of": _local(as_of, zone),
         },
     )
 
@@ -413,7 +422,7 @@ async def course(
     w = _words(request)
     period = period if period in PERIODS else "all"
     group = group if group in GROUPINGS else "cohort"
-    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    zone = _zone(app, who)
     window = _window(period, zone)
     min_group = who.settings.min_group_size
     store = who.store_id
@@ -592,7 +601,7 @@ async def course(
             ]
             if who.has(ANALYTICS_LEARNERS)
             else [],
-            "as_of": as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            "as_of": _local(as_of, zone),
         },
     )
 
@@ -607,7 +616,7 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
     context: dict[str, Any] = {"heading": w("learners"), "signed_in": True, "csrf": csrf, "tables": []}
     if not who.has(ANALYTICS_LEARNERS):
         return _render(request, w, "page.html", {**context, "message": w("learners_refused")}, status=403)
-    zone = ZoneInfo(who.settings.zone(app.settings.default_timezone))
+    zone = _zone(app, who)
 
     async def work(c: AsyncConnection) -> tuple[Any, ...]:
         everyone = Window(None, None)

@@ -28,7 +28,7 @@ from lrs.store.cohorts import Membership as Membership
 from lrs.store.database import Database, now
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest, Conflict, NotFound
-from lrs.xapi.validate import is_iri, validator_for
+from lrs.xapi.validate import check_iri, validator_for
 from lrs.xapi.versions import Version
 
 # Cohort names go in URL paths: no '/', no control characters.
@@ -223,17 +223,11 @@ async def members(
     return await db.read(work)
 
 
-def _check_activity(activity: str) -> str:
-    if not is_iri(activity):
-        raise BadRequest(f"activity: must be an IRI, got {activity!r}")
-    return activity
-
-
 async def assign(db: Database, who: Caller, name: str, activity: str, due: datetime | None) -> Assignment:
     """The cohort must complete the activity (by ``due``, if given); assigning it again
     changes the due date."""
     who.require(COHORTS)
-    _check_activity(activity)
+    check_iri(activity, "activity")
 
     async def work(conn: AsyncConnection) -> Assignment:
         cohort = await _named(conn, who.store_id, name)
@@ -248,7 +242,7 @@ async def assign(db: Database, who: Caller, name: str, activity: str, due: datet
 
 async def unassign(db: Database, who: Caller, name: str, activity: str) -> None:
     who.require(COHORTS)
-    _check_activity(activity)
+    check_iri(activity, "activity")
 
     async def work(conn: AsyncConnection) -> None:
         cohort = await _named(conn, who.store_id, name)
@@ -263,7 +257,7 @@ async def assignments(db: Database, who: Caller, name: str | None, activity: str
     """Assignments of one cohort, of one activity, or all of the store's."""
     who.require(COHORTS)
     if activity is not None:
-        _check_activity(activity)
+        check_iri(activity, "activity")
 
     async def work(conn: AsyncConnection) -> list[Assignment]:
         cohort_id = None if name is None else (await _named(conn, who.store_id, name)).id

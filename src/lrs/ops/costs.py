@@ -15,15 +15,10 @@ from lrs.store import costs as cost_store
 from lrs.store.costs import Cost as Cost
 from lrs.store.database import Database
 from lrs.xapi.errors import BadRequest, NotFound
-from lrs.xapi.validate import is_iri
+from lrs.xapi.validate import check_iri
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_AMOUNT = Decimal("1e15")
-
-
-def _check(activity: str) -> None:
-    if not is_iri(activity):
-        raise BadRequest(f"activity: must be an IRI, got {activity!r}")
 
 
 def check_amount(amount: Decimal | float | int | str) -> Decimal:
@@ -46,7 +41,7 @@ def check_currency(currency: str) -> str:
 
 async def put(db: Database, who: Caller, activity: str, amount: Decimal, currency: str) -> Cost:
     who.require(COSTS)
-    _check(activity)
+    check_iri(activity, "activity")
     value, code = check_amount(amount), check_currency(currency)
 
     async def work(conn: AsyncConnection) -> Cost:
@@ -64,7 +59,7 @@ async def list_all(db: Database, who: Caller) -> list[Cost]:
 
 async def delete(db: Database, who: Caller, activity: str) -> None:
     who.require(COSTS)
-    _check(activity)
+    check_iri(activity, "activity")
 
     async def work(conn: AsyncConnection) -> None:
         if not await cost_store.delete(conn, who.store_id, activity):

@@ -16,7 +16,7 @@ from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest, Conflict, PreconditionFailed
 from lrs.xapi.media import media_type
 from lrs.xapi.timestamps import parse_timestamp
-from lrs.xapi.validate import is_iri, is_uuid
+from lrs.xapi.validate import check_iri, is_uuid
 from lrs.xapi.versions import Version
 
 JSON = "application/json"
@@ -86,9 +86,7 @@ def parse_params(kind: Kind, params: Mapping[str, str], method: str, version: Ve
     if has_activity:
         if "activityId" not in params:
             raise BadRequest("activityId: is required")
-        activity_id = params["activityId"]
-        if not is_iri(activity_id):
-            raise BadRequest(f"activityId: must be an IRI, got {activity_id!r}")
+        activity_id = check_iri(params["activityId"], "activityId")
     if has_agent:
         if "agent" not in params:
             raise BadRequest("agent: is required")

@@ -20,7 +20,7 @@ from lrs.xapi.agents import ifi_key, parse_agent_param
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.statements import Indexed
 from lrs.xapi.timestamps import parse_timestamp
-from lrs.xapi.validate import is_iri, is_uuid
+from lrs.xapi.validate import check_iri, is_uuid
 from lrs.xapi.versions import Version
 
 
@@ -115,13 +115,9 @@ def parse_query(params: Mapping[str, str], version: Version, max_limit: int) -> 
             raise BadRequest("agent: must be an Agent or identified Group")
         fields["agent"] = key
     if "verb" in params:
-        if not is_iri(params["verb"]):
-            raise BadRequest(f"verb: must be an IRI, got {params['verb']!r}")
-        fields["verb"] = params["verb"]
+        fields["verb"] = check_iri(params["verb"], "verb")
     if "activity" in params:
-        if not is_iri(params["activity"]):
-            raise BadRequest(f"activity: must be an IRI, got {params['activity']!r}")
-        fields["activity"] = params["activity"]
+        fields["activity"] = check_iri(params["activity"], "activity")
     if "registration" in params:
         if not is_uuid(params["registration"]):
             raise BadRequest(f"registration: must be a UUID, got {params['registration']!r}")

@@ -150,6 +150,13 @@ def is_iri(value: Any) -> bool:
     return isinstance(value, str) and _IRI.match(value) is not None
 
 
+def check_iri(value: str, name: str) -> str:
+    """``value``, or a 400 naming the parameter ``name`` when it is not an IRI."""
+    if not is_iri(value):
+        raise BadRequest(f"{name}: must be an IRI, got {value!r}")
+    return value
+
+
 class StatementValidator:
     """Validates statements for one xAPI version. Raises :class:`BadRequest` on the first fault."""
 
