@@ -1,6 +1,6 @@
 """Analytics for leaders at size: cohorts, assignments, elements, feedback, grouping.
 
-    python -m bench.leaders [--statements 1000000] [--cohorts 200] [--database URL]
+    python -m bench.leaders [--statements 1000000] [--cohorts 200] [--database URL] [--keep]
 
 A store of ``--statements`` generated statements (20,000 learners, 100 courses of 9
 modules; every 40th statement is a participant's rating of the course, and learners use an
@@ -127,6 +127,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         url, admin = args.database, None  # filled by an earlier run: questions only, kept
     else:
         url, admin = await asyncio.to_thread(create_database)
+        print("database", url, flush=True)
     server, port = start_lrs(url, args.workers)
     try:
         if admin is not None:
@@ -185,11 +186,41 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             max_seconds=300,
         )
         print("assignments_learners", out["assignments_learners"], flush=True)
+        await dashboard_pages(port, make_credential(url, scopes="analytics/learners").auth, courses, out)
     finally:
         stop(server)
-        if admin is not None:
+        if admin is not None and not args.keep:
             await asyncio.to_thread(drop_database, url, admin)
     return out
+
+
+async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], out: dict[str, Any]) -> None:
+    """Each dashboard page for every course, signed in as a leader (the session cookie)."""
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as c:
+        form = await c.get("/dashboard/signin")
+        signed = await c.post(
+            "/dashboard/signin",
+            data={"key": auth[0], "secret": auth[1], "csrf": form.cookies["lrs_signin"]},
+        )
+        assert signed.status_code == 303 and signed.headers["location"] == "/dashboard", signed.text
+        cookie = f"lrs_session={c.cookies['lrs_session']}"
+    pages = {
+        "dashboard_overview": [q("/dashboard")] * 20,
+        "dashboard_overview_30d": [q("/dashboard", period="30d")] * 20,
+        "dashboard_course": [q("/dashboard/course", activity=c) for c in courses],
+        "dashboard_course_one_unit_30d": [
+            q("/dashboard/course", activity=c, unit="Enhet 7", period="30d") for c in courses
+        ],
+        "dashboard_learners": [q("/dashboard/learners", activity=c) for c in courses],
+    }
+    host = f"{HOST}:{port}"
+    for name, paths in pages.items():
+        built = [request("GET", p, host, headers={"Cookie": cookie}) for p in paths]
+        result = await run(
+            HOST, port, lambda i, built=built: built[i] if i < len(built) else None, 2, len(built), 300
+        )
+        out[name] = result.summary()
+        print(name, out[name], flush=True)
 
 
 def write(out: dict[str, Any]) -> None:
@@ -215,6 +246,7 @@ def main() -> int:
     parser.add_argument(
         "--database", help="a database an earlier run filled (kept): ask the questions only, again"
     )
+    parser.add_argument("--keep", action="store_true", help="keep the filled database for --database")
     args = parser.parse_args()
     out = asyncio.run(main_async(args))
     write(out)
