@@ -294,6 +294,8 @@ def expected_group(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "score_n": len(scores),
         "score_mean": statistics.fmean(scores),
         "score_median": median(scores),
+        "score_tenths": [sum(1 for x in scores if x >= 0 and min(int(x * 10), 9) == t) for t in range(10)],
+        "score_below_zero": sum(1 for x in scores if x < 0),
         "time_total": sum(times),
         "time_median": median(times),
         "ttc_median": median([(r["completed"] - r["first"]).total_seconds() for r in completed]),
@@ -383,6 +385,9 @@ async def test_completion_matches_reference(world):
     assert group["score"]["n"] == want["score_n"]
     assert group["score"]["mean"] == approx(want["score_mean"])
     assert group["score"]["median"] == approx(want["score_median"])
+    assert group["score"]["tenths"] == want["score_tenths"]
+    assert group["score"]["below_zero"] == want["score_below_zero"]
+    assert sum(group["score"]["tenths"]) + group["score"]["below_zero"] == group["score"]["n"]
     assert group["time_spent_seconds"]["total"] == approx(want["time_total"])
     assert group["time_spent_seconds"]["median"] == approx(want["time_median"])
     assert group["median_time_to_complete_seconds"] == approx(want["ttc_median"])
@@ -766,6 +771,10 @@ async def test_csv_output(world):
     assert r.headers["content-type"].startswith("text/csv")
     [row] = list(csv.DictReader(io.StringIO(r.text)))
     assert row["learners_started"] == "8" and "score.median" in row
+    body = (await analytics(world, "/completion", activity=fire)).json()
+    assert [row[f"score.tenths.{t}"] for t in range(10)] == [
+        str(n) for n in body["groups"][0]["score"]["tenths"]
+    ]
     async with httpx.AsyncClient(base_url=world["server"].url, auth=world["analyst"]) as c:
         r = await c.get("/analytics/engagement", params={"interval": "week"}, headers={"Accept": "text/csv"})
         assert r.text.splitlines()[0].startswith("period,active_learners")

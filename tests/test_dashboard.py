@@ -185,6 +185,11 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
     ]
     feedback = await api(office, "/feedback", activity=FIRE)
     assert int((await cells(page, "feedback"))[0][1]) == feedback["groups"][0]["n"]
+    # The score distribution: learners per tenth of the best scaled score, as the API counts.
+    [everyone] = (await api(office, "/completion", activity=FIRE))["groups"]
+    tenths = [r for r in await cells(page, "scores") if r[0] != "Under 0 %"]
+    assert [int(r[1]) for r in tenths] == everyone["score"]["tenths"]
+    assert tenths[0][0].replace("\xa0", " ") == "0\u201310 %"
     await page.screenshot(path=str(shots() / "course-nb.png"), full_page=True)
 
     # One unit: its figures only.
@@ -197,6 +202,37 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
         (g["group"], g["learners_started"]) for g in in_school["groups"]
     ]
     await accessible(page)
+
+    # A custom period, January in the store's zone (Oslo): the API's figures over that window.
+    await page.select_option("#period", "custom")
+    await page.fill("#start", "2026-01-01")
+    await page.fill("#end", "2026-01-31")
+    await page.click("form.pickers button[type=submit]")
+    await page.wait_for_url("**period=custom**")
+    january = await api(
+        office,
+        "/completion",
+        activity=FIRE,
+        group_by="platform",
+        cohort="Skole",
+        since="2025-12-31T23:00:00Z",
+        until="2026-01-31T23:00:00Z",
+    )
+    assert [(r[0], int(r[1]), int(r[2])) for r in await cells(page, "by-group")] == [
+        (g["group"], g["learners_started"], g["learners_completed"]) for g in january["groups"]
+    ]
+    assert january["groups"] != in_school["groups"]  # the window changed the figures
+    # Dates the wrong way round: the page says so and shows all time.
+    await page.fill("#start", "2026-02-01")
+    await page.click("form.pickers button[type=submit]")
+    await page.wait_for_url("**start=2026-02-01**")
+    assert "fra-datoen" in await page.inner_text("main p[role=status]")
+    assert [(r[0], int(r[1])) for r in await cells(page, "by-group")] == [
+        (g["group"], g["learners_started"]) for g in in_school["groups"]
+    ]
+    await page.select_option("#period", "all")
+    await page.click("form.pickers button[type=submit]")
+    await page.wait_for_url("**period=all**")
 
     # English, from the link on the page; the choice is remembered.
     await page.click("a[hreflang=en]")
@@ -276,3 +312,80 @@ async def test_sign_in_refuses_wrong_secrets_scopes_and_forged_forms(office):
                 },
             )
             assert r.status_code == 303 and "lrs_session" not in r.cookies
+
+
+async def focused(page: Page) -> dict[str, Any]:
+    return await page.evaluate(
+        """() => { const e = document.activeElement; const s = getComputedStyle(e);
+        return {tag: e.tagName, id: e.id, cls: e.className, href: e.getAttribute('href') || '',
+                outline: s.outlineStyle, width: parseFloat(s.outlineWidth)}; }"""
+    )
+
+
+async def test_keyboard_alone_and_print(office, browser):
+    """Everything can be reached and used with the keyboard, with a visible focus; the
+    printed page keeps the figures and drops the controls."""
+    base = office["server"].url
+    context = await browser.new_context(locale="en-GB")
+    page = await context.new_page()
+    await sign_in(page, base, office["leader"])
+    await page.goto(base + f"/dashboard/course?activity={FIRE}")
+    await page.keyboard.press("Tab")
+    first = await focused(page)
+    assert "skip" in first["cls"] and first["outline"] != "none" and first["width"] >= 2
+    assert (await page.eval_on_selector("a.skip", "e => e.getBoundingClientRect().left")) >= 0
+    seen = []
+    for _ in range(200):
+        await page.keyboard.press("Tab")
+        now = await focused(page)
+        if now["tag"] == "BODY":  # past the last control: the page is done
+            break
+        assert now["outline"] != "none" and now["width"] >= 2, now
+        seen.append(now)
+    ids = {f["id"] for f in seen}
+    assert {"period", "start", "end", "unit", "group"} <= ids
+    assert any("csv=by-group" in f["href"] for f in seen)
+    assert any("/dashboard/learners" in f["href"] for f in seen)
+    # Pick a grouping and submit it with keys only.
+    await page.focus("#group")
+    await page.keyboard.press("End")
+    await page.keyboard.press("Tab")
+    assert (await focused(page))["tag"] == "BUTTON"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**group=authority**")
+    assert "Opplæring" not in await page.inner_text("h2#by-group-title")
+
+    await page.emulate_media(media="print")
+    hidden = await page.evaluate(
+        """() => ['header nav', 'form.pickers', 'p.actions'].map(
+            s => getComputedStyle(document.querySelector(s)).display)"""
+    )
+    assert hidden == ["none", "none", "none"]
+    assert await page.is_visible("#by-group") and await page.is_visible("#hours")
+    chosen = await page.inner_text("p.print-only")
+    assert "Period: All time" in chosen and "Group by: Vendor" in chosen
+    await page.screenshot(path=str(shots() / "course-print-en.png"), full_page=True)
+    await context.close()
+
+
+async def test_cookies_are_secure_behind_an_https_proxy(office):
+    """Behind a TLS-terminating proxy on the same host (X-Forwarded-Proto: https), every
+    cookie the dashboard sets carries Secure; over plain HTTP it cannot."""
+    async with httpx.AsyncClient(base_url=office["server"].url) as c:
+        proxied = await c.get("/dashboard/signin", headers={"X-Forwarded-Proto": "https"})
+        plain = await c.get("/dashboard/signin")
+        # The browser would send the Secure cookie back over HTTPS; this client speaks HTTP.
+        c.cookies.set("lrs_signin", proxied.cookies["lrs_signin"])
+        signed = await c.post(
+            "/dashboard/signin",
+            headers={"X-Forwarded-Proto": "https"},
+            data={
+                "key": office["analyst"].key,
+                "secret": office["analyst"].secret,
+                "csrf": proxied.cookies["lrs_signin"],
+            },
+        )
+    assert "secure" in proxied.headers["set-cookie"].lower()
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    session = next(h for h in signed.headers.get_list("set-cookie") if h.startswith("lrs_session="))
+    assert "secure" in session.lower() and "httponly" in session.lower()

@@ -268,7 +268,7 @@ async def assignments(ask: AskDep, activity: Activity) -> Response:
     store_id = ask.who.store_id
 
     async def work(c: AsyncConnection) -> tuple[list[AssignmentFigures], dict[str, Any] | None]:
-        rows = await analytics_reads.assignments(c, store_id, activity, ask.window, ask.among)
+        rows = await analytics_reads.assignments(c, store_id, [activity], ask.window, ask.among)
         recorded = await analytics_reads.activity_cost(c, store_id, activity)
         if recorded is None:
             return rows, None

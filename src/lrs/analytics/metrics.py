@@ -89,7 +89,16 @@ def _completion_figures(g: GroupFigures) -> dict[str, Any]:
         "learners_passed": g.passed,
         "learners_failed": g.failed,
         "pass_rate": g.passed / judged if judged else None,
-        "score": {"n": g.scores, "mean": g.score_mean, "median": median, "p25": p25, "p75": p75},
+        "score": {
+            "n": g.scores,
+            "mean": g.score_mean,
+            "median": median,
+            "p25": p25,
+            "p75": p75,
+            # Learners whose best scaled score is below 0, then in each tenth from 0 to 1.
+            "below_zero": g.score_bins[0],
+            "tenths": list(g.score_bins[1:]),
+        },
         "time_spent_seconds": {"total": g.time_total, "mean": g.time_mean, "median": g.time_median},
         "median_time_to_complete_seconds": g.time_to_complete_median,
         "sessions": {"total": g.sessions, "abandoned": g.abandoned},
@@ -466,11 +475,13 @@ def activities(
     return {"activities": rows[offset : offset + limit], "total": len(rows), "suppressed_groups": suppressed}
 
 
-def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(row: dict[Any, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if isinstance(value, dict):
             out.update(flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            out.update(flatten(dict(enumerate(value)), f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out

@@ -72,7 +72,8 @@ _INSIDE_COHORT = """
         SELECT c.id FROM cohorts c JOIN inside i ON c.store_id = :store AND c.parent_id = i.id
     ) SELECT id FROM inside"""
 _ASSIGNED_COHORTS = (
-    "SELECT cohort_id FROM cohort_assignments WHERE store_id = :store AND activity_key = :assigned"
+    "SELECT cohort_id FROM cohort_assignments"
+    " WHERE store_id = :store AND activity_key = ANY(CAST(:assigned AS text[]))"
 )
 
 
@@ -324,6 +325,9 @@ async def progress(
     return [_learner_progress(r) for r in rows]
 
 
+SCORE_BINS = 10  # scores are counted per tenth of the scaled score
+
+
 @dataclass(frozen=True)
 class GroupFigures:
     """Completion figures of one group of learners on an activity (None: no such figure)."""
@@ -342,6 +346,7 @@ class GroupFigures:
     time_to_complete_median: float | None
     sessions: int = 0
     abandoned: int = 0
+    score_bins: tuple[int, ...] = (0,) * (SCORE_BINS + 1)  # below zero, then each tenth
 
 
 NO_FIGURES = GroupFigures(None, 0, 0, 0, 0, 0, None, (None, None, None), 0.0, None, None, None)
@@ -358,7 +363,16 @@ _FIGURES = """
        percentile_cont(0.5) WITHIN GROUP (ORDER BY duration) FILTER (WHERE duration > 0) AS time_median,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - first_at))
            AS time_to_complete_median,
-       COALESCE(sum(sessions), 0) AS sessions, COALESCE(sum(abandoned), 0) AS abandoned"""
+       COALESCE(sum(sessions), 0) AS sessions, COALESCE(sum(abandoned), 0) AS abandoned,
+       ARRAY[{}] AS score_bins""".format(
+    # Learners per tenth of the scaled score (1.0 in the top tenth), after those below zero.
+    # (width_bucket gives 0 below the range and 11 for 1.0.)
+    ", ".join(
+        f"count(*) FILTER (WHERE width_bucket(best_score, 0, 1, {SCORE_BINS})"
+        f" {'>=' if b == SCORE_BINS else '='} {b})"
+        for b in range(SCORE_BINS + 1)
+    )
+)
 
 
 def _group_figures(r: Any) -> GroupFigures:
@@ -377,6 +391,7 @@ def _group_figures(r: Any) -> GroupFigures:
         None if r.time_to_complete_median is None else float(r.time_to_complete_median),
         int(r.sessions),
         int(r.abandoned),
+        tuple(r.score_bins),
     )
 
 
@@ -398,6 +413,7 @@ async def completion(
 class AssignmentFigures:
     """Of the learners assigned an activity, in one group: how many have done what."""
 
+    activity: str
     group: Any
     due: datetime | None  # the group's own due date, when the group is an assigned cohort
     assigned: int
@@ -411,8 +427,11 @@ class AssignmentFigures:
     figures: GroupFigures  # /analytics/completion's figures over those who started
 
 
-def _assigned(store_id: int, activity: str, window: Window, among: Among, params: dict[str, Any]) -> str:
-    """SQL for each assigned learner's row per group: the learner, their earliest due date,
+def _assigned(
+    store_id: int, activities: list[str], window: Window, among: Among, params: dict[str, Any]
+) -> str:
+    """SQL for each assigned learner's row per activity and group: the activity
+    (``assigned_key``), the learner, their earliest due date,
     their progress (NULLs: not started), ``grp`` and the group's ``cohort_id`` (when the
     group is a cohort).
 
@@ -422,9 +441,9 @@ def _assigned(store_id: int, activity: str, window: Window, among: Among, params
     is in; grouped otherwise, the value the learner's latest statement gives (none before
     they start).
     """
-    params.update(assigned=_key(activity), at=window.until)
+    params.update(assigned=[_key(a) for a in activities], at=window.until)
     progress = _per_learner(
-        store_id, [activity], window, Among(among.group_by if among.group_by != "cohort" else None), params
+        store_id, activities, window, Among(among.group_by if among.group_by != "cohort" else None), params
     )
     ctes = [_tree("assigned_tree", _ASSIGNED_COHORTS)]
     if among.cohort is not None:
@@ -458,41 +477,47 @@ def _assigned(store_id: int, activity: str, window: Window, among: Among, params
              WHERE {_VALID_AT}
         ),
         assigned AS MATERIALIZED (
-            SELECT m.learner_key, min(m.learner) AS learner, min(m.name) AS name, min(a.due) AS due
+            SELECT a.activity_key, m.learner_key, min(m.learner) AS learner, min(m.name) AS name,
+                   min(a.due) AS due
               FROM assigned_members m
               JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
-                                       AND a.activity_key = :assigned
-             GROUP BY m.learner_key
+                                       AND a.activity_key = ANY(CAST(:assigned AS text[]))
+             GROUP BY a.activity_key, m.learner_key
         )
-        SELECT {group} AS grp, {cohort_id} AS cohort_id, a.learner_key, a.learner, a.name, a.due,
+        SELECT a.activity_key AS assigned_key, {group} AS grp, {cohort_id} AS cohort_id, a.learner_key,
+               a.learner, a.name, a.due,
                {_prefixed("p", _PROGRESS_COLUMNS.replace("learner_key, learner, name, ", ""))}
           FROM assigned a
-          LEFT JOIN ({progress}) p ON p.learner_key = a.learner_key{groups}"""
+          LEFT JOIN ({progress}) p ON p.learner_key = a.learner_key
+                                  AND p.activity_key = a.activity_key{groups}"""
 
 
 async def assignments(
-    conn: AsyncConnection, store_id: int, activity: str, window: Window, among: Among
+    conn: AsyncConnection, store_id: int, activities: list[str], window: Window, among: Among
 ) -> list[AssignmentFigures]:
+    """The assigned learners' figures per activity and group, for all the activities at once."""
     await _hash_joins(conn)
     params: dict[str, Any] = {}
+    named = {_key(a): a for a in activities}
     rows = await conn.execute(
         text(f"""
-        SELECT grp, min(d.due) AS own_due, count(*) AS assigned,
+        SELECT assigned_key, grp, min(d.due) AS own_due, count(*) AS assigned,
                count(*) FILTER (WHERE first_at IS NULL) AS not_started,
                count(*) FILTER (WHERE first_at IS NOT NULL AND completed_at IS NULL) AS in_progress,
                count(*) FILTER (WHERE completed_at IS NULL
                                   AND x.due < COALESCE(CAST(:at AS timestamptz), now())) AS overdue,
                count(*) FILTER (WHERE completed_at > x.due) AS completed_late,
                {_FIGURES.replace("count(*) AS started", "count(first_at) AS started")}
-          FROM ({_assigned(store_id, activity, window, among, params)}) x
+          FROM ({_assigned(store_id, activities, window, among, params)}) x
           LEFT JOIN cohort_assignments d ON d.store_id = :store AND d.cohort_id = x.cohort_id
-                                       AND d.activity_key = :assigned
-         GROUP BY grp
+                                       AND d.activity_key = x.assigned_key
+         GROUP BY assigned_key, grp
         """),
         params,
     )
     return [
         AssignmentFigures(
+            named[r.assigned_key],
             r.grp,
             r.own_due,
             r.assigned,
@@ -515,7 +540,7 @@ async def assigned_totals(
     """The completion figures of the assigned learners (in ``cohort``, if given), each once."""
     await _hash_joins(conn)
     params: dict[str, Any] = {}
-    assigned = _assigned(store_id, activity, window, Among(None, cohort), params)
+    assigned = _assigned(store_id, [activity], window, Among(None, cohort), params)
     row = (
         await conn.execute(
             text(f"""
@@ -545,7 +570,8 @@ async def assigned_learners(
     rows = await conn.execute(
         text(
             "SELECT DISTINCT ON (learner_key) * FROM"
-            f" ({_assigned(store_id, activity, window, Among(None, cohort), params)}) x ORDER BY learner_key"
+            f" ({_assigned(store_id, [activity], window, Among(None, cohort), params)}) x"
+            " ORDER BY learner_key"
         ),
         params,
     )

@@ -12,7 +12,7 @@ import csv
 import io
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
 from lrs.analytics import reads as analytics_reads
-from lrs.analytics.reads import Among, Window
+from lrs.analytics.reads import Among, GroupFigures, Window
 from lrs.api.services import Services, ServicesDep
 from lrs.dashboard import charts
 from lrs.dashboard.i18n import EMPTY, LANGUAGES, Words, choose
@@ -45,7 +45,7 @@ SIGNIN_COOKIE = "lrs_signin"
 LANG_COOKIE = "lrs_lang"
 SESSION_SECONDS = 8 * 3600
 TREND_WEEKS = 8
-PERIODS = ("all", "30d", "month", "year")
+PERIODS = ("all", "30d", "month", "year", "custom")
 GROUPINGS = ("cohort", "team", "platform", "language", "authority")
 # No script at all, no inline styles; SVG is markup, not script.
 SECURITY_HEADERS = {
@@ -75,10 +75,19 @@ class Table:
 
 @dataclass
 class Picker:
+    """A select of ``options``; without options, a date field."""
+
     name: str
     label: str
     options: list[tuple[str, str]]
     value: str
+
+    @property
+    def shown(self) -> str:
+        """What is picked, as "label: choice" (empty for an empty date)."""
+        if not self.options:
+            return f"{self.label}: {self.value}" if self.value else ""
+        return next((f"{self.label}: {text}" for value, text in self.options if value == self.value), "")
 
 
 def _words(request: Request) -> Words:
@@ -220,14 +229,50 @@ async def signout(request: Request, app: ServicesDep, csrf: str = Form(max_lengt
 # --- pages ----------------------------------------------------------------------------------
 
 
-def _window(period: str, zone: ZoneInfo) -> Window:
-    """The period picked, as whole hours in the store's zone."""
+@dataclass
+class Period:
+    """The period picked: one of PERIODS, with its dates when it is ``custom``."""
+
+    name: str
+    start: str = ""  # YYYY-MM-DD, the first day
+    end: str = ""  # YYYY-MM-DD, the last day
+    invalid: bool = False
+
+    @classmethod
+    def picked(cls, name: str, start: str, end: str) -> Period:
+        if name not in PERIODS:
+            return cls("all")
+        if name != "custom":
+            return cls(name)
+        try:
+            first, last = date.fromisoformat(start), date.fromisoformat(end)
+        except ValueError:
+            return cls("all", start, end, invalid=True)
+        if first > last:
+            return cls("all", start, end, invalid=True)
+        return cls(name, first.isoformat(), last.isoformat())
+
+    def query(self) -> dict[str, str]:
+        """The query parameters that pick this period again (for links)."""
+        if self.name == "custom":
+            return {"period": "custom", "start": self.start, "end": self.end}
+        return {"period": self.name}
+
+
+def _window(period: Period, zone: ZoneInfo) -> Window:
+    """The period picked, as whole hours (custom: whole days) in the store's zone."""
+    if period.name == "custom":
+        first = datetime.combine(date.fromisoformat(period.start), datetime.min.time(), zone)
+        last = date.fromisoformat(period.end)
+        after = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
+        return Window(first.astimezone(UTC), after.astimezone(UTC))
     now = datetime.now(zone).replace(minute=0, second=0, microsecond=0)
-    if period == "30d":
+    period_name = period.name
+    if period_name == "30d":
         return Window((now - timedelta(days=30)).astimezone(UTC), None)
-    if period == "month":
+    if period_name == "month":
         return Window(now.replace(day=1, hour=0).astimezone(UTC), None)
-    if period == "year":
+    if period_name == "year":
         return Window(now.replace(month=1, day=1, hour=0).astimezone(UTC), None)
     return Window(None, None)
 
@@ -282,26 +327,34 @@ def _trend(w: Words, trend: analytics_reads.Trend | None, min_group: int) -> str
     return f"{rate(0)} \u2192 {rate(-1)}"
 
 
-def _period_picker(w: Words, period: str) -> Picker:
+def _period_pickers(w: Words, period: Period) -> list[Picker]:
+    """The period picker and the custom period's two dates (used when it is picked)."""
     labels = {
         "all": w("all_time"),
         "30d": w("last_30_days"),
         "month": w("this_month"),
         "year": w("this_year"),
+        "custom": w("custom"),
     }
-    return Picker("period", w("period"), [(p, labels[p]) for p in PERIODS], period)
+    return [
+        Picker("period", w("period"), [(p, labels[p]) for p in PERIODS], period.name),
+        Picker("start", w("from_date"), [], period.start),
+        Picker("end", w("to_date"), [], period.end),
+    ]
 
 
 @router.get("")
-async def overview(request: Request, app: ServicesDep, period: str = "all") -> Response:
+async def overview(
+    request: Request, app: ServicesDep, period: str = "all", start: str = "", end: str = ""
+) -> Response:
     viewer = await _viewer(request, app)
     if viewer is None:
         return _to_signin(request)
     who, csrf = viewer
     w = _words(request)
-    period = period if period in PERIODS else "all"
+    picked = Period.picked(period, start, end)
     zone = _zone(app, who)
-    window = _window(period, zone)
+    window = _window(picked, zone)
     min_group = who.settings.min_group_size
     store = who.store_id
 
@@ -310,9 +363,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
         summaries = await analytics_reads.activity_summaries(c, store, window)
         listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
         assigned = sorted({a.activity for a in await analytics_reads.assignment_list(c, store)})
-        per_activity = [
-            (a, await analytics_reads.assignments(c, store, a, window, Among())) for a in assigned
-        ]
+        per_activity = await analytics_reads.assignments(c, store, assigned, window, Among())
         shown = {r["activity"] for r in listed["activities"]} | set(assigned)
         trends = await analytics_reads.trends(
             c, store, [r["activity"] for r in listed["activities"]], weeks, zone.key
@@ -333,7 +384,7 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
     )
     for r in listed["activities"]:
         link = str(
-            request.url_for("dashboard-course").include_query_params(activity=r["activity"], period=period)
+            request.url_for("dashboard-course").include_query_params(activity=r["activity"], **picked.query())
         )
         courses.rows.append(
             [
@@ -367,13 +418,14 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
         text_columns=2,
     )
     suppressed = 0
-    for activity, rows in per_activity:
+    for activity in sorted({r.activity for r in per_activity}):
+        rows = [r for r in per_activity if r.activity == activity]
         body = metrics.assignments(activity, rows, min_group)
         suppressed += body["suppressed_groups"]
         for g in body["groups"]:
             link = str(
                 request.url_for("dashboard-course").include_query_params(
-                    activity=activity, period=period, group="cohort"
+                    activity=activity, group="cohort", **picked.query()
                 )
             )
             mandatory.rows.append(
@@ -398,9 +450,10 @@ async def overview(request: Request, app: ServicesDep, period: str = "all") -> R
             "signed_in": True,
             "csrf": csrf,
             "tables": tables,
-            "pickers": [_period_picker(w, period)],
+            "pickers": _period_pickers(w, picked),
             "hidden": [],
             "action": "/dashboard",
+            "message": w("bad_dates") if picked.invalid else None,
             "as_of": _local(as_of, zone),
         },
     )
@@ -412,6 +465,8 @@ async def course(
     app: ServicesDep,
     activity: str = "",
     period: str = "all",
+    start: str = "",
+    end: str = "",
     group: str = "cohort",
     unit: str = "",
 ) -> Response:
@@ -420,10 +475,10 @@ async def course(
         return _to_signin(request)
     who, csrf = viewer
     w = _words(request)
-    period = period if period in PERIODS else "all"
+    picked = Period.picked(period, start, end)
     group = group if group in GROUPINGS else "cohort"
     zone = _zone(app, who)
-    window = _window(period, zone)
+    window = _window(picked, zone)
     min_group = who.settings.min_group_size
     store = who.store_id
 
@@ -433,14 +488,15 @@ async def course(
         within = unit if unit in units else None
         groups = await analytics_reads.completion(c, store, activity, window, Among(group, within))
         platforms = await analytics_reads.completion(c, store, activity, window, Among("platform", within))
+        everyone = await analytics_reads.completion(c, store, activity, window, Among(None, within))
         ratings = await analytics_reads.ratings(c, store, activity, window, Among(None, within))
         kids = await analytics_reads.child_activities(c, store, activity)
         steps = await analytics_reads.reach(c, store, activity, kids, window, Among(None, within))
         cells = await analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))
         names = await analytics_reads.activity_names(c, store, {activity, *kids})
-        return as_of, units, within, groups, platforms, ratings, steps, cells, names
+        return as_of, units, within, groups, platforms, everyone, ratings, steps, cells, names
 
-    as_of, units, within, groups, platforms, ratings, steps, cells, names = await app.db.read(work)
+    as_of, units, within, groups, platforms, everyone, ratings, steps, cells, names = await app.db.read(work)
     title = _name(request, names, activity)
     body = metrics.completion(activity, groups, group, min_group)
     by_group = Table(
@@ -574,7 +630,7 @@ async def course(
                     EMPTY,
                 ]
             )
-    tables = [by_group, platform, elements, feedback, hours]
+    tables = [by_group, platform, elements, _scores(w, activity, everyone, min_group), feedback, hours]
     labels = {g: w(g) for g in ("team", "platform", "language", "authority")} | {"cohort": w("cohort")}
     unit_options = [("", w("all_units")), *[(u, u) for u in units]]
     return _finish(request, tables) or _render(
@@ -587,10 +643,11 @@ async def course(
             "csrf": csrf,
             "tables": tables,
             "pickers": [
-                _period_picker(w, period),
+                *_period_pickers(w, picked),
                 Picker("unit", w("cohort"), unit_options, within or ""),
                 Picker("group", w("group_by"), [(g, labels[g]) for g in GROUPINGS], group),
             ],
+            "message": w("bad_dates") if picked.invalid else None,
             "hidden": [("activity", activity)],
             "action": "/dashboard/course",
             "links": [
@@ -604,6 +661,31 @@ async def course(
             "as_of": _local(as_of, zone),
         },
     )
+
+
+def _scores(w: Words, activity: str, everyone: list[GroupFigures], min_group: int) -> Table:
+    """How many learners' best scaled score fell in each tenth (the whole group, or nothing
+    while fewer than the minimum have started)."""
+    body = metrics.completion(activity, everyone, None, min_group)
+    table = Table(
+        "scores",
+        w("scores"),
+        [w("score_range"), w("learners"), w("share")],
+        note=_suppressed(w, body["suppressed_groups"], min_group),
+    )
+    if not body["groups"] or not body["groups"][0]["score"]["n"]:
+        return table
+    score = body["groups"][0]["score"]
+    bins = [(w("below_zero"), score["below_zero"])] if score["below_zero"] else []
+    for tenth, n in enumerate(score["tenths"]):
+        bins.append((f"{w.number(tenth * 10)}\u2013{w.percent((tenth + 1) / 10)}", n))
+    for label, n in bins:
+        table.rows.append([label, w.number(n), w.percent(n / score["n"])])
+    table.chart = charts.bars(
+        w("scores"),
+        [(label, n / score["n"], row[2]) for (label, n), row in zip(bins, table.rows, strict=True)],
+    )
+    return table
 
 
 @router.get("/learners", name="dashboard-learners")
