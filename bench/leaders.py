@@ -186,7 +186,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             max_seconds=300,
         )
         print("assignments_learners", out["assignments_learners"], flush=True)
-        await dashboard_pages(port, make_credential(url, scopes="analytics/learners").auth, courses, out)
+        await dashboard_pages(
+            port, make_credential(url, scopes="analytics/read,analytics/learners").auth, courses, out
+        )
     finally:
         stop(server)
         if admin is not None and not args.keep:
