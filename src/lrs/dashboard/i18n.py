@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
+from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, parse_pattern
 
 from lrs.xapi.langtags import parse_accept_language
 
@@ -231,6 +233,18 @@ def choose(asked: str | None, remembered: str | None, accept_language: str | Non
     return DEFAULT
 
 
+# A page formats thousands of figures: parse each locale and number pattern once (as
+# babel.numbers.format_decimal would on every call).
+@cache
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
+@cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
+
+
 @dataclass(frozen=True)
 class Words:
     """Words and number formats in one language."""
@@ -247,11 +261,13 @@ class Words:
     def number(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return EMPTY
-        pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.locale)
+        shown: str = _pattern("#,##0" + ("." + "0" * digits if digits else "")).apply(
+            value, _locale(self.locale)
+        )
+        return shown
 
     def percent(self, value: float | None) -> str:
-        return EMPTY if value is None else format_percent(value, format="#,##0 %", locale=self.locale)
+        return EMPTY if value is None else _pattern("#,##0 %").apply(value, _locale(self.locale))
 
     def day(self, value: date | None) -> str:
         return EMPTY if value is None else format_date(value, format="medium", locale=self.locale)

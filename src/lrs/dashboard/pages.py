@@ -8,6 +8,7 @@ page with ``csv=<table>``).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import secrets
@@ -482,21 +483,30 @@ async def course(
     min_group = who.settings.min_group_size
     store = who.store_id
 
-    async def work(c: AsyncConnection) -> tuple[Any, ...]:
-        as_of = await analytics_reads.as_of(c, store)
-        units = await analytics_reads.cohort_names(c, store)
-        within = unit if unit in units else None
-        groups = await analytics_reads.completion(c, store, activity, window, Among(group, within))
-        platforms = await analytics_reads.completion(c, store, activity, window, Among("platform", within))
-        everyone = await analytics_reads.completion(c, store, activity, window, Among(None, within))
-        ratings = await analytics_reads.ratings(c, store, activity, window, Among(None, within))
-        kids = await analytics_reads.child_activities(c, store, activity)
-        steps = await analytics_reads.reach(c, store, activity, kids, window, Among(None, within))
-        cells = await analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))
-        names = await analytics_reads.activity_names(c, store, {activity, *kids})
-        return as_of, units, within, groups, platforms, everyone, ratings, steps, cells, names
+    units = await app.db.read(lambda c: analytics_reads.cohort_names(c, store))
+    within = unit if unit in units else None
 
-    as_of, units, within, groups, platforms, everyone, ratings, steps, cells, names = await app.db.read(work)
+    def completion(group_by: str | None) -> Any:
+        among = Among(group_by, within)
+        return app.db.read(lambda c: analytics_reads.completion(c, store, activity, window, among))
+
+    async def funnel(c: AsyncConnection) -> tuple[list[str], Any]:
+        kids = await analytics_reads.child_activities(c, store, activity)
+        return kids, await analytics_reads.reach(c, store, activity, kids, window, Among(None, within))
+
+    # Independent reads, each on a connection of its own: the page waits for the slowest.
+    as_of, groups, platforms, everyone, ratings, (kids, steps), cells = await asyncio.gather(
+        app.db.read(lambda c: analytics_reads.as_of(c, store)),
+        completion(group),
+        completion("platform"),
+        completion(None),
+        app.db.read(lambda c: analytics_reads.ratings(c, store, activity, window, Among(None, within))),
+        app.db.read(funnel),
+        app.db.read(
+            lambda c: analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))
+        ),
+    )
+    names = await app.db.read(lambda c: analytics_reads.activity_names(c, store, {activity, *kids}))
     title = _name(request, names, activity)
     body = metrics.completion(activity, groups, group, min_group)
     by_group = Table(
