@@ -1,17 +1,20 @@
-"""The ``lrs`` command: serve, migrate, stores and credentials."""
+"""The ``lrs`` command: serve, migrate, stores and credentials, export and import."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
+import io
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -21,6 +24,7 @@ from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
 from lrs.ops import stores as store_ops
+from lrs.ops import transfer
 from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
 from lrs.scopes import ALL_SCOPES, scope_list
@@ -299,6 +303,85 @@ def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _output(name: str) -> IO[bytes]:
+    """Where an export goes: standard output for "-", gzip when the name ends in .gz."""
+    if name == "-":
+        return sys.stdout.buffer
+    if name.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(name, "wb", compresslevel=5))
+    return open(name, "wb")
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a store's statements (and, if asked, documents and attachments) as JSON Lines."""
+    ask = transfer.ExportRequest(args.since, args.until, args.with_documents, args.with_attachments)
+
+    async def go(db: Database) -> int:
+        out = _output(args.output)
+        lines = 0
+        try:
+            async for chunk in transfer.export(db, CLI, args.store, ask):
+                out.write(chunk)
+                lines += chunk.count(b"\n")
+        finally:
+            if out is not sys.stdout.buffer:
+                out.close()
+        return lines
+
+    lines = _run(settings, go)
+    print(f"exported {lines} lines from store {args.store}", file=sys.stderr)
+    return 0
+
+
+async def _file_chunks(path: str) -> AsyncIterator[bytes]:
+    """A file's bytes in 1 MiB reads (gunzipped when it is gzip), "-" for standard input."""
+    raw = cast(io.BufferedReader, sys.stdin.buffer if path == "-" else open(path, "rb"))  # noqa: SIM115
+    gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
+    source = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if gzipped else raw
+    try:
+        while chunk := source.read(1 << 20):
+            yield chunk
+    finally:
+        source.close()
+        raw.close()
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Read an export (or JSON Lines of statements from another LRS) into a store."""
+    started = time.monotonic()
+    shown = sys.stderr.isatty()
+
+    def progress(report: transfer.ImportReport) -> None:
+        if shown:
+            rate = report.statements / max(time.monotonic() - started, 1e-9)
+            print(
+                f"\r{report.lines} lines, {report.statements} statements ({rate:,.0f}/s),"
+                f" {len(report.errors)} errors",
+                end="",
+                file=sys.stderr,
+            )
+
+    report = _run(
+        settings,
+        lambda db: transfer.import_lines(
+            db, settings, CLI, args.store, _file_chunks(args.file), on_error=args.on_error, progress=progress
+        ),
+    )
+    if shown:
+        print(file=sys.stderr)
+    for line, message in report.errors:
+        print(f"{args.file}:{line}: {message}", file=sys.stderr)
+    print(
+        f"imported {report.statements} statements, {report.documents} documents,"
+        f" {report.attachments} attachments and {report.activities} activity definitions"
+        f" from {report.lines} lines into store {args.store}"
+        + (f"; stopped at line {report.errors[-1][0]}" if report.stopped else "")
+        + (f"; skipped {len(report.errors)} lines" if report.errors and not report.stopped else ""),
+        file=sys.stderr,
+    )
+    return 1 if report.errors else 0
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Help that shows every option's default and keeps the epilog's lines as written."""
 
@@ -422,6 +505,39 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = command(analytics, "rebuild", "recompute a store's rollups from its statements")
     rebuild.add_argument("--store", default="default", help="the store")
     rebuild.set_defaults(func=cmd_analytics_rebuild)
+
+    export = command(
+        sub,
+        "export",
+        "write a store's statements as JSON Lines (gzip when the file name ends in .gz)",
+        epilog='The format is described in the README, section "Moving data".',
+    )
+    export.add_argument("--store", default="default", help="the store")
+    export.add_argument("--since", type=_timestamp, help="only statements stored after this time")
+    export.add_argument("--until", type=_timestamp, help="only statements stored at or before this time")
+    export.add_argument("--output", default="-", help="a file, or - for standard output")
+    export.add_argument(
+        "--with-documents",
+        action="store_true",
+        help="add State and profile documents and activity definitions",
+    )
+    export.add_argument("--with-attachments", action="store_true", help="add the attachments' bytes")
+    export.set_defaults(func=cmd_export)
+
+    imports = command(
+        sub,
+        "import",
+        "read what export writes, or JSON Lines of statements, into a store (validated as the API does)",
+    )
+    imports.add_argument("file", help="the file (plain or gzip), or - for standard input")
+    imports.add_argument("--store", default="default", help="the store")
+    imports.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help="at a bad line: stop (batches before it stay stored) or skip it and go on",
+    )
+    imports.set_defaults(func=cmd_import)
     return parser
 
 

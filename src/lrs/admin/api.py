@@ -6,9 +6,12 @@ audit trail in the same transaction.
 
 from __future__ import annotations
 
-from typing import Annotated
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from lrs.admin.models import (
     AuditOut,
@@ -24,9 +27,12 @@ from lrs.config import StoreSettings
 from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
 from lrs.ops import stores as store_ops
+from lrs.ops import transfer
 from lrs.ops.caller import Caller
 from lrs.ops.credentials import CredentialOut
 from lrs.scopes import ADMIN
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.timestamps import parse_timestamp
 
 router = APIRouter(prefix="/admin", tags=["Admin"])
 
@@ -164,6 +170,95 @@ async def revoke_credential(name: str, key: str, app: ServicesDep, who: CallerDe
     # Every process drops it when the notification arrives; this one need not wait for it.
     app.authenticator.forget(key)
     return Response(status_code=204)
+
+
+# --- moving data --------------------------------------------------------------------------------
+
+
+def _instant(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    instant = parse_timestamp(value)
+    if instant is None:
+        raise BadRequest(f"{name}: {value!r} is not an ISO 8601 timestamp")
+    return instant
+
+
+@router.get(
+    "/stores/{name}/export",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "JSON Lines"}},
+    summary="The store's statements (and documents, attachments) as JSON Lines, streamed",
+)
+async def export_store(
+    name: str,
+    app: ServicesDep,
+    who: CallerDep,
+    since: Annotated[str | None, Query(description="Only statements stored after this time")] = None,
+    until: Annotated[str | None, Query(description="Only statements stored at or before this time")] = None,
+    documents: Annotated[bool, Query(description="Add documents and activity definitions")] = False,
+    attachments: Annotated[bool, Query(description="Add the attachments' bytes")] = False,
+) -> StreamingResponse:
+    actor = _admin(who)
+    ask = transfer.ExportRequest(_instant(since, "since"), _instant(until, "until"), documents, attachments)
+    await store_ops.get(app.db, name)  # a 404 now, before the stream starts
+    return StreamingResponse(
+        transfer.export(app.db, actor, name, ask),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'},
+    )
+
+
+async def _gunzipped(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        async for chunk in chunks:
+            yield inflate.decompress(chunk)
+        yield inflate.flush()
+    except zlib.error as exc:
+        raise BadRequest(f"body: not valid gzip ({exc})") from exc
+
+
+@router.post(
+    "/stores/{name}/import",
+    responses={
+        **_ERRORS,
+        400: {"description": "The import stopped at a bad line (earlier batches stay stored)"},
+        413: {"description": "Larger than LRS_MAX_BODY_BYTES: use `lrs import`"},
+    },
+    summary="Read JSON Lines (an export, or statements) into the store; gzip with Content-Encoding",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def import_store(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    on_error: Annotated[
+        Literal["stop", "skip"], Query(description="At a bad line: stop there, or skip it and go on")
+    ] = "stop",
+) -> JSONResponse:
+    actor = _admin(who)
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding not in ("identity", "gzip"):
+        raise BadRequest(f"Content-Encoding: {encoding!r} is not supported; send gzip or nothing")
+    body = request.stream()
+    chunks = _gunzipped(body) if encoding == "gzip" else body
+    report = await transfer.import_lines(
+        app.db, app.settings, actor, name, chunks, authority=who.authority, on_error=on_error
+    )
+    if report.stopped:
+        message = report.errors[-1][1]
+        return JSONResponse(
+            {"error": "Bad Request", "status": 400, "message": message, "report": report.as_dict()},
+            status_code=400,
+        )
+    return JSONResponse(report.as_dict())
 
 
 # --- audit ------------------------------------------------------------------------------------

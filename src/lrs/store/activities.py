@@ -90,3 +90,17 @@ async def get_many(conn: AsyncConnection, store_id: int, activity_ids: set[str])
         {"store": store_id, "keys": [analytics_key(i) for i in activity_ids]},
     )
     return {r.activity_id: r.definition for r in rows}
+
+
+async def export_page(
+    conn: AsyncConnection, store_id: int, after: str, limit: int
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The store's next canonical definitions in key order: (key, activity id, definition)."""
+    rows = await conn.execute(
+        text(
+            "SELECT key, activity_id, definition FROM activities"
+            " WHERE store_id = :store AND key > :after ORDER BY key LIMIT :limit"
+        ),
+        {"store": store_id, "after": after, "limit": limit},
+    )
+    return [(r.key, r.activity_id, r.definition) for r in rows]

@@ -104,3 +104,15 @@ async def chunks(conn: AsyncConnection, store_id: int, sha2: str) -> AsyncIterat
             return
         yield bytes(data)
         n += 1
+
+
+async def export_page(conn: AsyncConnection, store_id: int, after: str, limit: int) -> list[Stored]:
+    """The store's next attachments in hash order, after ``after``."""
+    rows = await conn.execute(
+        text(
+            "SELECT sha2, content_type, length FROM attachments"
+            " WHERE store_id = :store AND sha2 > :after ORDER BY sha2 LIMIT :limit"
+        ),
+        {"store": store_id, "after": after, "limit": limit},
+    )
+    return [Stored(r.sha2, r.content_type, r.length) for r in rows]

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.xapi.documents import Address
+from lrs.xapi.documents import Address, Kind
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,18 @@ async def save(
     content: bytes,
     content_type: str,
     etag: str,
+    updated: datetime | None = None,
 ) -> datetime:
-    """Create or replace a document; returns its new ``updated`` time."""
-    updated: datetime = (
+    """Create or replace a document; returns its new ``updated`` time (now, unless a restored
+    document keeps its own)."""
+    saved: datetime = (
         await conn.execute(
             text("""
         INSERT INTO documents (store_id, owner_hash, doc_id, kind, activity_id, agent_key,
                                registration, content, content_type, etag, updated)
         VALUES (:store, :owner, :doc_id, :kind, :activity_id, :agent_key, :registration,
-                :content, :content_type, :etag, clock_timestamp())
+                :content, :content_type, :etag,
+                COALESCE(CAST(:updated AS timestamptz), clock_timestamp()))
         ON CONFLICT (store_id, owner_hash, doc_id) DO UPDATE
            SET content = EXCLUDED.content, content_type = EXCLUDED.content_type,
                etag = EXCLUDED.etag, updated = EXCLUDED.updated
@@ -89,10 +92,11 @@ async def save(
                 "content": content,
                 "content_type": content_type,
                 "etag": etag,
+                "updated": updated,
             },
         )
     ).scalar_one()
-    return updated
+    return saved
 
 
 async def delete(conn: AsyncConnection, store_id: int, address: Address) -> int:
@@ -110,3 +114,36 @@ async def delete(conn: AsyncConnection, store_id: int, address: Address) -> int:
             {"store": store_id, "owner": address.owner_hash(), "doc_id": address.doc_id},
         )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A document with its address, as an export carries it."""
+
+    address: Address
+    document: Document
+    owner_hash: bytes
+
+
+async def export_page(
+    conn: AsyncConnection, store_id: int, after: tuple[bytes, str] | None, limit: int
+) -> list[Kept]:
+    """The store's next documents in key order, after ``after`` (owner_hash, doc_id)."""
+    owner, doc_id = after if after is not None else (b"", "")
+    rows = await conn.execute(
+        text(
+            "SELECT owner_hash, doc_id, kind, activity_id, agent_key, registration, content,"
+            " content_type, etag, updated FROM documents"
+            " WHERE store_id = :store AND (owner_hash, doc_id) > (:owner, :doc_id)"
+            " ORDER BY owner_hash, doc_id LIMIT :limit"
+        ),
+        {"store": store_id, "owner": owner, "doc_id": doc_id, "limit": limit},
+    )
+    return [
+        Kept(
+            Address(Kind(r.kind), r.activity_id, r.agent_key, r.registration, r.doc_id),
+            Document(bytes(r.content), r.content_type, r.etag, r.updated),
+            bytes(r.owner_hash),
+        )
+        for r in rows
+    ]

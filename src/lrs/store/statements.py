@@ -40,14 +40,14 @@ SELECT s.id, s.voids IS NOT NULL AS is_voiding, i.key, i.related
 _INSERT = text("""
 INSERT INTO statements
        (store_id, id, stored, timestamp, verb_id, voided, voids, refers_to, credential, statement)
-SELECT :store, u.id, :stored, u.ts, u.verb,
+SELECT :store, u.id, COALESCE(u.stored, :stored), u.ts, u.verb,
        u.voided OR (u.voids IS NULL AND EXISTS (
            SELECT 1 FROM statements v WHERE v.store_id = :store AND v.voids = u.id)),
        u.voids, u.refers_to, :credential, u.doc
   FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[]), CAST(:verbs AS text[]),
               CAST(:voided AS boolean[]), CAST(:voids AS uuid[]), CAST(:refers AS uuid[]),
-              CAST(:docs AS jsonb[]))
-       WITH ORDINALITY AS u(id, ts, verb, voided, voids, refers_to, doc, n)
+              CAST(:docs AS jsonb[]), CAST(:kept AS timestamptz[]))
+       WITH ORDINALITY AS u(id, ts, verb, voided, voids, refers_to, doc, stored, n)
  ORDER BY u.n
     ON CONFLICT (store_id, id) DO NOTHING
 RETURNING id, seq, voided
@@ -120,6 +120,7 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
             "voids": [p.voids for p in fresh],
             "refers": [p.refers_to for p in fresh],
             "docs": [dumps(p.statement) for p in fresh],
+            "kept": [p.kept_stored for p in fresh],
         },
     )
     returned = result.all()
@@ -159,6 +160,8 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
 
 def stamped_copy(p: Prepared, stored: datetime) -> Prepared:
     """A copy with ``stored`` filled in, and ``timestamp`` where the statement left it to the LRS."""
+    if p.kept_stored is not None:
+        stored = p.kept_stored
     statement = {**p.statement, "stored": format_timestamp(stored)}
     timestamp = p.timestamp
     if not p.timestamp_given:
@@ -306,6 +309,28 @@ async def query(
         more=more,
         latest_stored=max((r.stored for r in rows), default=None),
     )
+
+
+async def export_page(
+    conn: AsyncConnection,
+    store_id: int,
+    after_seq: int,
+    since: datetime | None,
+    until: datetime,
+    limit: int,
+) -> list[tuple[int, str]]:
+    """The next statements in the order they were stored, (seq, JSON text as stored), voided
+    ones included: everything stored in (since, until]."""
+    rows = await conn.execute(
+        text(
+            "SELECT seq, statement::text AS doc FROM statements"
+            " WHERE store_id = :store AND seq > :after AND stored <= :until"
+            " AND (CAST(:since AS timestamptz) IS NULL OR stored > CAST(:since AS timestamptz))"
+            " ORDER BY seq LIMIT :limit"
+        ),
+        {"store": store_id, "after": after_seq, "since": since, "until": until, "limit": limit},
+    )
+    return [(r.seq, r.doc) for r in rows]
 
 
 async def max_seq(conn: AsyncConnection) -> int:

@@ -36,6 +36,8 @@ class Prepared:
     index: dict[Indexed, bool] = field(default_factory=dict)
     # Activity definitions the statement carries, for the canonical activity store.
     definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The ``stored`` it keeps (statements restored from an export); None: the LRS's clock.
+    kept_stored: datetime | None = None
 
 
 def prepare(

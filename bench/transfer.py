@@ -1,0 +1,121 @@
+"""Export and import speed and memory, against the COPY ceiling measured in the same run.
+
+    python -m bench.transfer [--statements 200000] [--small 50000]
+
+Generated statements are written to a JSON Lines file; ``lrs import`` reads it into a fresh
+store (every statement validated as the API does, stored in batches, rollups queued), and
+``lrs export`` writes the store out again. Each runs as the real command in a process of
+its own, whose peak RSS is read afterwards. The same run measures COPY of the same
+statements into a bare table of the statements' shape (bench.run.copy_ceiling), and does
+it all twice, at ``--small`` and at ``--statements``: flat memory means the same peak RSS
+at both sizes. Results go to bench/results/transfer.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tests.harness import create_database, drop_database
+
+from bench.generate import Generator
+from bench.run import copy_ceiling
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def lrs(url: str, *args: str) -> tuple[float, float]:
+    """Run ``lrs ARGS``; (seconds, peak RSS in MiB of that process)."""
+    env = {**os.environ, "LRS_DATABASE_URL": url}
+    # The command, then its own peak RSS (ru_maxrss, KiB on Linux) on standard error.
+    script = (
+        "import resource, sys; from lrs.cli import main; rc = main(sys.argv[1:]);"
+        " print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+        " sys.exit(rc)"
+    )
+    command = [sys.executable, "-c", script, *args]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    rss_kib = int(done.stderr.rsplit("maxrss", 1)[1].split()[0])
+    return seconds, round(rss_kib / 1024, 1)
+
+
+def one_size(url: str, count: int, workdir: Path) -> dict[str, Any]:
+    source = workdir / f"statements-{count}.jsonl"
+    with source.open("wb") as f:
+        docs = []
+        for s in Generator(seed=count).statements(count):
+            line = orjson.dumps(s)
+            docs.append(line.decode())
+            f.write(line + b"\n")
+    copy = asyncio.run(copy_ceiling(url, docs))
+    del docs
+    store = f"transfer-{count}"
+    subprocess.run(
+        [sys.executable, "-m", "lrs", "store", "create", store],
+        env={**os.environ, "LRS_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+    import_s, import_rss = lrs(url, "import", str(source), "--store", store)
+    out = workdir / f"export-{count}.jsonl"
+    export_s, export_rss = lrs(url, "export", "--store", store, "--output", str(out))
+    exported = sum(1 for _ in out.open("rb"))
+    assert exported == count, (exported, count)
+    return {
+        "statements": count,
+        "file_mib": round(source.stat().st_size / 2**20, 1),
+        "copy_per_second": round(copy),
+        "import_seconds": round(import_s, 2),
+        "import_per_second": round(count / import_s),
+        "import_vs_copy": round(count / import_s / copy, 3),
+        "import_peak_rss_mib": import_rss,
+        "export_seconds": round(export_s, 2),
+        "export_per_second": round(count / export_s),
+        "export_peak_rss_mib": export_rss,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.transfer", description=__doc__)
+    parser.add_argument("--statements", type=int, default=200_000)
+    parser.add_argument("--small", type=int, default=50_000)
+    args = parser.parse_args()
+    os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
+    url, admin = create_database()
+    out: dict[str, Any] = {"command": " ".join(["python -m bench.transfer", *sys.argv[1:]])}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for count in (args.small, args.statements):
+                out[str(count)] = one_size(url, count, Path(tmp))
+                print(count, out[str(count)], flush=True)
+    finally:
+        drop_database(url, admin)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=2) + "\n")
+    sizes = [out[str(c)] for c in (args.small, args.statements)]
+    rows = ["| measure | " + " | ".join(f"{s['statements']:,}" for s in sizes) + " |", "| --- | --- | --- |"]
+    for key in sizes[0]:
+        if key != "statements":
+            rows.append(f"| {key} | " + " | ".join(str(s[key]) for s in sizes) + " |")
+    (RESULTS / "transfer.md").write_text(
+        f"# Export and import\n\nCommand: `{out['command']}` (2 cores shared by PostgreSQL and the"
+        " command; the import validates every statement and queues it for the rollups).\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

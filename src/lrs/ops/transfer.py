@@ -1,0 +1,436 @@
+"""Moving a store's data as files: export (JSON Lines, streamed page by page) and import.
+
+The format, one JSON value per line:
+
+- A plain export is the store's statements, one per line, exactly as stored (voided ones
+  included), in the order they were stored: any tool that reads JSON Lines of xAPI
+  statements reads it.
+- With documents or attachments, the first line is a header ``{"lrs:export": {...}}``, then
+  come attachment parts ``{"lrs:attachment": {...}}`` (one line per stored 1 MiB chunk,
+  base64), canonical activity definitions ``{"lrs:activity": {...}}`` and documents
+  ``{"lrs:document": {...}}`` (State, Activity Profile and Agent Profile, content in base64),
+  and then the statements. A statement never has a property named ``lrs:...``, so every line
+  says what it is.
+
+Import validates every statement as ``POST /statements`` does (by the statement's own
+``version``), keeps its ``stored`` and ``authority`` when it has them (a restore), and
+stores it in batches of ``batch`` statements, each one transaction: all of a batch or none
+of it. A statement whose id the store already holds with the same content is a no-op, so an
+import can be run again after an interruption.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+from typing import IO, Any, Literal
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.config import Settings
+from lrs.ops import statements as statement_ops
+from lrs.ops.caller import Caller
+from lrs.ops.stores import store_named
+from lrs.store import activities as activity_store
+from lrs.store import attachments as attachment_store
+from lrs.store import audit
+from lrs.store import documents as document_store
+from lrs.store import statements as statement_store
+from lrs.store.credentials import Credential, default_authority
+from lrs.store.database import Database
+from lrs.store.stores import Store
+from lrs.xapi.documents import Address, Kind
+from lrs.xapi.errors import BadRequest, Conflict, XAPIError
+from lrs.xapi.statements import Prepared, prepare
+from lrs.xapi.timestamps import format_timestamp, parse_timestamp
+from lrs.xapi.versions import Version
+
+FORMAT = 1
+HEADER, ATTACHMENT, ACTIVITY, DOCUMENT = "lrs:export", "lrs:attachment", "lrs:activity", "lrs:document"
+PAGE = 5000  # statements per read while exporting
+BATCH = 1000  # statements per transaction while importing
+KINDS = {Kind.STATE: "state", Kind.ACTIVITY_PROFILE: "activity_profile", Kind.AGENT_PROFILE: "agent_profile"}
+OnError = Literal["skip", "stop"]
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    since: datetime | None = None  # stored after
+    until: datetime | None = None  # stored at or before
+    documents: bool = False
+    attachments: bool = False
+
+
+def _line(value: Any) -> bytes:
+    return orjson.dumps(value) + b"\n"
+
+
+async def export(db: Database, actor: str, store_name: str, ask: ExportRequest) -> AsyncIterator[bytes]:
+    """The store's data as JSON Lines, a page at a time (memory stays flat whatever the size).
+
+    Statements stored up to the moment the export starts are in it; later ones are not, so
+    a statement still being written is never half in. The export is audited as it starts.
+    """
+
+    async def begin(conn: AsyncConnection) -> tuple[Store, datetime]:
+        store = await store_named(conn, store_name)
+        through = await statement_store.consistent_through(conn)
+        until = through if ask.until is None else min(ask.until, through)
+        details = {
+            "since": format_timestamp(ask.since) if ask.since else None,
+            "until": format_timestamp(until),
+            "documents": ask.documents,
+            "attachments": ask.attachments,
+        }
+        await audit.record(conn, actor, "store.export", store.name, None, details)
+        return store, until
+
+    store, until = await db.write(begin)
+    if ask.documents or ask.attachments:
+        yield _line(
+            {
+                HEADER: {
+                    "format": FORMAT,
+                    "store": store.name,
+                    "until": format_timestamp(until),
+                    "since": format_timestamp(ask.since) if ask.since else None,
+                    "documents": ask.documents,
+                    "attachments": ask.attachments,
+                }
+            }
+        )
+    if ask.attachments:
+        async for chunk in _attachments(db, store.id):
+            yield chunk
+    if ask.documents:
+        async for chunk in _documents(db, store.id):
+            yield chunk
+    after = 0
+    while True:
+        rows = await db.read(
+            partial(
+                statement_store.export_page,
+                store_id=store.id,
+                after_seq=after,
+                since=ask.since,
+                until=until,
+                limit=PAGE,
+            )
+        )
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield "".join(doc + "\n" for _, doc in rows).encode()
+
+
+async def _attachments(db: Database, store_id: int) -> AsyncIterator[bytes]:
+    after = ""
+    while True:
+        found = await db.read(
+            partial(attachment_store.export_page, store_id=store_id, after=after, limit=100)
+        )
+        if not found:
+            return
+        after = found[-1].sha2
+        for a in found:
+            async with db.engine.connect() as conn:
+                part = 0
+                async for data in attachment_store.chunks(conn, store_id, a.sha2):
+                    record = {
+                        "sha2": a.sha2,
+                        "contentType": a.content_type,
+                        "length": a.length,
+                        "part": part,
+                        "data": base64.b64encode(data).decode(),
+                    }
+                    yield _line({ATTACHMENT: record})
+                    part += 1
+
+
+async def _documents(db: Database, store_id: int) -> AsyncIterator[bytes]:
+    after = ""
+    while True:
+        rows = await db.read(partial(activity_store.export_page, store_id=store_id, after=after, limit=1000))
+        if not rows:
+            break
+        after = rows[-1][0]
+        yield b"".join(_line({ACTIVITY: {"id": a, "definition": d}}) for _, a, d in rows)
+    last: tuple[bytes, str] | None = None
+    while True:
+        kept = await db.read(partial(document_store.export_page, store_id=store_id, after=last, limit=200))
+        if not kept:
+            return
+        last = (kept[-1].owner_hash, kept[-1].address.doc_id or "")
+        yield b"".join(
+            _line(
+                {
+                    DOCUMENT: {
+                        "kind": KINDS[k.address.kind],
+                        "activityId": k.address.activity_id,
+                        "agent": k.address.agent_key,
+                        "registration": k.address.registration,
+                        "id": k.address.doc_id,
+                        "contentType": k.document.content_type,
+                        "etag": k.document.etag,
+                        "updated": format_timestamp(k.document.updated),
+                        "content": base64.b64encode(k.document.content).decode(),
+                    }
+                }
+            )
+            for k in kept
+        )
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``errors``: (line number, message) of the lines it skipped or
+    stopped at."""
+
+    lines: int = 0
+    statements: int = 0  # accepted: stored now, or already there with the same content
+    documents: int = 0
+    attachments: int = 0
+    activities: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    stopped: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "statements": self.statements,
+            "documents": self.documents,
+            "attachments": self.attachments,
+            "activities": self.activities,
+            "errors": [{"line": n, "message": m} for n, m in self.errors],
+            "stopped": self.stopped,
+        }
+
+
+class _Stop(Exception):
+    """An import that stops at its first bad line."""
+
+
+def importer(store: Store, key: str, authority: dict[str, Any] | None, home_page: str) -> Caller:
+    """Who an import writes as: recorded as the statements' credential, and their authority
+    when a statement has none of its own."""
+    return Caller(
+        Credential(
+            store_id=store.id,
+            key=key,
+            secret_hash=b"",
+            label="import",
+            scopes=frozenset({"statements/write"}),
+            authority=authority or default_authority(key, "import", home_page),
+            created=datetime.min,
+            expires=None,
+            revoked=None,
+            store_settings=store.settings,
+        )
+    )
+
+
+async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Lines of a byte stream, whatever the chunk boundaries."""
+    rest = b""
+    async for chunk in chunks:
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            yield line
+    if rest:
+        yield rest
+
+
+def _version(statement: dict[str, Any]) -> Version:
+    version = statement.get("version")
+    return Version.V1 if isinstance(version, str) and version.startswith("1.") else Version.V2
+
+
+async def import_lines(
+    db: Database,
+    settings: Settings,
+    actor: str,
+    store_name: str,
+    chunks: AsyncIterable[bytes],
+    *,
+    authority: dict[str, Any] | None = None,
+    on_error: OnError = "stop",
+    batch: int = BATCH,
+    progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Read what ``export`` writes (or plain JSON Lines of statements) into the store."""
+    store = await db.read(lambda c: store_named(c, store_name))
+    who = importer(store, actor, authority, settings.authority_home_page)
+    report = ImportReport()
+    pending: list[tuple[int, Prepared]] = []
+    parts: dict[str, tuple[IO[bytes], int]] = {}  # attachment content being reassembled
+
+    def bad(n: int, message: str) -> None:
+        report.errors.append((n, message))
+        if on_error == "stop":
+            report.stopped = True
+            raise _Stop
+
+    async def flush() -> None:
+        while pending:
+            lines_of = {p.id: n for n, p in pending}
+            try:
+                await statement_ops.write(db, settings, who, [p for _, p in pending])
+            except Conflict as exc:
+                clash = next((i for i in lines_of if str(i) in exc.message), None)
+                if clash is None:
+                    raise
+                pending[:] = [(n, p) for n, p in pending if p.id != clash]
+                bad(lines_of[clash], exc.message)
+                continue
+            report.statements += len(pending)
+            pending.clear()
+        if progress is not None:
+            progress(report)
+
+    try:
+        async for raw in _lines(chunks):
+            report.lines += 1
+            n = report.lines
+            if not raw.strip():
+                continue
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                bad(n, f"line {n}: not JSON ({exc})")
+                continue
+            if not isinstance(value, dict):
+                bad(n, f"line {n}: not a JSON object")
+                continue
+            tagged = [k for k in value if k.startswith("lrs:")]
+            try:
+                if tagged:
+                    await _record(db, store, who, value, tagged[0], parts, report, n)
+                    continue
+                prepared = _prepared(value, who, n)
+            except XAPIError as exc:
+                bad(n, exc.message)
+                continue
+            if any(p.id == prepared.id for _, p in pending):
+                await flush()  # the same id twice in a batch would reject the batch
+            pending.append((n, prepared))
+            if len(pending) >= batch:
+                await flush()
+        await flush()
+    except _Stop:
+        pass
+    finally:
+        for file, _ in parts.values():
+            file.close()
+
+    async def note(conn: AsyncConnection) -> None:
+        details = {k: v for k, v in report.as_dict().items() if k != "errors"}
+        details["errors"] = len(report.errors)
+        await audit.record(conn, actor, "store.import", store.name, None, details)
+
+    await db.write(note)
+    return report
+
+
+def _prepared(value: dict[str, Any], who: Caller, n: int) -> Prepared:
+    path = f"line {n}"
+    stored = value.get("stored")
+    kept = parse_timestamp(stored) if isinstance(stored, str) else None
+    if stored is not None and kept is None:
+        raise BadRequest(f"{path}.stored: not an ISO 8601 timestamp")
+    authority = value.get("authority", who.authority)
+    return replace(prepare(value, _version(value), authority, path), kept_stored=kept)
+
+
+async def _record(
+    db: Database,
+    store: Store,
+    who: Caller,
+    value: dict[str, Any],
+    tag: str,
+    parts: dict[str, tuple[IO[bytes], int]],
+    report: ImportReport,
+    n: int,
+) -> None:
+    body = value[tag]
+    if not isinstance(body, dict):
+        raise BadRequest(f"line {n}.{tag}: not a JSON object")
+    try:
+        if tag == HEADER:
+            if body.get("format") != FORMAT:
+                raise BadRequest(f"line {n}.{tag}.format: this LRS reads format {FORMAT}")
+        elif tag == ATTACHMENT:
+            await _attachment_part(db, store, who, body, parts, report)
+        elif tag == ACTIVITY:
+            definition = [(str(body["id"]), dict(body["definition"]))]
+            await db.write(lambda c: activity_store.merge(c, store.id, definition))
+            report.activities += 1
+        elif tag == DOCUMENT:
+            kind = next(k for k, name in KINDS.items() if name == body["kind"])
+            address = Address(kind, body["activityId"], body["agent"], body["registration"], body["id"])
+            content = base64.b64decode(body["content"], validate=True)
+            updated = parse_timestamp(body["updated"])
+
+            async def save(c: AsyncConnection) -> None:
+                await document_store.lock(c, store.id, address)
+                await document_store.save(
+                    c, store.id, address, content, body["contentType"], body["etag"], updated
+                )
+
+            await db.write(save)
+            report.documents += 1
+        else:
+            raise BadRequest(f"line {n}: unknown record {tag!r}")
+    except (KeyError, TypeError, ValueError, StopIteration) as exc:
+        raise BadRequest(f"line {n}.{tag}: malformed ({exc!r})") from exc
+
+
+async def _attachment_part(
+    db: Database,
+    store: Store,
+    who: Caller,
+    body: dict[str, Any],
+    parts: dict[str, tuple[IO[bytes], int]],
+    report: ImportReport,
+) -> None:
+    sha2, length = str(body["sha2"]), int(body["length"])
+    if sha2 not in parts:
+        # Closed once the content is saved, or when the import ends (see import_lines).
+        parts[sha2] = (tempfile.SpooledTemporaryFile(max_size=8 << 20), 0)  # noqa: SIM115
+    file, expected = parts[sha2]
+    if int(body["part"]) != expected:
+        raise ValueError(f"attachment {sha2}: part {body['part']} where part {expected} was due")
+    file.write(base64.b64decode(body["data"], validate=True))
+    parts[sha2] = (file, expected + 1)
+    if file.tell() < length:
+        return
+    del parts[sha2]
+    try:
+        if file.tell() != length:
+            raise ValueError(f"attachment {sha2}: {file.tell()} bytes where {length} were declared")
+        file.seek(0)
+        if hashlib.file_digest(file, "sha256").hexdigest() != sha2.lower():  # type: ignore[arg-type]
+            raise ValueError(f"attachment {sha2}: the content does not have this SHA-256")
+        await db.write(
+            lambda c: attachment_store.save(
+                c, store.id, who.key, sha2, str(body["contentType"]), length, file
+            )
+        )
+        report.attachments += 1
+    finally:
+        file.close()
+
+
+def new_import_key() -> str:
+    """The credential recorded for statements imported from the command line."""
+    return f"import-{uuid.uuid4().hex[:12]}"

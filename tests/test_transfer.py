@@ -1,0 +1,268 @@
+"""Export and import: a store moved to a second running LRS (its own database) and back out
+again byte for byte; the admin API's export and gzip import; bad lines, stops and skips."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import activity, agent, voiding
+from tests.factories import statement as unnamed
+from tests.harness import (
+    Server,
+    create_database,
+    drop_database,
+    make_credential,
+    new_store,
+    run_cli,
+    running_server,
+)
+from tests.test_attachments_api import BOUNDARY, attachment_meta, multipart, part_headers
+
+V2 = {"X-Experience-API-Version": "2.0.0"}
+
+
+def statement(**parts: Any) -> dict[str, Any]:
+    """A statement with its id, so that the test can find it again."""
+    return unnamed(id=str(uuid.uuid4()), **parts)
+
+
+V1 = {"X-Experience-API-Version": "1.0.3"}
+
+
+@pytest.fixture(scope="module")
+def second() -> Iterator[Server]:
+    """Another LRS with a database of its own."""
+    url, admin = create_database()
+    try:
+        with running_server(url) as srv:
+            yield srv
+    finally:
+        drop_database(url, admin)
+
+
+@pytest.fixture(scope="module")
+async def source(server: Server) -> dict[str, Any]:
+    """A store holding a bit of everything: 2.0 and 1.0.3 statements, a voided one and its
+    voiding statement, an attachment, canonical definitions, and all three document kinds."""
+    name = new_store(server.database_url, "export")
+    writer = make_credential(
+        server.database_url, "statements/write,statements/read,define,state,profile", name
+    )
+    learner = agent("Kari")
+    course = activity(
+        "brannvern", name={"nb": "Brannvern"}, type="http://adlnet.gov/expapi/activities/course"
+    )
+    async with httpx.AsyncClient(base_url=server.xapi, auth=writer.auth, timeout=30) as c:
+        batch = [statement(actor=learner, obj=course) for _ in range(40)]
+        assert (await c.post("/statements", json=batch, headers=V2)).status_code == 200
+        old = statement(actor=learner, obj=activity("gammel"))
+        assert (await c.post("/statements", json=old, headers=V1)).status_code == 200
+        victim = statement(actor=learner, obj=course)
+        assert (await c.post("/statements", json=victim, headers=V2)).status_code == 200
+        r = await c.post("/statements", json={**voiding(victim["id"]), "id": str(uuid.uuid4())}, headers=V2)
+        assert r.status_code == 200, r.text
+        content = b"%PDF-1.4 kursbevis " + uuid.uuid4().bytes
+        with_file = statement(actor=learner, obj=course, attachments=[attachment_meta(content)])
+        r = await c.post(
+            "/statements",
+            content=multipart([with_file], [(content, part_headers(content))]),
+            headers={**V2, "Content-Type": f"multipart/mixed; boundary={BOUNDARY}"},
+        )
+        assert r.status_code == 200, r.text
+        owner = json.dumps(learner)
+        docs = [
+            ("/activities/state", {"activityId": course["id"], "agent": owner, "stateId": "bokmerke"}),
+            ("/activities/profile", {"activityId": course["id"], "profileId": "oppsett"}),
+            ("/agents/profile", {"agent": owner, "profileId": "preferanser"}),
+        ]
+        for path, params in docs:
+            created = {**V2, "If-None-Match": "*"}
+            r = await c.put(path, params=params, json={"side": 3, "path": path}, headers=created)
+            assert r.status_code == 204, r.text
+    admin = make_credential(server.database_url, "admin")
+    return {"name": name, "writer": writer, "admin": admin, "ids": [s["id"] for s in batch], "docs": docs}
+
+
+def statement_lines(path: Path) -> list[str]:
+    with gzip.open(path, "rt") as f:
+        return [line for line in f if not line.startswith('{"lrs:')]
+
+
+def records(path: Path) -> list[str]:
+    with gzip.open(path, "rt") as f:
+        return [line for line in f if line.startswith('{"lrs:') and not line.startswith('{"lrs:export"')]
+
+
+async def test_round_trip_to_a_second_lrs_is_byte_identical(server, second, source, tmp_path):
+    out = tmp_path / "export.jsonl.gz"
+    run_cli(
+        server.database_url,
+        "export",
+        "--store",
+        source["name"],
+        "--with-documents",
+        "--with-attachments",
+        "--output",
+        str(out),
+    )
+    exported = statement_lines(out)
+    assert len(exported) == 44  # 40 + the 1.0.3 one + the voided one + its voiding + the attachment's
+    kinds = [json.loads(r) for r in records(out)]
+    assert {next(iter(k)) for k in kinds} == {"lrs:attachment", "lrs:activity", "lrs:document"}
+
+    target = new_store(second.database_url, "import")
+    done = run_cli(second.database_url, "import", str(out), "--store", target)
+    assert "imported 44 statements, 3 documents, 1 attachments" in done.stderr, done.stderr
+    again = tmp_path / "again.jsonl.gz"
+    run_cli(
+        second.database_url,
+        "export",
+        "--store",
+        target,
+        "--with-documents",
+        "--with-attachments",
+        "--output",
+        str(again),
+    )
+    assert statement_lines(again) == exported
+    assert records(again) == records(out)
+
+    # The second LRS serves them as the first does: the same statement, the voided one hidden,
+    # the documents' bytes and the attachment's.
+    reader = make_credential(second.database_url, "statements/read,state,profile", target)
+    async with (
+        httpx.AsyncClient(base_url=server.xapi, auth=source["writer"].auth, headers=V2) as a,
+        httpx.AsyncClient(base_url=second.xapi, auth=reader.auth, headers=V2) as b,
+    ):
+        for sid in source["ids"][:3]:
+            mine = await a.get("/statements", params={"statementId": sid})
+            theirs = await b.get("/statements", params={"statementId": sid})
+            assert theirs.status_code == 200 and theirs.json() == mine.json()
+        listed = (await b.get("/statements", params={"limit": 100})).json()["statements"]
+        assert len(listed) == 43  # the voided statement is not listed
+        for path, params in source["docs"]:
+            mine = await a.get(path, params=params)
+            theirs = await b.get(path, params=params)
+            assert theirs.content == mine.content and theirs.headers["etag"] == mine.headers["etag"]
+        with_file = next(s for s in listed if "attachments" in s)
+        r = await b.get("/statements", params={"statementId": with_file["id"], "attachments": "true"})
+        assert r.headers["content-type"].startswith("multipart/mixed")
+        assert with_file["attachments"][0]["sha2"].encode() in r.content
+
+    # Importing the same file again changes nothing.
+    run_cli(second.database_url, "import", str(out), "--store", target)
+    third = tmp_path / "third.jsonl.gz"
+    run_cli(second.database_url, "export", "--store", target, "--output", str(third))
+    assert statement_lines(third) == exported
+
+
+async def test_admin_api_export_and_gzip_import(server, second, source):
+    admin = source["admin"]
+    async with httpx.AsyncClient(base_url=server.url, auth=admin.auth, timeout=60) as c:
+        r = await c.get(f"/admin/stores/{source['name']}/export")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        lines = r.text.splitlines()
+        assert len(lines) == 44 and all(json.loads(line)["id"] for line in lines)
+        assert (await c.get("/admin/stores/nowhere/export")).status_code == 404
+        bad = await c.get(f"/admin/stores/{source['name']}/export", params={"since": "yesterday"})
+        assert bad.status_code == 400 and "since" in bad.json()["message"]
+        entries = (await c.get("/admin/audit", params={"store": source["name"]})).json()
+        assert any(e["action"] == "store.export" for e in entries)
+
+    target = new_store(second.database_url, "api-import")
+    other_admin = make_credential(second.database_url, "admin")
+    async with httpx.AsyncClient(base_url=second.url, auth=other_admin.auth, timeout=60) as c:
+        r = await c.post(
+            f"/admin/stores/{target}/import",
+            content=gzip.compress(("\n".join(lines) + "\n").encode()),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["statements"] == 44 and r.json()["errors"] == []
+        back = await c.get(f"/admin/stores/{target}/export")
+        assert back.text.splitlines() == lines
+        entries = (await c.get("/admin/audit", params={"store": target})).json()
+        assert any(e["action"] == "store.import" for e in entries)
+        anonymous = await httpx.AsyncClient(base_url=second.url).post(f"/admin/stores/{target}/import")
+        assert anonymous.status_code == 401
+
+
+async def test_bad_lines_are_named_and_skipped_or_stop_the_batch(second):
+    target = new_store(second.database_url, "bad-lines")
+    admin = make_credential(second.database_url, "admin")
+    good = [statement() for _ in range(3)]
+    no_verb = statement()
+    del no_verb["verb"]
+    body = "\n".join(
+        [json.dumps(good[0]), json.dumps(no_verb), json.dumps(good[1]), "{not json", json.dumps(good[2])]
+    )
+    reader = make_credential(second.database_url, "statements/read", target)
+    async with (
+        httpx.AsyncClient(base_url=second.url, auth=admin.auth, timeout=60) as c,
+        httpx.AsyncClient(base_url=second.xapi, auth=reader.auth, headers=V2) as x,
+    ):
+        # Stop: the batch the bad line is in is not stored, not even the line before it.
+        r = await c.post(f"/admin/stores/{target}/import", content=body)
+        assert r.status_code == 400
+        assert r.json()["message"].startswith("line 2") and "verb" in r.json()["message"]
+        assert r.json()["report"]["statements"] == 0
+        assert (await x.get("/statements", params={"statementId": good[0]["id"]})).status_code == 404
+
+        # Skip: every good line is stored, every bad one reported by its number.
+        r = await c.post(f"/admin/stores/{target}/import", params={"on_error": "skip"}, content=body)
+        assert r.status_code == 200
+        report = r.json()
+        assert report["statements"] == 3 and [e["line"] for e in report["errors"]] == [2, 4]
+        for s in good:
+            assert (await x.get("/statements", params={"statementId": s["id"]})).status_code == 200
+
+        # A statement whose id is taken by other content is a conflict on its line only.
+        changed = {**good[1], "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
+        fresh = statement()
+        r = await c.post(
+            f"/admin/stores/{target}/import",
+            params={"on_error": "skip"},
+            content=json.dumps(fresh) + "\n" + json.dumps(changed) + "\n",
+        )
+        assert r.json()["statements"] == 1 and r.json()["errors"][0]["line"] == 2
+        assert (await x.get("/statements", params={"statementId": fresh["id"]})).status_code == 200
+
+        r = await c.post(
+            f"/admin/stores/{target}/import",
+            content=b"\x1f\x8bnot gzip",
+            headers={"Content-Encoding": "gzip"},
+        )
+        assert r.status_code == 400 and "gzip" in r.json()["message"]
+
+
+async def test_cli_import_of_another_lrss_statements(second, tmp_path):
+    """Plain JSON Lines from elsewhere: statements without `stored` are stored now, those
+    with an authority keep it; a bad line stops the import with its number and exit 1."""
+    target = new_store(second.database_url, "elsewhere")
+    theirs = {"objectType": "Agent", "account": {"homePage": "https://other-lrs.example", "name": "vendor"}}
+    kept = {**statement(), "authority": theirs, "stored": "2025-05-01T10:00:00.000Z"}
+    plain = statement()
+    path = tmp_path / "from-elsewhere.jsonl"
+    path.write_text(json.dumps(kept) + "\n" + json.dumps(plain) + "\n")
+    run_cli(second.database_url, "import", str(path), "--store", target)
+    reader = make_credential(second.database_url, "statements/read", target)
+    async with httpx.AsyncClient(base_url=second.xapi, auth=reader.auth, headers=V2) as x:
+        got = (await x.get("/statements", params={"statementId": kept["id"]})).json()
+        # The same instant, written as this LRS writes every `stored`.
+        assert got["authority"] == theirs and got["stored"] == "2025-05-01T10:00:00.000000Z"
+        other = (await x.get("/statements", params={"statementId": plain["id"]})).json()
+        assert other["authority"]["account"]["name"] == "cli" and other["stored"] > "2026"
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(statement()) + "\n" + '{"actor": {}}\n')
+    failed = run_cli(second.database_url, "import", str(broken), "--store", target, check=False)
+    assert failed.returncode == 1
+    assert f"{broken}:2: line 2" in failed.stderr and "stopped at line 2" in failed.stderr
