@@ -36,10 +36,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def lrs(url: str, *args: str) -> tuple[float, float]:
     """Run ``lrs ARGS``; (seconds, peak RSS in MiB of that process)."""
     env = {**os.environ, "LRS_DATABASE_URL": url}
-    # The command, then its own peak RSS (ru_maxrss, KiB on Linux) on standard error.
+    # The command, then its own peak RSS on standard error: VmHWM, which starts afresh at
+    # exec (ru_maxrss would carry over this bench's own peak from the fork).
     script = (
-        "import resource, sys; from lrs.cli import main; rc = main(sys.argv[1:]);"
-        " print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+        "import re, sys; from lrs.cli import main; rc = main(sys.argv[1:]);"
+        " status = open('/proc/self/status').read();"
+        " print('maxrss', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
         " sys.exit(rc)"
     )
     command = [sys.executable, "-c", script, *args]

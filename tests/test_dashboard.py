@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,15 @@ async def office(server) -> dict[str, Any]:
                 auth=creds["hr"].auth,
             )
             assert r.status_code == 200
-        for cohort, due in DUE.items():
-            await c.put(
+        # Sykehjem is inside Helse: its own assignment is not due yet, but its members are
+        # overdue through Helse's.
+        for cohort, due in [*DUE.items(), ("Sykehjem", datetime(2027, 1, 1, tzinfo=UTC))]:
+            r = await c.put(
                 f"/analytics/cohorts/{cohort}/assignments",
                 json={"activity": FIRE, "due": due.isoformat()},
                 auth=creds["hr"].auth,
             )
+            assert r.status_code < 300, r.text
     await rollups_folded(server.database_url)
     return {"server": server, **creds}
 
@@ -146,6 +150,19 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
     want = [[g["group"], FIRE, g["assigned"], g["completed"], g["overdue"]] for g in body["groups"]]
     assert [[r[0], r[1], int(r[3]), int(r[4]), int(r[6])] for r in rows] == want
     assert rows[0][5].replace("\xa0", " ") == f"{round(body['groups'][0]['completion_rate'] * 100)} %"
+    sykehjem = next(g for g in body["groups"] if g["group"] == "Sykehjem")
+    assert sykehjem["overdue"] > 0  # through Helse, though its own due date is ahead
+
+    # January: membership at its end, completions within it, nothing due yet.
+    await page.goto(base + "/dashboard?period=custom&start=2026-01-01&end=2026-01-31")
+    january = await api(
+        office, "/assignments", activity=FIRE, since="2025-12-31T23:00:00Z", until="2026-01-31T23:00:00Z"
+    )
+    assert [[r[0], int(r[3]), int(r[4]), int(r[6])] for r in await cells(page, "assignments")] == [
+        [g["group"], g["assigned"], g["completed"], g["overdue"]] for g in january["groups"]
+    ]
+    assert [g["completed"] for g in january["groups"]] != [g["completed"] for g in body["groups"]]
+    await page.goto(base + "/dashboard")
 
     # Courses, with the completion rate eight weeks ago and now (every statement is older).
     listed = await api(office, "/activities", sort="activity", order="asc")

@@ -15,6 +15,7 @@ from lrs.analytics.reads import (
     ActivitySummary,
     AssignedLearner,
     AssignmentFigures,
+    AssignmentStatus,
     Cell,
     Cost,
     GroupFigures,
@@ -133,6 +134,28 @@ def assignments(activity: str, rows: list[AssignmentFigures], min_group: int) ->
             }
         )
     return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
+
+
+def assignment_status(rows: list[AssignmentStatus], min_group: int) -> dict[str, Any]:
+    """Every assignment at a glance, in course then cohort order; cohorts with fewer members
+    than the minimum are left out and counted."""
+    out, suppressed = [], 0
+    for r in sorted(rows, key=lambda r: (r.activity, r.cohort)):
+        if 0 < r.assigned < min_group:
+            suppressed += 1
+            continue
+        out.append(
+            {
+                "cohort": r.cohort,
+                "activity": r.activity,
+                "due": format_timestamp(r.due) if r.due else None,
+                "assigned": r.assigned,
+                "completed": r.completed,
+                "completion_rate": r.completed / r.assigned if r.assigned else None,
+                "overdue": r.overdue,
+            }
+        )
+    return {"assignments": out, "suppressed_groups": suppressed}
 
 
 def assigned_learners(rows: list[AssignedLearner], now: datetime) -> list[dict[str, Any]]:

@@ -534,6 +534,86 @@ async def assignments(
     ]
 
 
+@dataclass(frozen=True)
+class AssignmentStatus:
+    """One assignment at a glance: of the cohort's members (with the cohorts inside it),
+    how many have completed the activity and how many are overdue."""
+
+    cohort: str
+    activity: str
+    due: datetime | None
+    assigned: int
+    completed: int
+    overdue: int
+
+
+async def assignment_status(conn: AsyncConnection, store_id: int, window: Window) -> list[AssignmentStatus]:
+    """Every assignment of the store at once, with the figures ``assignments`` gives per
+    assigned cohort (assigned, completed, overdue), counted without pairing each member with
+    each assignment: members are counted per cohort, completions are joined to the members
+    they belong to, and a member is overdue when their earliest due date, through any
+    assigned cohort, has passed without a completion."""
+    await _hash_joins(conn)
+    params: dict[str, Any] = {"store": store_id, "at": window.until}
+    params["due_by"] = window.until or await now(conn)
+    if window.unbounded:
+        done = """
+            SELECT activity_key, learner_key FROM analytics_progress
+             WHERE store_id = :store AND completed_at IS NOT NULL
+               AND activity_key IN (SELECT activity_key FROM cohort_assignments WHERE store_id = :store)"""
+    else:
+        done = f"""
+            SELECT DISTINCT activity_key, learner_key FROM analytics_hourly
+             WHERE store_id = :store AND completed_at IS NOT NULL{_window_sql(window, params)}
+               AND activity_key IN (SELECT activity_key FROM cohort_assignments WHERE store_id = :store)"""
+    all_assigned = "SELECT cohort_id FROM cohort_assignments WHERE store_id = :store"
+    rows = await conn.execute(
+        text(f"""
+        WITH RECURSIVE {_tree("tree", all_assigned)},
+        members AS MATERIALIZED (
+            SELECT DISTINCT t.top AS cohort_id, m.learner_key
+              FROM tree t JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
+             WHERE {_VALID_AT}
+        ),
+        sizes AS (SELECT cohort_id, count(*) AS assigned FROM members GROUP BY cohort_id),
+        done AS MATERIALIZED ({done}),
+        completed AS (
+            SELECT a.cohort_id, a.activity_key, count(*) AS completed
+              FROM done d JOIN members m ON m.learner_key = d.learner_key
+              JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
+                                       AND a.activity_key = d.activity_key
+             GROUP BY a.cohort_id, a.activity_key
+        ),
+        -- Members of an assignment not yet due who are overdue through another one.
+        early AS (
+            SELECT a.cohort_id, a.activity_key, count(DISTINCT m.learner_key) AS overdue
+              FROM cohort_assignments a JOIN members m ON m.cohort_id = a.cohort_id
+              JOIN cohort_assignments b ON b.store_id = :store AND b.activity_key = a.activity_key
+                                       AND b.due < :due_by
+              JOIN members mb ON mb.cohort_id = b.cohort_id AND mb.learner_key = m.learner_key
+             WHERE a.store_id = :store AND (a.due IS NULL OR a.due >= :due_by)
+               AND NOT EXISTS (SELECT FROM done d
+                                WHERE d.activity_key = a.activity_key AND d.learner_key = m.learner_key)
+             GROUP BY a.cohort_id, a.activity_key
+        )
+        SELECT n.name AS cohort, a.activity_id, a.due, s.assigned, COALESCE(c.completed, 0) AS completed,
+               CASE WHEN a.due < :due_by
+                    THEN s.assigned - COALESCE(c.completed, 0) ELSE COALESCE(e.overdue, 0) END AS overdue
+          FROM cohort_assignments a
+          JOIN cohorts n ON n.store_id = :store AND n.id = a.cohort_id
+          JOIN sizes s ON s.cohort_id = a.cohort_id
+          LEFT JOIN completed c ON c.cohort_id = a.cohort_id AND c.activity_key = a.activity_key
+          LEFT JOIN early e ON e.cohort_id = a.cohort_id AND e.activity_key = a.activity_key
+         WHERE a.store_id = :store
+         ORDER BY n.name, a.activity_id
+        """),
+        params,
+    )
+    return [
+        AssignmentStatus(r.cohort, r.activity_id, r.due, r.assigned, r.completed, r.overdue) for r in rows
+    ]
+
+
 async def assigned_totals(
     conn: AsyncConnection, store_id: int, activity: str, window: Window, cohort: str | None
 ) -> GroupFigures:

@@ -363,19 +363,20 @@ async def overview(
         as_of = await analytics_reads.as_of(c, store)
         summaries = await analytics_reads.activity_summaries(c, store, window)
         listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
-        assigned = sorted({a.activity for a in await analytics_reads.assignment_list(c, store)})
-        per_activity = await analytics_reads.assignments(c, store, assigned, window, Among())
-        shown = {r["activity"] for r in listed["activities"]} | set(assigned)
+        status = metrics.assignment_status(
+            await analytics_reads.assignment_status(c, store, window), min_group
+        )
+        shown = {r["activity"] for r in listed["activities"]} | {a["activity"] for a in status["assignments"]}
         trends = await analytics_reads.trends(
             c, store, [r["activity"] for r in listed["activities"]], weeks, zone.key
         )
-        return as_of, listed, per_activity, await analytics_reads.activity_names(c, store, shown), trends
+        return as_of, listed, status, await analytics_reads.activity_names(c, store, shown), trends
 
     # The last eight weeks, as the local Mondays they start on.
     monday = datetime.now(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     monday -= timedelta(days=monday.weekday())
     weeks = [monday - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
-    as_of, listed, per_activity, names, found_trends = await app.db.read(work)
+    as_of, listed, status, names, found_trends = await app.db.read(work)
     trend_of = {t.activity: t for t in found_trends}
     courses = Table(
         "courses",
@@ -418,29 +419,24 @@ async def overview(
         ],
         text_columns=2,
     )
-    suppressed = 0
-    for activity in sorted({r.activity for r in per_activity}):
-        rows = [r for r in per_activity if r.activity == activity]
-        body = metrics.assignments(activity, rows, min_group)
-        suppressed += body["suppressed_groups"]
-        for g in body["groups"]:
-            link = str(
-                request.url_for("dashboard-course").include_query_params(
-                    activity=activity, group="cohort", **picked.query()
-                )
+    for a in status["assignments"]:
+        link = str(
+            request.url_for("dashboard-course").include_query_params(
+                activity=a["activity"], group="cohort", **picked.query()
             )
-            mandatory.rows.append(
-                [
-                    _group_label(w, g["group"]),
-                    (_name(request, names, activity), link),
-                    w.day(datetime.fromisoformat(g["due"]).astimezone(zone).date()) if g["due"] else EMPTY,
-                    w.number(g["assigned"]),
-                    w.number(g["completed"]),
-                    w.percent(g["completion_rate"]),
-                    w.number(g["overdue"]),
-                ]
-            )
-    mandatory.note = _suppressed(w, suppressed, min_group)
+        )
+        mandatory.rows.append(
+            [
+                a["cohort"],
+                (_name(request, names, a["activity"]), link),
+                w.day(datetime.fromisoformat(a["due"]).astimezone(zone).date()) if a["due"] else EMPTY,
+                w.number(a["assigned"]),
+                w.number(a["completed"]),
+                w.percent(a["completion_rate"]),
+                w.number(a["overdue"]),
+            ]
+        )
+    mandatory.note = _suppressed(w, status["suppressed_groups"], min_group)
     tables = [mandatory, courses] if mandatory.rows else [courses]
     return _finish(request, tables) or _render(
         request,

@@ -21,8 +21,11 @@ import can be run again after an interruption.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
+import itertools
 import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -54,7 +57,7 @@ from lrs.xapi.versions import Version
 
 FORMAT = 1
 HEADER, ATTACHMENT, ACTIVITY, DOCUMENT = "lrs:export", "lrs:attachment", "lrs:activity", "lrs:document"
-PAGE = 5000  # statements per read while exporting
+SPAN = 5000  # seq numbers per read while exporting (at most as many statements)
 BATCH = 1000  # statements per transaction while importing
 KINDS = {Kind.STATE: "state", Kind.ACTIVITY_PROFILE: "activity_profile", Kind.AGENT_PROFILE: "agent_profile"}
 OnError = Literal["skip", "stop"]
@@ -112,22 +115,41 @@ async def export(db: Database, actor: str, store_name: str, ask: ExportRequest) 
     if ask.documents:
         async for chunk in _documents(db, store.id):
             yield chunk
-    after = 0
-    while True:
-        rows = await db.read(
-            partial(
-                statement_store.export_page,
-                store_id=store.id,
-                after_seq=after,
-                since=ask.since,
-                until=until,
-                limit=PAGE,
-            )
+    bounds = await db.read(partial(statement_store.seq_bounds, store_id=store.id, since=ask.since))
+    if bounds is None:
+        return
+    first, last = bounds
+
+    def read(after: int) -> asyncio.Task[list[str]]:
+        page = partial(
+            statement_store.export_range,
+            store_id=store.id,
+            after_seq=after,
+            through_seq=after + SPAN,
+            since=ask.since,
+            until=until,
         )
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield "".join(doc + "\n" for _, doc in rows).encode()
+        return asyncio.create_task(db.read(page))
+
+    # Two ranges are read at once on two connections (PostgreSQL turns stored JSON into text
+    # on two cores) while the one before them is written out; in order, so memory holds at
+    # most three ranges.
+    starts = iter(range(first - 1, last, SPAN))
+    reading = [read(after) for after in itertools.islice(starts, 2)]
+    try:
+        while reading:
+            docs = await reading.pop(0)
+            after = next(starts, None)
+            if after is not None:
+                reading.append(read(after))
+            if docs:
+                yield "".join(doc + "\n" for doc in docs).encode()
+    finally:
+        for task in reading:
+            task.cancel()
+        for task in reading:
+            with contextlib.suppress(BaseException):
+                await task
 
 
 async def _attachments(db: Database, store_id: int) -> AsyncIterator[bytes]:
@@ -281,23 +303,39 @@ async def import_lines(
             report.stopped = True
             raise _Stop
 
-    async def flush() -> None:
-        while pending:
-            lines_of = {p.id: n for n, p in pending}
+    async def write(written: list[tuple[int, Prepared]]) -> None:
+        """One batch in one transaction; a conflicting line is left out (and reported)."""
+        while written:
+            lines_of = {p.id: n for n, p in written}
             try:
-                await statement_ops.write(db, settings, who, [p for _, p in pending])
+                await statement_ops.write(db, settings, who, [p for _, p in written])
             except Conflict as exc:
                 clash = next((i for i in lines_of if str(i) in exc.message), None)
                 if clash is None:
                     raise
-                pending[:] = [(n, p) for n, p in pending if p.id != clash]
+                written = [(n, p) for n, p in written if p.id != clash]
                 bad(lines_of[clash], exc.message)
                 continue
-            report.statements += len(pending)
+            report.statements += len(written)
+            return
+
+    # One batch is written while the next is parsed and validated (PostgreSQL and Python
+    # work at once); never more than one, so batches are stored in the file's order.
+    writing: asyncio.Task[None] | None = None
+
+    async def flush() -> None:
+        nonlocal writing
+        if writing is not None:
+            task, writing = writing, None
+            await task
+        if pending:
+            writing = asyncio.create_task(write(pending.copy()))
             pending.clear()
+            ids.clear()
         if progress is not None:
             progress(report)
 
+    ids: set[uuid.UUID] = set()
     try:
         async for raw in _lines(chunks):
             report.lines += 1
@@ -321,15 +359,24 @@ async def import_lines(
             except XAPIError as exc:
                 bad(n, exc.message)
                 continue
-            if any(p.id == prepared.id for _, p in pending):
+            if prepared.id in ids:
                 await flush()  # the same id twice in a batch would reject the batch
             pending.append((n, prepared))
+            ids.add(prepared.id)
             if len(pending) >= batch:
                 await flush()
         await flush()
+        await flush()
     except _Stop:
-        pass
+        # Stopped while parsing: the batch already being written is before the bad line.
+        if writing is not None:
+            with contextlib.suppress(_Stop):
+                await writing
     finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
         for file, _ in parts.values():
             file.close()
 

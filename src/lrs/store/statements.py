@@ -311,26 +311,40 @@ async def query(
     )
 
 
-async def export_page(
+async def seq_bounds(conn: AsyncConnection, store_id: int, since: datetime | None) -> tuple[int, int] | None:
+    """The first and last ``seq`` of the store's statements (stored after ``since``)."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT min(seq) AS first, max(seq) AS last FROM statements WHERE store_id = :store"
+                " AND (CAST(:since AS timestamptz) IS NULL OR stored > CAST(:since AS timestamptz))"
+            ),
+            {"store": store_id, "since": since},
+        )
+    ).one()
+    return None if row.first is None else (row.first, row.last)
+
+
+async def export_range(
     conn: AsyncConnection,
     store_id: int,
     after_seq: int,
+    through_seq: int,
     since: datetime | None,
     until: datetime,
-    limit: int,
-) -> list[tuple[int, str]]:
-    """The next statements in the order they were stored, (seq, JSON text as stored), voided
-    ones included: everything stored in (since, until]."""
+) -> list[str]:
+    """The statements with ``seq`` in (after_seq, through_seq] stored in (since, until], in
+    the order they were stored, as their JSON text (voided ones included)."""
     rows = await conn.execute(
         text(
-            "SELECT seq, statement::text AS doc FROM statements"
-            " WHERE store_id = :store AND seq > :after AND stored <= :until"
+            "SELECT statement::text AS doc FROM statements"
+            " WHERE store_id = :store AND seq > :after AND seq <= :through AND stored <= :until"
             " AND (CAST(:since AS timestamptz) IS NULL OR stored > CAST(:since AS timestamptz))"
-            " ORDER BY seq LIMIT :limit"
+            " ORDER BY seq"
         ),
-        {"store": store_id, "after": after_seq, "since": since, "until": until, "limit": limit},
+        {"store": store_id, "after": after_seq, "through": through_seq, "since": since, "until": until},
     )
-    return [(r.seq, r.doc) for r in rows]
+    return [r.doc for r in rows]
 
 
 async def max_seq(conn: AsyncConnection) -> int:
