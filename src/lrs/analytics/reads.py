@@ -7,7 +7,7 @@ subquery, ``_per_learner``; the questions that aggregate them include it whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -556,24 +556,35 @@ async def assignment_status(conn: AsyncConnection, store_id: int, window: Window
     await _hash_joins(conn)
     params: dict[str, Any] = {"store": store_id, "at": window.until}
     params["due_by"] = window.until or await now(conn)
+    # The assigned activities as a list: their progress rows are then read by index, even
+    # with nested loops off.
+    params["keys"] = list(
+        (
+            await conn.execute(
+                text("SELECT DISTINCT activity_key FROM cohort_assignments WHERE store_id = :store"),
+                {"store": store_id},
+            )
+        ).scalars()
+    )
     if window.unbounded:
         done = """
             SELECT activity_key, learner_key FROM analytics_progress
-             WHERE store_id = :store AND completed_at IS NOT NULL
-               AND activity_key IN (SELECT activity_key FROM cohort_assignments WHERE store_id = :store)"""
+             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+               AND completed_at IS NOT NULL"""
     else:
         done = f"""
             SELECT DISTINCT activity_key, learner_key FROM analytics_hourly
-             WHERE store_id = :store AND completed_at IS NOT NULL{_window_sql(window, params)}
-               AND activity_key IN (SELECT activity_key FROM cohort_assignments WHERE store_id = :store)"""
+             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+               AND completed_at IS NOT NULL{_window_sql(window, params)}"""
     all_assigned = "SELECT cohort_id FROM cohort_assignments WHERE store_id = :store"
     rows = await conn.execute(
         text(f"""
         WITH RECURSIVE {_tree("tree", all_assigned)},
         members AS MATERIALIZED (
-            SELECT DISTINCT t.top AS cohort_id, m.learner_key
+            SELECT t.top AS cohort_id, m.learner_key
               FROM tree t JOIN cohort_members m ON m.store_id = :store AND m.cohort_id = t.id
              WHERE {_VALID_AT}
+             GROUP BY t.top, m.learner_key
         ),
         sizes AS (SELECT cohort_id, count(*) AS assigned FROM members GROUP BY cohort_id),
         done AS MATERIALIZED ({done}),
@@ -1051,34 +1062,35 @@ async def trends(
 ) -> list[Trend]:
     """Learners who had started and completed each activity by the end of each week
     (``weeks``: the local Monday each starts on, oldest first), from each learner's first
-    statement and first completion: two counts per activity and week, added up here."""
+    statement and first completion: one pass over the activities' progress rows, counting
+    against each week's end."""
+    ends = [
+        (week + timedelta(weeks=1)).replace(tzinfo=ZoneInfo(tz)) for week in weeks
+    ]  # local midnights, as instants
+    params: dict[str, Any] = {"store": store_id, "keys": [_key(a) for a in activities]}
+    counts = []
+    for i, end in enumerate(ends):
+        params[f"end{i}"] = end
+        counts.append(f"count(*) FILTER (WHERE first_at < :end{i}) AS s{i}")
+        counts.append(f"count(*) FILTER (WHERE completed_at < :end{i}) AS c{i}")
     rows = await conn.execute(
-        text("""
-        WITH progress AS (
-            SELECT activity_id, first_at, completed_at FROM analytics_progress
-             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
-        )
-        SELECT activity_id, week, sum(started) AS started, sum(completed) AS completed
-          FROM (SELECT activity_id, greatest(date_trunc('week', first_at AT TIME ZONE :tz), :floor) AS week,
-                       count(*) AS started, 0 AS completed
-                  FROM progress GROUP BY 1, 2
-                UNION ALL
-                SELECT activity_id, greatest(date_trunc('week', completed_at AT TIME ZONE :tz), :floor),
-                       0, count(*)
-                  FROM progress WHERE completed_at IS NOT NULL GROUP BY 1, 2) AS counted
-         GROUP BY 1, 2
+        text(f"""
+        SELECT activity_id, {", ".join(counts)}
+          FROM analytics_progress
+         WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+         GROUP BY activity_id
         """),
-        {"store": store_id, "keys": [_key(a) for a in activities], "tz": tz, "floor": weeks[0]},
+        params,
     )
-    per: dict[str, list[Any]] = {}
-    for r in rows:
-        per.setdefault(r.activity_id, []).append(r)
-    out = []
-    for activity, counted in per.items():
-        started = [sum(int(r.started) for r in counted if r.week <= week) for week in weeks]
-        completed = [sum(int(r.completed) for r in counted if r.week <= week) for week in weeks]
-        out.append(Trend(activity, weeks, started, completed))
-    return out
+    return [
+        Trend(
+            r.activity_id,
+            weeks,
+            [int(getattr(r, f"s{i}")) for i in range(len(ends))],
+            [int(getattr(r, f"c{i}")) for i in range(len(ends))],
+        )
+        for r in rows
+    ]
 
 
 async def cohort_names(conn: AsyncConnection, store_id: int) -> list[str]:
