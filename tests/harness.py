@@ -151,8 +151,9 @@ class Server:
         return self.url + "/xapi"
 
 
-def start_server(database_url: str, **settings: str) -> Server:
-    port = free_port()
+def start_server(database_url: str, port: int | None = None, **settings: str) -> Server:
+    """The LRS on a free port (or ``port``, to start one again where it was)."""
+    port = port or free_port()
     env = {
         **os.environ,
         "LRS_DATABASE_URL": database_url,

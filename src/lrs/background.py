@@ -1,4 +1,5 @@
-"""The installation's background worker: one elected process folds the rollup queue.
+"""The installation's background worker: one elected process folds the rollup queue and
+forwards statements to other LRSs.
 
 Every server process runs a ``Worker``; the one holding a PostgreSQL session advisory lock
 (on a connection of its own) is the leader and works, the others wait to take over. When the
@@ -14,10 +15,12 @@ import contextlib
 import logging
 
 import asyncpg
+import httpx
 
 from lrs.config import Settings
 from lrs.observability import BACKGROUND_LEADER
 from lrs.ops import analytics as analytics_ops
+from lrs.ops import forwarding
 from lrs.store.database import Database
 from lrs.store.notifications import asyncpg_dsn
 
@@ -73,15 +76,29 @@ class Worker:
                 await asyncio.sleep(self.elect_seconds)
             self._set_leading(True)
             log.info("background worker: elected")
-            while True:
-                folded = await analytics_ops.fold_pending(self.db, self.settings)
-                if folded == 0:
-                    # Idle: make sure the lock is still ours (the connection is alive).
-                    await conn.fetchval("SELECT 1")
-                    await asyncio.sleep(self.idle_seconds)
+            key = await forwarding.sealing_key(self.db, self.settings)
+            backoff = forwarding.Backoff(
+                self.settings.forward_retry_seconds, self.settings.forward_retry_max_seconds
+            )
+            async with httpx.AsyncClient(timeout=self.settings.forward_timeout_seconds) as client:
+                while True:
+                    folded = await analytics_ops.fold_pending(self.db, self.settings)
+                    forwarded = await self._forward(key, client, backoff)
+                    if folded == 0 and forwarded == 0:
+                        # Idle: make sure the lock is still ours (the connection is alive).
+                        await conn.fetchval("SELECT 1")
+                        await asyncio.sleep(self.idle_seconds)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _forward(self, key: bytes, client: httpx.AsyncClient, backoff: forwarding.Backoff) -> int:
+        """A failing target must not stop the fold: its errors are the rule's, not the worker's."""
+        try:
+            return await forwarding.forward_pending(self.db, key, client, backoff)
+        except Exception:
+            log.exception("background worker: forwarding failed; trying again")
+            return 0
 
     def _set_leading(self, leading: bool) -> None:
         self.leading = leading

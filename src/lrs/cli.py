@@ -23,8 +23,8 @@ from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
+from lrs.ops import forwarding, transfer
 from lrs.ops import stores as store_ops
-from lrs.ops import transfer
 from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
 from lrs.scopes import ALL_SCOPES, scope_list
@@ -382,6 +382,92 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.errors else 0
 
 
+def _list(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+def cmd_forward_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a forwarding rule."""
+    try:
+        spec = forwarding.RuleSpec(
+            name=args.name,
+            endpoint=args.endpoint,
+            version=args.version,
+            key=args.key,
+            secret=args.secret,
+            filter=forwarding.Filter(
+                verbs=_list(args.verbs),
+                activities=_list(args.activities),
+                credentials=_list(args.credentials),
+            ),
+            pseudonymise=args.pseudonymise,
+            pseudonym_home_page=args.pseudonym_home_page,
+            batch_size=args.batch_size,
+            max_attempts=args.max_attempts,
+        )
+    except ValidationError as exc:
+        raise SystemExit(f"lrs: {exc}") from None
+    rule = _run(settings, lambda db: forwarding.create(db, settings, CLI, args.store, spec))
+    print(f"forwarding {rule.name}: {args.store} -> {rule.endpoint} ({rule.version})")
+    return 0
+
+
+def cmd_forward_list(args: argparse.Namespace, settings: Settings) -> int:
+    rules = _run(settings, lambda db: forwarding.list_rules(db, settings, args.store))
+    rows = [r.model_dump(mode="json") for r in rules]
+    if args.json:
+        print(dumps(rows))
+    else:
+        columns = (
+            "name",
+            "endpoint",
+            "enabled",
+            "pending",
+            "lag_seconds",
+            "sent",
+            "failed",
+            "dead",
+            "last_error",
+        )
+        _print_table(rows, columns)
+    return 0
+
+
+def cmd_forward_switch(args: argparse.Namespace, settings: Settings) -> int:
+    change = forwarding.RuleChange(enabled=args.action == "enable")
+    _run(settings, lambda db: forwarding.change(db, settings, CLI, args.store, args.name, change))
+    print(f"forwarding {args.name}: {args.action}d")
+    return 0
+
+
+def cmd_forward_remove(args: argparse.Namespace, settings: Settings) -> int:
+    _run(settings, lambda db: forwarding.delete(db, CLI, args.store, args.name))
+    print(f"forwarding {args.name}: removed")
+    return 0
+
+
+def cmd_forward_dead(args: argparse.Namespace, settings: Settings) -> int:
+    dead = _run(settings, lambda db: forwarding.dead_letters(db, args.store, args.name))
+    rows = [d.model_dump(mode="json") for d in dead]
+    if args.json:
+        print(dumps(rows))
+    else:
+        _print_table(rows, ("id", "statements", "first_seq", "last_seq", "attempts", "created", "error"))
+    return 0
+
+
+def cmd_forward_retry(args: argparse.Namespace, settings: Settings) -> int:
+    _run(settings, lambda db: forwarding.retry(db, CLI, args.store, args.name, args.id))
+    print(f"dead letter {args.id}: back in the outbox of {args.name}")
+    return 0
+
+
+def cmd_forward_drop(args: argparse.Namespace, settings: Settings) -> int:
+    _run(settings, lambda db: forwarding.drop(db, CLI, args.store, args.name, args.id))
+    print(f"dead letter {args.id}: dropped")
+    return 0
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Help that shows every option's default and keeps the epilog's lines as written."""
 
@@ -538,6 +624,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="at a bad line: stop (batches before it stay stored) or skip it and go on",
     )
     imports.set_defaults(func=cmd_import)
+
+    forward = command(sub, "forward", "forward statements to other LRSs").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = command(forward, "add", "forward a store's matching statements (stored from now on) to another LRS")
+    add.add_argument("--store", default="default", help="the store")
+    add.add_argument("--name", required=True, help="the rule's name")
+    add.add_argument(
+        "--endpoint", required=True, help="the target's xAPI base URL, e.g. https://region.example/xapi"
+    )
+    add.add_argument("--key", required=True, help="the target credential's key")
+    add.add_argument("--secret", required=True, help="the target credential's secret (kept encrypted)")
+    add.add_argument(
+        "--version", choices=("2.0.0", "1.0.3"), default="2.0.0", help="the xAPI version to speak"
+    )
+    add.add_argument("--verbs", help="only these verb ids (comma-separated)")
+    add.add_argument("--activities", help="only activities with these IRI prefixes (comma-separated)")
+    add.add_argument("--credentials", help="only statements these credentials sent (keys, comma-separated)")
+    add.add_argument("--pseudonymise", action="store_true", help="replace agents by stable pseudonyms")
+    add.add_argument("--pseudonym-home-page", help="account.homePage of the pseudonyms")
+    add.add_argument("--batch-size", type=int, default=100, help="statements per POST")
+    add.add_argument("--max-attempts", type=int, default=8, help="attempts before a batch is a dead letter")
+    add.set_defaults(func=cmd_forward_add)
+    forward_list = command(forward, "list", "a store's rules: waiting, lag, sent, failed, dead letters")
+    forward_list.add_argument("--store", default="default", help="the store")
+    forward_list.add_argument("--json", action="store_true", help=JSON_HELP)
+    forward_list.set_defaults(func=cmd_forward_list)
+    for action, text in (
+        ("enable", "send again"),
+        ("disable", "stop sending (new statements are not queued)"),
+    ):
+        switch = command(forward, action, text)
+        switch.add_argument("name", help="the rule")
+        switch.add_argument("--store", default="default", help="the store")
+        switch.set_defaults(func=cmd_forward_switch)
+    remove = command(forward, "remove", "delete a rule and what it still had to send")
+    remove.add_argument("name", help="the rule")
+    remove.add_argument("--store", default="default", help="the store")
+    remove.set_defaults(func=cmd_forward_remove)
+    dead = command(forward, "dead", "a rule's dead letters: batches refused too often")
+    dead.add_argument("name", help="the rule")
+    dead.add_argument("--store", default="default", help="the store")
+    dead.add_argument("--json", action="store_true", help=JSON_HELP)
+    dead.set_defaults(func=cmd_forward_dead)
+    for action, text, func in (
+        ("retry", "send a dead letter's statements again", cmd_forward_retry),
+        ("drop", "give up on a dead letter", cmd_forward_drop),
+    ):
+        one = command(forward, action, text)
+        one.add_argument("name", help="the rule")
+        one.add_argument("id", type=int, help="the dead letter's id")
+        one.add_argument("--store", default="default", help="the store")
+        one.set_defaults(func=func)
     return parser
 
 

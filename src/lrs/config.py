@@ -76,8 +76,15 @@ class Settings(BaseSettings):
     background_worker: bool = Field(
         default=True,
         description="Take part in the election of the installation's background worker "
-        "(rollup folding). One process wins; another takes over when it goes.",
+        "(rollup folding, forwarding). One process wins; another takes over when it goes.",
     )
+    forward_retry_seconds: float = Field(
+        default=5.0, gt=0, description="Wait after a forwarding batch's first failure; doubles each time."
+    )
+    forward_retry_max_seconds: float = Field(
+        default=600.0, gt=0, description="Longest wait between a forwarding batch's attempts."
+    )
+    forward_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of a forwarding POST.")
     xapi_versions: Annotated[tuple[Version, ...], NoDecode] = Field(
         default=SUPPORTED,
         description="The xAPI versions served, comma-separated (e.g. 1.0.3). A request that "

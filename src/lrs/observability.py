@@ -55,6 +55,36 @@ ROLLUP_PENDING = Gauge(
     "Statements waiting to be folded into the rollups",
     multiprocess_mode="livemostrecent",
 )
+FORWARD_PENDING = Gauge(
+    "lrs_forward_pending_statements",
+    "Statements in a forwarding rule's outbox",
+    ["store", "rule"],
+    multiprocess_mode="livemostrecent",
+)
+FORWARD_LAG = Gauge(
+    "lrs_forward_lag_seconds",
+    "Age of the oldest statement a forwarding rule has still to send (0: none)",
+    ["store", "rule"],
+    multiprocess_mode="livemostrecent",
+)
+FORWARD_SENT = Gauge(
+    "lrs_forward_sent_statements",
+    "Statements a forwarding rule has delivered (since it was made)",
+    ["store", "rule"],
+    multiprocess_mode="livemostrecent",
+)
+FORWARD_FAILED = Gauge(
+    "lrs_forward_failed_attempts",
+    "Failed attempts of a forwarding rule (since it was made)",
+    ["store", "rule"],
+    multiprocess_mode="livemostrecent",
+)
+FORWARD_DEAD = Gauge(
+    "lrs_forward_dead_batches",
+    "Batches a forwarding rule moved to its dead letters (since it was made)",
+    ["store", "rule"],
+    multiprocess_mode="livemostrecent",
+)
 POOL_IN_USE = Gauge(
     "lrs_db_pool_connections_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )

@@ -26,10 +26,11 @@ from lrs.api.services import ServicesDep
 from lrs.config import StoreSettings
 from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
+from lrs.ops import forwarding, transfer
 from lrs.ops import stores as store_ops
-from lrs.ops import transfer
 from lrs.ops.caller import Caller
 from lrs.ops.credentials import CredentialOut
+from lrs.ops.forwarding import DeadOut, RuleChange, RuleOut, RuleSpec
 from lrs.scopes import ADMIN
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import parse_timestamp
@@ -259,6 +260,93 @@ async def import_store(
             status_code=400,
         )
     return JSONResponse(report.as_dict())
+
+
+# --- forwarding -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/stores/{name}/forwarding",
+    response_model=list[RuleOut],
+    responses=_ERRORS,
+    summary="The store's forwarding rules, with what each has waiting, sent and failed",
+)
+async def list_forwarding(name: str, app: ServicesDep, who: CallerDep) -> list[RuleOut]:
+    _admin(who)
+    return await forwarding.list_rules(app.db, app.settings, name)
+
+
+@router.post(
+    "/stores/{name}/forwarding",
+    response_model=RuleOut,
+    status_code=201,
+    responses={**_ERRORS, 409: {"description": "A rule of that name exists"}},
+    summary="Forward the store's matching statements to another LRS (from now on)",
+)
+async def create_forwarding(name: str, body: RuleSpec, app: ServicesDep, who: CallerDep) -> RuleOut:
+    return await forwarding.create(app.db, app.settings, _admin(who), name, body)
+
+
+@router.get("/stores/{name}/forwarding/{rule}", response_model=RuleOut, responses=_ERRORS, summary="One rule")
+async def get_forwarding(name: str, rule: str, app: ServicesDep, who: CallerDep) -> RuleOut:
+    _admin(who)
+    return await forwarding.get(app.db, app.settings, name, rule)
+
+
+@router.patch(
+    "/stores/{name}/forwarding/{rule}",
+    response_model=RuleOut,
+    responses=_ERRORS,
+    summary="Change a rule (target, credentials, filter, enabled); it is tried again at once",
+)
+async def change_forwarding(
+    name: str, rule: str, body: RuleChange, app: ServicesDep, who: CallerDep
+) -> RuleOut:
+    return await forwarding.change(app.db, app.settings, _admin(who), name, rule, body)
+
+
+@router.delete(
+    "/stores/{name}/forwarding/{rule}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Delete a rule and what it still had to send",
+)
+async def delete_forwarding(name: str, rule: str, app: ServicesDep, who: CallerDep) -> Response:
+    await forwarding.delete(app.db, _admin(who), name, rule)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/stores/{name}/forwarding/{rule}/dead",
+    response_model=list[DeadOut],
+    responses=_ERRORS,
+    summary="Batches the target refused too often, with the last error",
+)
+async def list_dead(name: str, rule: str, app: ServicesDep, who: CallerDep) -> list[DeadOut]:
+    _admin(who)
+    return await forwarding.dead_letters(app.db, name, rule)
+
+
+@router.post(
+    "/stores/{name}/forwarding/{rule}/dead/{dead_id}/retry",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Send a dead letter's statements again",
+)
+async def retry_dead(name: str, rule: str, dead_id: int, app: ServicesDep, who: CallerDep) -> Response:
+    await forwarding.retry(app.db, _admin(who), name, rule, dead_id)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/stores/{name}/forwarding/{rule}/dead/{dead_id}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Give up on a dead letter",
+)
+async def drop_dead(name: str, rule: str, dead_id: int, app: ServicesDep, who: CallerDep) -> Response:
+    await forwarding.drop(app.db, _admin(who), name, rule, dead_id)
+    return Response(status_code=204)
 
 
 # --- audit ------------------------------------------------------------------------------------

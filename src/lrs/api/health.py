@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from lrs.api.errors import error_response
 from lrs.api.services import ServicesDep
-from lrs.observability import POOL_IN_USE, POOL_SIZE, ROLLUP_LAG, ROLLUP_PENDING, metrics_body
+from lrs.observability import (
+    FORWARD_DEAD,
+    FORWARD_FAILED,
+    FORWARD_LAG,
+    FORWARD_PENDING,
+    FORWARD_SENT,
+    POOL_IN_USE,
+    POOL_SIZE,
+    ROLLUP_LAG,
+    ROLLUP_PENDING,
+    metrics_body,
+)
 from lrs.ops import analytics as analytics_ops
-from lrs.ops import health
+from lrs.ops import forwarding, health
 
 router = APIRouter(tags=["Operations"])
 
@@ -29,9 +41,28 @@ async def live() -> dict[str, str]:
 async def ready(app: ServicesDep) -> JSONResponse:
     checks = await health.readiness(app.db)
     ok = all(v == "ok" for v in checks.values()) and len(checks) == 2
-    return JSONResponse(
-        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+    if ok:
+        # Details, not conditions: a failing forwarding target does not make this LRS unready.
+        body["forwarding"] = [
+            {
+                "store": store,
+                "rule": rule.name,
+                "pending": rule.pending,
+                "lag_seconds": _lag(rule.oldest, now),
+                "sent": rule.sent,
+                "failed": rule.failed,
+                "dead": rule.dead,
+                "last_error": rule.last_error,
+            }
+            for _, store, rule in await forwarding.status(app.db)
+            for now in [datetime.now(UTC)]
+        ]
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def _lag(oldest: datetime | None, now: datetime) -> float:
+    return max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -46,6 +77,13 @@ async def metrics(request: Request, app: ServicesDep) -> Response:
     backlog = await analytics_ops.backlog(app.db)
     ROLLUP_PENDING.set(backlog.statements)
     ROLLUP_LAG.set((backlog.now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)
+    now = datetime.now(UTC)
+    for _, store, rule in await forwarding.status(app.db):
+        FORWARD_PENDING.labels(store, rule.name).set(rule.pending)
+        FORWARD_LAG.labels(store, rule.name).set(_lag(rule.oldest, now))
+        FORWARD_SENT.labels(store, rule.name).set(rule.sent)
+        FORWARD_FAILED.labels(store, rule.name).set(rule.failed)
+        FORWARD_DEAD.labels(store, rule.name).set(rule.dead)
     pool = app.db.engine.pool
     POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
     POOL_SIZE.set(pool.size())  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lrs.analytics import writes as analytics_writes
 from lrs.config import Settings
 from lrs.observability import BATCH, STATEMENTS
+from lrs.ops import forwarding
 from lrs.ops.caller import Caller
 from lrs.scopes import DEFINE
 from lrs.store import activities as activity_store
@@ -58,6 +59,7 @@ async def write(
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
         written = await statement_store.insert(conn, who.store_id, who.key, batch)
         counted.append(len(written.counted))
+        await forwarding.enqueue(conn, who.store_id, who.key, written.inserted)
         if define:
             definitions = [d for p in batch for d in p.definitions]
             await activity_store.merge(conn, who.store_id, definitions)

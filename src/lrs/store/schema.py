@@ -417,3 +417,53 @@ dashboard_sessions = Table(
     Column("expires", DateTime(timezone=True), nullable=False),
     Index("dashboard_sessions_expires", "expires"),
 )
+
+# Forwarding: per store, rules that send matching statements to another LRS. A statement
+# that matches is put in the rule's outbox in the transaction that stores it; the elected
+# worker sends the outbox in seq order and deletes what the target accepted. The target's
+# credentials and the pseudonym secret are kept encrypted (AES-GCM).
+forward_rules = Table(
+    "forward_rules",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("credentials", LargeBinary, nullable=False),
+    Column("filter", JSONB, nullable=False),
+    Column("pseudonym_secret", LargeBinary),
+    Column("pseudonym_home_page", Text),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("batch_size", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("sent", BigInteger, nullable=False, server_default=text("0")),
+    Column("failed", BigInteger, nullable=False, server_default=text("0")),
+    Column("dead", BigInteger, nullable=False, server_default=text("0")),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("store_id", "name", name="forward_rules_store_id_name_key"),
+)
+
+forward_outbox = Table(
+    "forward_outbox",
+    metadata,
+    Column("rule_id", BigInteger, ForeignKey("forward_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("rule_id", "seq"),
+)
+
+# Batches a target refused too many times, with the last error: retried or dropped by hand.
+forward_dead = Table(
+    "forward_dead",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("rule_id", BigInteger, ForeignKey("forward_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("seqs", ARRAY(BigInteger), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("forward_dead_rule", "rule_id"),
+)

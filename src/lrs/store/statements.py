@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,8 @@ class Written:
     counted_seqs: list[int]
     voided: list[uuid.UUID]
     stored: datetime
+    # Every statement it newly stored, voided on arrival or not, with its seq.
+    inserted: list[tuple[int, Prepared]] = field(default_factory=list)
 
 
 async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]) -> Written:
@@ -155,7 +157,9 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     if outside:
         voided_now = [r.id for r in await conn.execute(_VOID, {"store": store_id, "ids": outside})]
     counted = [p for p in inserted if p.id not in born_voided]
-    return Written(ids, counted, [seqs[p.id] for p in counted], voided_now, now)
+    return Written(
+        ids, counted, [seqs[p.id] for p in counted], voided_now, now, [(seqs[p.id], p) for p in inserted]
+    )
 
 
 def stamped_copy(p: Prepared, stored: datetime) -> Prepared:
