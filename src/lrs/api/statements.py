@@ -16,7 +16,6 @@ from lrs.api import docs
 from lrs.api.auth import CallerDep
 from lrs.api.errors import error_response
 from lrs.api.middleware import request_version
-from lrs.api.multipart import Multipart, read_multipart
 from lrs.api.responses import (
     CONSISTENT_THROUGH,
     head_of,
@@ -42,6 +41,7 @@ from lrs.xapi.attachments import (
 from lrs.xapi.errors import BadRequest, NotFound, XAPIError
 from lrs.xapi.langtags import parse_accept_language
 from lrs.xapi.media import media_type
+from lrs.xapi.multipart import Multipart, read_multipart
 from lrs.xapi.query import (
     QUERY_PARAMS,
     SINGLE_PARAMS,
@@ -68,7 +68,7 @@ async def _read_body(request: Request, app: Services, who: Caller) -> tuple[Any,
     kind = media_type(request.headers.get("content-type"))
     if kind == "multipart/mixed":
         limit = who.settings.max_attachment_bytes or app.settings.max_attachment_bytes
-        parts = await read_multipart(request, limit)
+        parts = await read_multipart(request.headers.get("content-type", ""), request.stream(), limit)
         try:
             return parse_json(parts.statements, "statements (the first part)"), parts
         except BadRequest:

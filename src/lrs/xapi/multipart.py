@@ -1,4 +1,4 @@
-"""Reading ``multipart/mixed`` statement requests as they stream in.
+"""Reading ``multipart/mixed`` bodies (statement requests, answers pulled from another LRS).
 
 The first part (the statements) is kept in memory; every other part goes to a spooled
 temporary file (memory up to 1 MiB, then disk) and is hashed as it arrives, so a large
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -61,8 +61,11 @@ def boundary_of(content_type: str) -> bytes:
     return boundary
 
 
-async def read_multipart(request: Request, max_attachment_bytes: int) -> Multipart:
-    """Parse the request body; 400 for a malformed body, 413 for an oversized attachment."""
+async def read_multipart(
+    content_type: str, chunks: AsyncIterable[bytes], max_attachment_bytes: int
+) -> Multipart:
+    """Parse a multipart/mixed body (a request's, or a response's when pulling from another
+    LRS) as it streams in; 400 for a malformed body, 413 for an oversized attachment."""
     parts: list[Part] = []
     field_name = bytearray()
     field_value = bytearray()
@@ -107,7 +110,7 @@ async def read_multipart(request: Request, max_attachment_bytes: int) -> Multipa
         ended = True
 
     parser = MultipartParser(
-        boundary_of(request.headers.get("content-type", "")),
+        boundary_of(content_type),
         {
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
@@ -120,7 +123,7 @@ async def read_multipart(request: Request, max_attachment_bytes: int) -> Multipa
     )
     result = Multipart(b"", [])
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
