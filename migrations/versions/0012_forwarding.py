@@ -1,4 +1,4 @@
-"""Forwarding rules, their outbox and dead letters.
+"""Forwarding rules, their outbox and dead letters; sources to pull from.
 
 Revision ID: 0012
 Revises: 0011
@@ -61,9 +61,26 @@ def upgrade() -> None:
         sa.Column("created", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("forward_dead_rule", "forward_dead", ["rule_id"])
+    op.create_table(
+        "pull_sources",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
+        sa.Column("store_id", sa.BigInteger, sa.ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("endpoint", sa.Text, nullable=False),
+        sa.Column("version", sa.Text, nullable=False),
+        sa.Column("credentials", sa.LargeBinary, nullable=False),
+        sa.Column("checkpoint", sa.DateTime(timezone=True)),
+        sa.Column("every_seconds", sa.Integer),
+        sa.Column("last_run", sa.DateTime(timezone=True)),
+        sa.Column("last_error", sa.Text),
+        sa.Column("pulled", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.UniqueConstraint("store_id", "name", name="pull_sources_store_id_name_key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("pull_sources")
     op.drop_table("forward_dead")
     op.drop_table("forward_outbox")
     op.drop_table("forward_rules")

@@ -1,5 +1,5 @@
 """The installation's background worker: one elected process folds the rollup queue and
-forwards statements to other LRSs.
+forwards statements to other LRSs and pulls from them on schedule.
 
 Every server process runs a ``Worker``; the one holding a PostgreSQL session advisory lock
 (on a connection of its own) is the leader and works, the others wait to take over. When the
@@ -20,7 +20,7 @@ import httpx
 from lrs.config import Settings
 from lrs.observability import BACKGROUND_LEADER
 from lrs.ops import analytics as analytics_ops
-from lrs.ops import forwarding
+from lrs.ops import forwarding, pulls
 from lrs.store.database import Database
 from lrs.store.notifications import asyncpg_dsn
 
@@ -84,7 +84,8 @@ class Worker:
                 while True:
                     folded = await analytics_ops.fold_pending(self.db, self.settings)
                     forwarded = await self._forward(key, client, backoff)
-                    if folded == 0 and forwarded == 0:
+                    pulled = await self._pull(client)
+                    if folded == 0 and forwarded == 0 and pulled == 0:
                         # Idle: make sure the lock is still ours (the connection is alive).
                         await conn.fetchval("SELECT 1")
                         await asyncio.sleep(self.idle_seconds)
@@ -98,6 +99,13 @@ class Worker:
             return await forwarding.forward_pending(self.db, key, client, backoff)
         except Exception:
             log.exception("background worker: forwarding failed; trying again")
+            return 0
+
+    async def _pull(self, client: httpx.AsyncClient) -> int:
+        try:
+            return await pulls.pull_due(self.db, self.settings, client)
+        except Exception:
+            log.exception("background worker: a scheduled pull failed; trying again")
             return 0
 
     def _set_leading(self, leading: bool) -> None:

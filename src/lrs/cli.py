@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -23,7 +24,7 @@ from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, transfer
+from lrs.ops import forwarding, pulls, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
@@ -468,6 +469,50 @@ def cmd_forward_drop(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    """Pull statements from another LRS into a store, from where the last pull stopped."""
+    name = args.name or (urlsplit(args.source).hostname or "source")
+    try:
+        spec = pulls.SourceSpec(
+            name=name,
+            endpoint=args.source,
+            version=args.version,
+            key=args.key,
+            secret=args.secret,
+            since=args.since,
+            every_seconds=args.every,
+        )
+    except ValidationError as exc:
+        raise SystemExit(f"lrs: {exc}") from None
+    shown = sys.stderr.isatty()
+
+    def progress(report: pulls.PullReport) -> None:
+        if shown:
+            print(
+                f"\r{report.statements} statements, {report.pages} pages, {report.rate:,.0f}/s",
+                end="",
+                file=sys.stderr,
+            )
+
+    async def go(db: Database) -> pulls.PullReport:
+        await pulls.save_source(db, settings, CLI, args.store, spec)
+        return await pulls.run(
+            db, settings, CLI, args.store, name, page_size=args.page_size, progress=progress
+        )
+
+    report = _run(settings, go)
+    if shown:
+        print(file=sys.stderr)
+    for rejected in report.rejected:
+        print(f"rejected {rejected}", file=sys.stderr)
+    print(
+        f"pulled {report.statements} statements in {report.pages} pages ({report.rate:,.0f}/s)"
+        f" from {name} into store {args.store}" + (f"; stopped: {report.error}" if report.error else ""),
+        file=sys.stderr,
+    )
+    return 1 if report.error else 0
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Help that shows every option's default and keeps the epilog's lines as written."""
 
@@ -624,6 +669,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="at a bad line: stop (batches before it stay stored) or skip it and go on",
     )
     imports.set_defaults(func=cmd_import)
+
+    pull = command(sub, "pull", "pull statements from another LRS (again: from where it stopped)")
+    pull.add_argument("--from", dest="source", required=True, help="the other LRS's xAPI base URL")
+    pull.add_argument("--key", required=True, help="a key of the other LRS with statements/read")
+    pull.add_argument("--secret", required=True, help="its secret (kept encrypted)")
+    pull.add_argument("--since", type=_timestamp, help="the first time only: statements stored after this")
+    pull.add_argument("--store", default="default", help="the store to pull into")
+    pull.add_argument("--name", help="the source's name (default: the URL's host)")
+    pull.add_argument(
+        "--version", choices=("2.0.0", "1.0.3"), default="2.0.0", help="the xAPI version spoken"
+    )
+    pull.add_argument("--every", type=int, help="also pull every this many seconds (the background worker)")
+    pull.add_argument("--page-size", type=int, default=500, help="statements per request")
+    pull.set_defaults(func=cmd_pull)
 
     forward = command(sub, "forward", "forward statements to other LRSs").add_subparsers(
         dest="action", required=True, metavar="ACTION"

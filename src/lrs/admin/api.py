@@ -26,11 +26,12 @@ from lrs.api.services import ServicesDep
 from lrs.config import StoreSettings
 from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, transfer
+from lrs.ops import forwarding, pulls, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.caller import Caller
 from lrs.ops.credentials import CredentialOut
 from lrs.ops.forwarding import DeadOut, RuleChange, RuleOut, RuleSpec
+from lrs.ops.pulls import SourceOut, SourceSpec
 from lrs.scopes import ADMIN
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import parse_timestamp
@@ -346,6 +347,46 @@ async def retry_dead(name: str, rule: str, dead_id: int, app: ServicesDep, who: 
 )
 async def drop_dead(name: str, rule: str, dead_id: int, app: ServicesDep, who: CallerDep) -> Response:
     await forwarding.drop(app.db, _admin(who), name, rule, dead_id)
+    return Response(status_code=204)
+
+
+# --- pulling --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/stores/{name}/pulls",
+    response_model=list[SourceOut],
+    responses=_ERRORS,
+    summary="Other LRSs the store pulls statements from, and how far each has got",
+)
+async def list_pulls(name: str, app: ServicesDep, who: CallerDep) -> list[SourceOut]:
+    _admin(who)
+    return await pulls.list_sources(app.db, app.settings, name)
+
+
+@router.post(
+    "/stores/{name}/pulls",
+    response_model=SourceOut,
+    responses=_ERRORS,
+    summary="Add (or change) a source; with every_seconds the background worker pulls it on schedule",
+)
+async def save_pull(name: str, body: SourceSpec, app: ServicesDep, who: CallerDep) -> SourceOut:
+    return await pulls.save_source(app.db, app.settings, _admin(who), name, body)
+
+
+@router.post(
+    "/stores/{name}/pulls/{source}/run",
+    responses=_ERRORS,
+    summary="Pull now, until the other LRS has nothing newer (large first pulls: `lrs pull`)",
+)
+async def run_pull(name: str, source: str, app: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    report = await pulls.run(app.db, app.settings, _admin(who), name, source)
+    return report.as_dict()
+
+
+@router.delete("/stores/{name}/pulls/{source}", status_code=204, responses=_ERRORS, summary="Forget a source")
+async def delete_pull(name: str, source: str, app: ServicesDep, who: CallerDep) -> Response:
+    await pulls.delete_source(app.db, _admin(who), name, source)
     return Response(status_code=204)
 
 

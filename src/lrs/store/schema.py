@@ -467,3 +467,23 @@ forward_dead = Table(
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("forward_dead_rule", "rule_id"),
 )
+
+# Pulling: other LRSs a store reads statements from, each with how far it has got (the
+# `stored` of the last statement taken) and, if scheduled, how often the worker pulls.
+pull_sources = Table(
+    "pull_sources",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("credentials", LargeBinary, nullable=False),
+    Column("checkpoint", DateTime(timezone=True)),
+    Column("every_seconds", Integer),
+    Column("last_run", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("pulled", BigInteger, nullable=False, server_default=text("0")),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("store_id", "name", name="pull_sources_store_id_name_key"),
+)
