@@ -382,6 +382,8 @@ def completion_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "median": median,
             "p25": p25,
             "p75": p75,
+            "below_zero": sum(1 for x in scores if x < 0),
+            "tenths": [sum(1 for x in scores if x >= 0 and min(int(x * 10), 9) == t) for t in range(10)],
         },
         "time_spent_seconds": {
             "total": sum(times),

@@ -18,7 +18,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lrs"
 
 # Credentials carry their store but are found by key before the store is known (HTTP Basic):
 # they are a reference table, replicated to every node, like stores and the audit log.
-REFERENCE_TABLES = {"credentials"}
+# Forwarding rules and pull sources are the same kind of small configuration, found by id by
+# the installation's one background worker.
+REFERENCE_TABLES = {"credentials", "forward_rules", "pull_sources"}
 STORE_SCOPED = sorted(
     (name for name, t in metadata.tables.items() if "store_id" in t.c and name not in REFERENCE_TABLES),
     key=len,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 
 from babel import Locale
 from babel.dates import format_date
@@ -245,6 +245,12 @@ def _pattern(pattern: str) -> NumberPattern:
     return parse_pattern(pattern)
 
 
+@lru_cache(maxsize=4096)
+def _day(value: date, locale: str) -> str:
+    """A date as the reader writes it (a learners page repeats a few due dates many times)."""
+    return format_date(value, format="medium", locale=locale)
+
+
 @dataclass(frozen=True)
 class Words:
     """Words and number formats in one language."""
@@ -270,7 +276,7 @@ class Words:
         return EMPTY if value is None else _pattern("#,##0 %").apply(value, _locale(self.locale))
 
     def day(self, value: date | None) -> str:
-        return EMPTY if value is None else format_date(value, format="medium", locale=self.locale)
+        return EMPTY if value is None else _day(value, self.locale)
 
     def weekday(self, index: int) -> str:
         return WEEKDAYS[self.lang][index]
