@@ -46,5 +46,10 @@ def statement(
     return out
 
 
+def statement_with_id(**parts: Any) -> dict[str, Any]:
+    """A statement with its id set, so that a test can find it again (in another LRS too)."""
+    return statement(id=str(uuid.uuid4()), **parts)
+
+
 def voiding(target_id: str, actor: dict[str, Any] | None = None) -> dict[str, Any]:
     return statement(actor=actor, verb=VOIDED, obj={"objectType": "StatementRef", "id": target_id})

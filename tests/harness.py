@@ -80,6 +80,17 @@ def create_database() -> tuple[str, str]:
     return make_url(admin).set(database=name).render_as_string(hide_password=False), admin
 
 
+@contextmanager
+def own_databases(count: int) -> Iterator[list[str]]:
+    """``count`` new databases for the block (a second LRS's, say), dropped afterwards."""
+    made = [create_database() for _ in range(count)]
+    try:
+        yield [url for url, _ in made]
+    finally:
+        for url, admin in made:
+            drop_database(url, admin)
+
+
 def drop_database(url: str, admin: str) -> None:
     asyncio.run(_drop_database(admin, make_url(url).database or ""))
 

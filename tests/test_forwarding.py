@@ -17,14 +17,13 @@ import httpx
 import pytest
 
 from tests.factories import COMPLETED, PASSED, agent, voiding
-from tests.factories import statement as unnamed
+from tests.factories import statement_with_id as statement
 from tests.harness import (
     Cred,
     Server,
-    create_database,
-    drop_database,
     make_credential,
     new_store,
+    own_databases,
     run_cli,
     running_server,
     start_server,
@@ -37,28 +36,20 @@ FIRE = "https://kurs.example.no/brann"
 OTHER = "https://kurs.example.no/annet"
 
 
-def statement(**parts: Any) -> dict[str, Any]:
-    return unnamed(id=str(uuid.uuid4()), **parts)
+@pytest.fixture(scope="module")
+def databases() -> Iterator[list[str]]:
+    with own_databases(2) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")
-def databases() -> Iterator[tuple[str, str]]:
-    made = [create_database(), create_database()]
-    try:
-        yield made[0][0], made[1][0]
-    finally:
-        for url, admin in made:
-            drop_database(url, admin)
-
-
-@pytest.fixture(scope="module")
-def target(databases: tuple[str, str]) -> Iterator[Server]:
+def target(databases: list[str]) -> Iterator[Server]:
     with running_server(databases[1]) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def source(databases: tuple[str, str]) -> Iterator[Server]:
+def source(databases: list[str]) -> Iterator[Server]:
     with running_server(databases[0], **FAST_RETRIES) as srv:
         yield srv
 

@@ -17,13 +17,12 @@ import httpx
 import pytest
 
 from tests.factories import agent, voiding
-from tests.factories import statement as unnamed
+from tests.factories import statement_with_id as statement
 from tests.harness import (
     Server,
-    create_database,
-    drop_database,
     make_credential,
     new_store,
+    own_databases,
     run_cli,
     running_server,
 )
@@ -33,20 +32,11 @@ from tests.test_forwarding import everything, same
 V2 = {"X-Experience-API-Version": "2.0.0"}
 
 
-def statement(**parts: Any) -> dict[str, Any]:
-    return unnamed(id=str(uuid.uuid4()), **parts)
-
-
 @pytest.fixture(scope="module")
 def lrs_pair() -> Iterator[tuple[Server, Server]]:
     """(the other LRS, this one), each on a database of its own."""
-    made = [create_database(), create_database()]
-    try:
-        with running_server(made[0][0]) as other, running_server(made[1][0]) as here:
-            yield other, here
-    finally:
-        for url, admin in made:
-            drop_database(url, admin)
+    with own_databases(2) as (one, two), running_server(one) as other, running_server(two) as here:
+        yield other, here
 
 
 async def fill(other: Server, count: int) -> tuple[str, Any, list[dict[str, Any]]]:

@@ -14,13 +14,12 @@ import httpx
 import pytest
 
 from tests.factories import activity, agent, voiding
-from tests.factories import statement as unnamed
+from tests.factories import statement_with_id as statement
 from tests.harness import (
     Server,
-    create_database,
-    drop_database,
     make_credential,
     new_store,
+    own_databases,
     run_cli,
     running_server,
 )
@@ -29,23 +28,14 @@ from tests.test_attachments_api import BOUNDARY, attachment_meta, multipart, par
 V2 = {"X-Experience-API-Version": "2.0.0"}
 
 
-def statement(**parts: Any) -> dict[str, Any]:
-    """A statement with its id, so that the test can find it again."""
-    return unnamed(id=str(uuid.uuid4()), **parts)
-
-
 V1 = {"X-Experience-API-Version": "1.0.3"}
 
 
 @pytest.fixture(scope="module")
 def second() -> Iterator[Server]:
     """Another LRS with a database of its own."""
-    url, admin = create_database()
-    try:
-        with running_server(url) as srv:
-            yield srv
-    finally:
-        drop_database(url, admin)
+    with own_databases(1) as (url,), running_server(url) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
