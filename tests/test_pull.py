@@ -4,14 +4,16 @@ after an interruption in the middle; on schedule by the background worker; refus
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -160,3 +162,59 @@ async def test_scheduled_pull_and_refusals_through_the_admin_api(lrs_pair):
         check=False,
     )
     assert refused.returncode == 1 and "401" in refused.stderr
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """In front of the other LRS: every other request is a 429 (Retry-After: 1) or a 503;
+    the rest pass through. A real HTTP server, as a rate-limited LRS would be."""
+
+    upstream = ""
+    seen: ClassVar[list[int]] = []
+
+    def do_GET(self) -> None:
+        n = len(self.seen)
+        if n % 2 == 0:
+            status = 429 if n % 4 == 0 else 503
+            self.seen.append(status)
+            self.send_response(status)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        passed = httpx.get(self.upstream + self.path, headers=dict(self.headers), timeout=30)
+        self.seen.append(passed.status_code)
+        self.send_response(passed.status_code)
+        for name in ("content-type", "x-experience-api-consistent-through"):
+            if name in passed.headers:
+                self.send_header(name, passed.headers[name])
+        self.send_header("Content-Length", str(len(passed.content)))
+        self.end_headers()
+        self.wfile.write(passed.content)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_rate_limits_and_unavailability_are_waited_out(lrs_pair):
+    other, here = lrs_pair
+    _, cred, _ = await fill(other, 1200)
+    _Busy.upstream = other.url
+    _Busy.seen = []
+    busy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=busy.serve_forever, daemon=True).start()
+    try:
+        front = f"http://127.0.0.1:{busy.server_address[1]}/xapi"
+        kommune = new_store(here.database_url, "busy")
+        started = time.monotonic()
+        done = run_cli(
+            here.database_url,
+            *pull_args(other, cred, kommune, "--name", "busy", "--page-size", "500"),
+            "--from",  # the last --from wins: the busy front instead of the LRS itself
+            front,
+        )
+        assert "pulled 1201 statements" in done.stderr, done.stderr
+        assert 429 in _Busy.seen and 503 in _Busy.seen and 200 in _Busy.seen
+        # Each refusal was waited out for its Retry-After (one second).
+        assert time.monotonic() - started >= _Busy.seen.count(429) + _Busy.seen.count(503) - 1
+    finally:
+        busy.shutdown()
