@@ -55,7 +55,7 @@ async def ready(app: ServicesDep) -> JSONResponse:
                 "dead": rule.dead,
                 "last_error": rule.last_error,
             }
-            for _, store, rule in await forwarding.status(app.db)
+            for store, rule in await forwarding.status(app.db)
             for now in [datetime.now(UTC)]
         ]
     return JSONResponse(body, status_code=200 if ok else 503)
@@ -78,7 +78,7 @@ async def metrics(request: Request, app: ServicesDep) -> Response:
     ROLLUP_PENDING.set(backlog.statements)
     ROLLUP_LAG.set((backlog.now - backlog.oldest).total_seconds() if backlog.oldest else 0.0)
     now = datetime.now(UTC)
-    for _, store, rule in await forwarding.status(app.db):
+    for store, rule in await forwarding.status(app.db):
         FORWARD_PENDING.labels(store, rule.name).set(rule.pending)
         FORWARD_LAG.labels(store, rule.name).set(_lag(rule.oldest, now))
         FORWARD_SENT.labels(store, rule.name).set(rule.sent)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +25,7 @@ from lrs.api.responses import (
     read_json,
 )
 from lrs.api.services import Services, ServicesDep
+from lrs.ops import attachments as attachment_ops
 from lrs.ops import statements as statement_ops
 from lrs.ops.caller import Caller
 from lrs.ops.statements import Content
@@ -279,19 +279,5 @@ async def _multipart(app: Services, who: Caller, answer: _Answer) -> Response:
     stored = await statement_ops.attachments(app.db, who, hashes)
     boundary = secrets.token_hex(16)
 
-    async def body() -> AsyncIterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + answer.body + b"\r\n")
-        for attachment in stored:
-            yield (
-                f"--{boundary}\r\nContent-Type: {attachment.content_type}\r\n"
-                f"Content-Transfer-Encoding: binary\r\n"
-                f"X-Experience-API-Hash: {attachment.sha2}\r\n\r\n"
-            ).encode()
-            async for chunk in statement_ops.attachment_content(app.db, who, attachment.sha2):
-                yield chunk
-            yield b"\r\n"
-        yield f"--{boundary}--\r\n".encode()
-
-    return StreamingResponse(
-        body(), media_type=f"multipart/mixed; boundary={boundary}", headers=answer.headers
-    )
+    body = attachment_ops.multipart_body(app.db, who.store_id, boundary, answer.body, stored)
+    return StreamingResponse(body, media_type=f"multipart/mixed; boundary={boundary}", headers=answer.headers)

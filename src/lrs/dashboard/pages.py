@@ -268,12 +268,11 @@ def _window(period: Period, zone: ZoneInfo) -> Window:
         after = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
         return Window(first.astimezone(UTC), after.astimezone(UTC))
     now = datetime.now(zone).replace(minute=0, second=0, microsecond=0)
-    period_name = period.name
-    if period_name == "30d":
+    if period.name == "30d":
         return Window((now - timedelta(days=30)).astimezone(UTC), None)
-    if period_name == "month":
+    if period.name == "month":
         return Window(now.replace(day=1, hour=0).astimezone(UTC), None)
-    if period_name == "year":
+    if period.name == "year":
         return Window(now.replace(month=1, day=1, hour=0).astimezone(UTC), None)
     return Window(None, None)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -30,15 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.config import Settings
+from lrs.ops import attachments as attachment_ops
 from lrs.ops.stores import store_named
 from lrs.store import attachments as attachment_store
 from lrs.store import audit
 from lrs.store import forwarding as forward_store
-from lrs.store import stores as store_store
 from lrs.store.database import Database, now
 from lrs.store.forwarding import Dead, Rule
 from lrs.xapi.attachments import referenced_hashes
-from lrs.xapi.errors import BadRequest, Conflict, NotFound
+from lrs.xapi.errors import Conflict, NotFound
 from lrs.xapi.pseudonyms import pseudonymise
 from lrs.xapi.statements import Prepared
 
@@ -456,44 +456,14 @@ async def _post(
             url, content=body, headers={**headers, "Content-Type": "application/json"}, auth=auth
         )
     boundary = secrets.token_hex(16)
-
-    async def parts() -> AsyncIterator[bytes]:
-        yield f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode() + body + b"\r\n"
-        for a in stored:
-            yield (
-                f"--{boundary}\r\nContent-Type: {a.content_type}\r\nContent-Transfer-Encoding: binary\r\n"
-                f"X-Experience-API-Hash: {a.sha2}\r\n\r\n"
-            ).encode()
-            async with db.engine.connect() as conn:
-                async for chunk in attachment_store.chunks(conn, rule.store_id, a.sha2):
-                    yield chunk
-            yield b"\r\n"
-        yield f"--{boundary}--\r\n".encode()
-
     return await client.post(
         url,
-        content=parts(),
+        content=attachment_ops.multipart_body(db, rule.store_id, boundary, body, stored),
         headers={**headers, "Content-Type": f"multipart/mixed; boundary={boundary}"},
         auth=auth,
     )
 
 
-async def status(db: Database) -> list[tuple[int, str, Rule]]:
-    """Every rule with its backlog: (store id, store name, rule), for metrics and health."""
-
-    async def work(conn: AsyncConnection) -> list[tuple[int, str, Rule]]:
-        out = []
-        for rule in await forward_store.everywhere(conn):
-            store = await store_store.get(conn, rule.store_id)
-            out.append((rule.store_id, store.name if store else str(rule.store_id), rule))
-        return out
-
-    return await db.read(work)
-
-
-def checked(spec: dict[str, Any]) -> RuleSpec:
-    """A rule from the command line's JSON, or a 400 naming the field."""
-    try:
-        return RuleSpec.model_validate(spec)
-    except ValueError as exc:
-        raise BadRequest(f"forwarding rule: {exc}") from exc
+async def status(db: Database) -> list[tuple[str, Rule]]:
+    """Every rule with its backlog, as (store name, rule): for metrics and health."""
+    return await db.read(forward_store.everywhere)

@@ -4,7 +4,7 @@ rollups), single reads, queries, and attachment content for multipart answers.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO, Any
@@ -161,13 +161,6 @@ async def attachments(db: Database, who: Caller, hashes: list[str]) -> list[Stor
     could declare any hash, another credential's attachment's among them."""
     mine = who.key if who.only_own_statements else None
     return await db.read(lambda conn: attachment_store.find(conn, who.store_id, hashes, mine))
-
-
-async def attachment_content(db: Database, who: Caller, sha2: str) -> AsyncIterator[bytes]:
-    """An attachment's bytes, chunk by chunk, on a connection of its own."""
-    async with db.engine.connect() as conn:
-        async for chunk in attachment_store.chunks(conn, who.store_id, sha2):
-            yield chunk
 
 
 async def _rendered(

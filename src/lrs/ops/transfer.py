@@ -476,8 +476,3 @@ async def _attachment_part(
         report.attachments += 1
     finally:
         file.close()
-
-
-def new_import_key() -> str:
-    """The credential recorded for statements imported from the command line."""
-    return f"import-{uuid.uuid4().hex[:12]}"

@@ -135,9 +135,16 @@ async def of_store(conn: AsyncConnection, store_id: int) -> list[Rule]:
     return [_rule(r) for r in rows]
 
 
-async def everywhere(conn: AsyncConnection) -> list[Rule]:
-    """Every rule of the installation, with its backlog (for metrics and health)."""
-    return [_rule(r) for r in await conn.execute(text(f"{_WITH_BACKLOG} ORDER BY r.id"))]
+async def everywhere(conn: AsyncConnection) -> list[tuple[str, Rule]]:
+    """Every rule of the installation with its store's name and its backlog (for metrics
+    and health)."""
+    rows = await conn.execute(
+        text(
+            f"SELECT w.*, s.name AS store FROM ({_WITH_BACKLOG}) w"
+            " JOIN stores s ON s.id = w.store_id ORDER BY w.id"
+        )
+    )
+    return [(r.store, _rule(r)) for r in rows]
 
 
 async def filters(conn: AsyncConnection, store_id: int) -> list[tuple[int, dict[str, Any]]]:
