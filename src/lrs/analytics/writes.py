@@ -386,19 +386,28 @@ async def _change_periods(
 async def recompute_voided(
     conn: AsyncConnection, store_id: int, voided: list[uuid.UUID], settings: StoreSettings, zone: str
 ) -> None:
-    """Take the voided statements out of every rollup they had contributed to.
-
-    The rows they touched are deleted and rebuilt from the same learners' other statements
-    (found through the filter index); the activity and period figures change by the
-    difference.
-    """
+    """Take the voided statements out of every rollup they had contributed to."""
     if not voided:
         return
     found = await conn.execute(
         text("SELECT statement FROM statements WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[]))"),
         {"store": store_id, "ids": voided},
     )
-    gone = [row for s in found for row in contributions(s.statement, settings)]
+    await take_out(conn, store_id, [s.statement for s in found], settings, zone)
+
+
+async def take_out(
+    conn: AsyncConnection, store_id: int, statements: list[dict[str, Any]], settings: StoreSettings, zone: str
+) -> None:
+    """Take statements out of every rollup they had contributed to: voided ones, or ones
+    that are gone or changed (erased, redacted, past retention).
+
+    The rows they touched are deleted and rebuilt from the same learners' statements as
+    stored now (found through the filter index), leaving out those still queued for the
+    worker, which adds them when it folds them; the activity and period figures change by
+    the difference. The caller holds the fold lock, so no fold runs meanwhile.
+    """
+    gone = [row for s in statements for row in contributions(s, settings)]
     touched = {row.key for row in gone}
     touched_progress = {per_learner(row) for row in gone}
     if not touched:
@@ -443,7 +452,8 @@ async def recompute_voided(
             change.started -= 1
             change.completed -= r.completed
             change.duration -= r.duration_seconds
-    # Every statement left by the learners concerned, found through the filter index.
+    # Every statement left by the learners concerned, found through the filter index, but
+    # those the worker has still to fold (it will add them on top of what is rebuilt here).
     sources = await conn.execute(
         text("""
         SELECT DISTINCT s.seq, s.statement
@@ -451,6 +461,7 @@ async def recompute_voided(
           JOIN statement_index i ON i.store_id = :store AND i.key = k.l AND NOT i.related
           JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
          WHERE NOT s.voided
+           AND s.seq NOT IN (SELECT unnest(q.seqs) FROM rollup_queue q WHERE q.store_id = :store)
     """),
         {"store": store_id, "learners": sorted({index_key("agent", k.learner) for k in keys})},
     )

@@ -30,6 +30,9 @@ async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_
         if not await analytics_writes.take_fold_lock(conn, wait=False):
             return 0
         taken = await analytics_writes.pending(conn, statements)
+        # Gone from the queue first: what voiding rebuilds below counts these statements as
+        # folded, and leaves out only the ones still queued behind them.
+        await analytics_writes.done(conn, taken)
         for store_id, rows in itertools.groupby(
             sorted(taken, key=lambda p: (p.store_id, p.id)), lambda p: p.store_id
         ):
@@ -46,7 +49,6 @@ async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_
                 own,
                 own.zone(settings.default_timezone),
             )
-        await analytics_writes.done(conn, taken)
         return len(taken)
 
     return await db.write(work)
