@@ -1,5 +1,6 @@
-"""The installation's background worker: one elected process folds the rollup queue and
-forwards statements to other LRSs and pulls from them on schedule.
+"""The installation's background worker: one elected process folds the rollup queue,
+forwards statements to other LRSs and pulls from them on schedule, and deletes statements
+past their store's retention period once a day.
 
 Every server process runs a ``Worker``; the one holding a PostgreSQL session advisory lock
 (on a connection of its own) is the leader and works, the others wait to take over. When the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 import httpx
@@ -20,7 +22,7 @@ import httpx
 from lrs.config import Settings
 from lrs.observability import BACKGROUND_LEADER
 from lrs.ops import analytics as analytics_ops
-from lrs.ops import forwarding, pulls
+from lrs.ops import forwarding, pulls, retention
 from lrs.store.database import Database
 from lrs.store.notifications import asyncpg_dsn
 
@@ -38,12 +40,15 @@ class Worker:
         *,
         idle_seconds: float = 0.2,
         elect_seconds: float = 2.0,
+        retention_check_seconds: float = 60.0,
     ) -> None:
         self.db = db
         self.settings = settings
         self.dsn = asyncpg_dsn(url)
         self.idle_seconds = idle_seconds
         self.elect_seconds = elect_seconds
+        self.retention_check_seconds = retention_check_seconds
+        self._retention_checked = -retention_check_seconds
         self.leading = False
         self._task: asyncio.Task[None] | None = None
 
@@ -85,6 +90,7 @@ class Worker:
                     folded = await analytics_ops.fold_pending(self.db, self.settings)
                     forwarded = await self._forward(key, client, backoff)
                     pulled = await self._pull(client)
+                    await self._retain()
                     if folded == 0 and forwarded == 0 and pulled == 0:
                         # Idle: make sure the lock is still ours (the connection is alive).
                         await conn.fetchval("SELECT 1")
@@ -107,6 +113,17 @@ class Worker:
         except Exception:
             log.exception("background worker: a scheduled pull failed; trying again")
             return 0
+
+    async def _retain(self) -> None:
+        """Retention is a daily job per store: looking for due stores once a minute is enough."""
+        now = time.monotonic()
+        if now < self._retention_checked + self.retention_check_seconds:
+            return
+        self._retention_checked = now
+        try:
+            await retention.run_due(self.db, self.settings)
+        except Exception:
+            log.exception("background worker: retention failed; trying again later")
 
     def _set_leading(self, leading: bool) -> None:
         self.leading = leading

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lrs.xapi.versions import SUPPORTED, Version
@@ -159,6 +160,33 @@ class StoreSettings(BaseModel):
         "If-Match nor If-None-Match when the document does not exist yet, as older clients "
         "send it (xAPI asks for a 400). An overwrite without either header stays a 409.",
     )
+
+    retention_months: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep statements this many months after they were stored: a daily job of "
+        "the background worker deletes older ones, with their index rows, the attachments no "
+        "other statement declares, and their part of the analytics figures. Off when unset.",
+    )
+    pseudonymise: bool = Field(
+        default=False,
+        description="Replace every agent in a statement by a stable pseudonymous account (a "
+        "keyed hash of its identifier under this store's own secret) and drop names, before "
+        "the statement is stored. Queries and documents by the original identifier still "
+        "work. Statements are stored changed; see README, Personal data.",
+    )
+    pseudonym_home_page: str | None = Field(
+        default=None,
+        description="The account homePage of the pseudonyms (required with pseudonymise).",
+    )
+
+    @model_validator(mode="after")
+    def _pseudonyms_need_home(self) -> StoreSettings:
+        if self.pseudonymise and not self.pseudonym_home_page:
+            raise ValueError("pseudonym_home_page: is required when pseudonymise is on")
+        if self.pseudonym_home_page and not urlsplit(self.pseudonym_home_page).scheme:
+            raise ValueError("pseudonym_home_page: must be an absolute IRI, such as https://kommune.no/lrs")
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -85,6 +85,24 @@ FORWARD_DEAD = Gauge(
     ["store", "rule"],
     multiprocess_mode="livemostrecent",
 )
+RETENTION_OVERDUE = Gauge(
+    "lrs_retention_overdue_seconds",
+    "How long a store's oldest statement has been past its retention period (0: none)",
+    ["store"],
+    multiprocess_mode="livemostrecent",
+)
+RETENTION_LAST_RUN = Gauge(
+    "lrs_retention_last_run_timestamp_seconds",
+    "When retention last ran for a store (Unix time; 0: never)",
+    ["store"],
+    multiprocess_mode="livemostrecent",
+)
+RETENTION_DELETED = Gauge(
+    "lrs_retention_deleted_statements",
+    "Statements the last retention run of a store deleted",
+    ["store"],
+    multiprocess_mode="livemostrecent",
+)
 POOL_IN_USE = Gauge(
     "lrs_db_pool_connections_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )

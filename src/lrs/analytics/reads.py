@@ -1170,3 +1170,40 @@ async def activity_names(
         if definition.get("name"):
             found[activity] = definition["name"]
     return found
+
+
+# --- one learner (access and erasure requests) ----------------------------------------------
+
+
+async def learner_figures(conn: AsyncConnection, store_id: int, learners: list[str]) -> list[dict[str, Any]]:
+    """A learner's figures per activity, as the rollups hold them (for a copy of their data)."""
+    rows = await conn.execute(
+        text("""
+        SELECT activity_id, statements, completions, first_at, last_at, completed_at, passed,
+               failed, best_score, duration_seconds, sessions, abandoned, rating_at,
+               rating_scaled, rating_raw, rating_min, rating_max, rating_response
+          FROM analytics_progress
+         WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])) AND activity_key <> ''
+         ORDER BY activity_id
+        """),
+        {"store": store_id, "keys": [_key(k) for k in learners]},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def learner_rows(conn: AsyncConnection, store_id: int, learners: list[str]) -> int:
+    """How many rollup rows hold figures of these learners."""
+    count = await conn.execute(
+        text("""
+        SELECT (SELECT count(*) FROM analytics_progress
+                 WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])))
+             + (SELECT count(*) FROM analytics_presence
+                 WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])))
+             + (SELECT count(*) FROM analytics_hourly h JOIN analytics_progress p
+                    ON p.store_id = h.store_id AND p.activity_key = h.activity_key
+                   AND p.learner_key = h.learner_key
+                 WHERE p.store_id = :store AND p.learner_key = ANY(CAST(:keys AS text[])))
+        """),
+        {"store": store_id, "keys": [_key(k) for k in learners]},
+    )
+    return int(count.scalar_one())

@@ -18,12 +18,15 @@ from lrs.observability import (
     FORWARD_SENT,
     POOL_IN_USE,
     POOL_SIZE,
+    RETENTION_DELETED,
+    RETENTION_LAST_RUN,
+    RETENTION_OVERDUE,
     ROLLUP_LAG,
     ROLLUP_PENDING,
     metrics_body,
 )
 from lrs.ops import analytics as analytics_ops
-from lrs.ops import forwarding, health
+from lrs.ops import forwarding, health, retention
 
 router = APIRouter(tags=["Operations"])
 
@@ -84,6 +87,10 @@ async def metrics(request: Request, app: ServicesDep) -> Response:
         FORWARD_SENT.labels(store, rule.name).set(rule.sent)
         FORWARD_FAILED.labels(store, rule.name).set(rule.failed)
         FORWARD_DEAD.labels(store, rule.name).set(rule.dead)
+    for kept in await retention.status(app.db):
+        RETENTION_OVERDUE.labels(kept.store).set(kept.overdue_seconds)
+        RETENTION_LAST_RUN.labels(kept.store).set(kept.last_run.timestamp() if kept.last_run else 0)
+        RETENTION_DELETED.labels(kept.store).set(kept.deleted)
     pool = app.db.engine.pool
     POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
     POOL_SIZE.set(pool.size())  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ from lrs.store.database import Database, now
 from lrs.store.forwarding import Dead, Rule
 from lrs.xapi.attachments import referenced_hashes
 from lrs.xapi.errors import Conflict, NotFound
-from lrs.xapi.pseudonyms import pseudonymise
+from lrs.xapi.pseudonyms import Pseudonym
 from lrs.xapi.statements import Prepared
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
@@ -411,9 +411,8 @@ async def _send(db: Database, key: bytes, client: httpx.AsyncClient, backoff: Ba
     seqs = [seq for seq, _ in rows]
     statements = [orjson.loads(doc) for _, doc in rows if doc is not None]
     if rule.pseudonym_secret is not None:
-        secret = unseal(key, rule.pseudonym_secret)
-        home_page = rule.pseudonym_home_page or ""
-        statements = [pseudonymise(s, secret, home_page) for s in statements]
+        pseudonym = Pseudonym(unseal(key, rule.pseudonym_secret), rule.pseudonym_home_page or "")
+        statements = [pseudonym.statement(s) for s in statements]
     target = orjson.loads(unseal(key, rule.credentials))
     try:
         if statements:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -116,3 +116,39 @@ async def export_page(conn: AsyncConnection, store_id: int, after: str, limit: i
         {"store": store_id, "after": after, "limit": limit},
     )
     return [Stored(r.sha2, r.content_type, r.length) for r in rows]
+
+
+async def unreferenced(
+    conn: AsyncConnection, store_id: int, hashes: list[str], leaving_out: Sequence[int] = ()
+) -> list[str]:
+    """Those of ``hashes`` (lower case) that no statement of the store declares but those
+    ``leaving_out`` (seqs: the ones about to go).
+
+    No index leads from a hash to its statements, so this reads the store's statements that
+    carry attachments; it is asked only when statements with attachments are removed.
+    """
+    if not hashes:
+        return []
+    rows = await conn.execute(
+        text("""
+        SELECT h.sha2 FROM unnest(CAST(:hashes AS text[])) AS h(sha2)
+         WHERE NOT EXISTS (
+               SELECT FROM statements s, jsonb_array_elements(s.statement -> 'attachments') a
+                WHERE s.store_id = :store AND s.statement ? 'attachments'
+                  AND s.seq <> ALL(CAST(:leaving AS bigint[]))
+                  AND lower(a ->> 'sha2') = h.sha2)
+        """),
+        {"store": store_id, "hashes": hashes, "leaving": list(leaving_out)},
+    )
+    return sorted(r.sha2 for r in rows)
+
+
+async def delete(conn: AsyncConnection, store_id: int, hashes: list[str]) -> int:
+    """Delete stored content (its chunks and senders go with it)."""
+    if not hashes:
+        return 0
+    result = await conn.execute(
+        text("DELETE FROM attachments WHERE store_id = :store AND sha2 = ANY(CAST(:hashes AS text[]))"),
+        {"store": store_id, "hashes": hashes},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -231,3 +231,38 @@ async def assignments(
         },
     )
     return [Assignment(r.name, r.activity_id, r.due) for r in rows]
+
+
+@dataclass(frozen=True)
+class LearnerMembership:
+    cohort: str
+    name: str | None
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+async def memberships_of(
+    conn: AsyncConnection, store_id: int, learners: list[str]
+) -> list[LearnerMembership]:
+    """Every cohort membership, past and present, of any of these learners (IFI keys)."""
+    rows = await conn.execute(
+        text("""
+        SELECT c.name AS cohort, m.name, m.valid_from, m.valid_to
+          FROM cohort_members m JOIN cohorts c ON c.store_id = m.store_id AND c.id = m.cohort_id
+         WHERE m.store_id = :store AND m.learner_key = ANY(CAST(:keys AS text[]))
+         ORDER BY c.name, m.valid_from
+        """),
+        {"store": store_id, "keys": [analytics_key(k) for k in learners]},
+    )
+    return [LearnerMembership(r.cohort, r.name, r.valid_from, r.valid_to) for r in rows]
+
+
+async def forget_learners(conn: AsyncConnection, store_id: int, learners: list[str]) -> int:
+    """Delete every membership of these learners, past and present."""
+    result = await conn.execute(
+        text(
+            "DELETE FROM cohort_members WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"store": store_id, "keys": [analytics_key(k) for k in learners]},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

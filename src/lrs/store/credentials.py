@@ -33,6 +33,7 @@ class Credential:
     expires: datetime | None
     revoked: datetime | None
     store_settings: dict[str, Any]
+    store_pseudonym_secret: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def default_authority(key: str, label: str, home_page: str) -> dict[str, Any]:
 
 _SELECT = """
 SELECT c.store_id, c.key, c.secret_hash, c.label, c.scopes, c.authority, c.created, c.expires,
-       c.revoked, s.settings AS store_settings
+       c.revoked, s.settings AS store_settings, s.pseudonym_secret
   FROM credentials c JOIN stores s ON s.id = c.store_id
 """
 
@@ -86,6 +87,7 @@ def _credential(r: Any) -> Credential:
         r.expires,
         r.revoked,
         r.store_settings,
+        bytes(r.pseudonym_secret),
     )
 
 

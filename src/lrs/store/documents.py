@@ -147,3 +147,32 @@ async def export_page(
         )
         for r in rows
     ]
+
+
+async def of_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> list[Kept]:
+    """The State and Agent Profile documents of any of these agents (IFI keys)."""
+    rows = await conn.execute(
+        text(
+            "SELECT owner_hash, doc_id, kind, activity_id, agent_key, registration, content,"
+            " content_type, etag, updated FROM documents"
+            " WHERE store_id = :store AND agent_key = ANY(CAST(:keys AS text[]))"
+            " ORDER BY kind, activity_id, doc_id"
+        ),
+        {"store": store_id, "keys": agent_keys},
+    )
+    return [
+        Kept(
+            Address(Kind(r.kind), r.activity_id, r.agent_key, r.registration, r.doc_id),
+            Document(bytes(r.content), r.content_type, r.etag, r.updated),
+            bytes(r.owner_hash),
+        )
+        for r in rows
+    ]
+
+
+async def delete_of_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> int:
+    result = await conn.execute(
+        text("DELETE FROM documents WHERE store_id = :store AND agent_key = ANY(CAST(:keys AS text[]))"),
+        {"store": store_id, "keys": agent_keys},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -295,3 +295,49 @@ async def drop(conn: AsyncConnection, rule_id: int, dead_id: int) -> bool:
         {"id": dead_id, "rule": rule_id},
     )
     return found.one_or_none() is not None
+
+
+async def waiting(conn: AsyncConnection, store_id: int, seqs: list[int]) -> set[tuple[int, int]]:
+    """Which of these statements still wait to be sent, as (rule id, seq): in an outbox or
+    among the dead letters of one of the store's rules."""
+    rows = await conn.execute(
+        text("""
+        SELECT o.rule_id, o.seq FROM forward_outbox o JOIN forward_rules r ON r.id = o.rule_id
+         WHERE r.store_id = :store AND o.seq = ANY(CAST(:seqs AS bigint[]))
+        UNION
+        SELECT d.rule_id, s.seq FROM forward_dead d JOIN forward_rules r ON r.id = d.rule_id,
+               unnest(d.seqs) AS s(seq)
+         WHERE r.store_id = :store AND s.seq = ANY(CAST(:seqs AS bigint[]))
+        """),
+        {"store": store_id, "seqs": seqs},
+    )
+    return {(r.rule_id, r.seq) for r in rows}
+
+
+async def forget(conn: AsyncConnection, store_id: int, seqs: list[int]) -> None:
+    """Take statements that are gone out of the store's outboxes and dead letters (a dead
+    letter left with none is dropped)."""
+    params = {"store": store_id, "seqs": seqs}
+    await conn.execute(
+        text(
+            "DELETE FROM forward_outbox o USING forward_rules r WHERE r.id = o.rule_id"
+            " AND r.store_id = :store AND o.seq = ANY(CAST(:seqs AS bigint[]))"
+        ),
+        params,
+    )
+    await conn.execute(
+        text("""
+        UPDATE forward_dead d
+           SET seqs = ARRAY(SELECT s FROM unnest(d.seqs) AS s WHERE s <> ALL(CAST(:seqs AS bigint[])))
+          FROM forward_rules r
+         WHERE r.id = d.rule_id AND r.store_id = :store AND d.seqs && CAST(:seqs AS bigint[])
+        """),
+        params,
+    )
+    await conn.execute(
+        text(
+            "DELETE FROM forward_dead d USING forward_rules r WHERE r.id = d.rule_id"
+            " AND r.store_id = :store AND cardinality(d.seqs) = 0"
+        ),
+        params,
+    )

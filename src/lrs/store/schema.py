@@ -53,6 +53,15 @@ stores = Table(
     Column("name", Text, nullable=False, unique=True),
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The key of the store's pseudonyms (setting `pseudonymise`): random, never shown.
+    Column(
+        "pseudonym_secret",
+        LargeBinary,
+        nullable=False,
+        server_default=text(
+            "decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex')"
+        ),
+    ),
 )
 
 credentials = Table(
@@ -486,4 +495,15 @@ pull_sources = Table(
     Column("pulled", BigInteger, nullable=False, server_default=text("0")),
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("store_id", "name", name="pull_sources_store_id_name_key"),
+)
+
+
+# When the retention job last ran for a store (setting `retention_months`), and how many
+# statements it deleted then: the elected worker runs it once a day per store.
+retention_runs = Table(
+    "retention_runs",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_run", DateTime(timezone=True), nullable=False),
+    Column("deleted", BigInteger, nullable=False),
 )

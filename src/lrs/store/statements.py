@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,7 +15,7 @@ from lrs.jsontext import dumps
 from lrs.store.keys import index_key
 from lrs.xapi.errors import BadRequest, Conflict
 from lrs.xapi.query import StatementQuery
-from lrs.xapi.statements import Prepared, same_statement
+from lrs.xapi.statements import Prepared, index_of, same_statement
 from lrs.xapi.timestamps import format_timestamp
 
 # One round trip: the transaction's clock (it becomes `stored`), statements that already have
@@ -372,3 +373,140 @@ async def consistent_through(conn: AsyncConnection) -> datetime:
         )
     ).scalar_one()
     return through
+
+
+# --- removal (erasure, retention) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """A stored statement, parsed, with what removing it needs."""
+
+    seq: int
+    id: uuid.UUID
+    stored: datetime
+    voided: bool
+    credential: str
+    statement: dict[str, Any]
+
+
+def _held(rows: Any) -> list[Held]:
+    return [Held(r.seq, r.id, r.stored, r.voided, r.credential, orjson.loads(r.doc)) for r in rows]
+
+
+async def mentioning(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> list[Held]:
+    """Every statement, voided or not, found under any of these agents (IFI keys) in the
+    filter index, directly or as related: so also those referring to one of theirs."""
+    rows = await conn.execute(
+        text("""
+        SELECT s.seq, s.id, s.stored, s.voided, s.credential, s.statement::text AS doc
+          FROM statements s
+         WHERE s.store_id = :store AND s.seq IN (
+               SELECT i.seq FROM statement_index i
+                WHERE i.store_id = :store AND i.key = ANY(CAST(:keys AS text[])))
+         ORDER BY s.seq
+        """),
+        {"store": store_id, "keys": [index_key("agent", k) for k in agent_keys]},
+    )
+    return _held(rows)
+
+
+async def by_ids(conn: AsyncConnection, store_id: int, ids: list[uuid.UUID]) -> list[Held]:
+    rows = await conn.execute(
+        text(
+            "SELECT seq, id, stored, voided, credential, statement::text AS doc FROM statements"
+            " WHERE store_id = :store AND id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"store": store_id, "ids": ids},
+    )
+    return _held(rows)
+
+
+async def stored_before(conn: AsyncConnection, store_id: int, cutoff: datetime, limit: int) -> list[Held]:
+    """The store's oldest statements stored before ``cutoff``, at most ``limit``."""
+    rows = await conn.execute(
+        text(
+            "SELECT seq, id, stored, voided, credential, statement::text AS doc FROM statements"
+            " WHERE store_id = :store AND stored < :cutoff ORDER BY stored, seq LIMIT :limit"
+        ),
+        {"store": store_id, "cutoff": cutoff, "limit": limit},
+    )
+    return _held(rows)
+
+
+async def count_stored_before(
+    conn: AsyncConnection, store_id: int, cutoff: datetime
+) -> tuple[int, datetime | None]:
+    """How many statements were stored before ``cutoff``, and the oldest one's ``stored``."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT count(*) AS n, min(stored) AS oldest FROM statements"
+                " WHERE store_id = :store AND stored < :cutoff"
+            ),
+            {"store": store_id, "cutoff": cutoff},
+        )
+    ).one()
+    return int(row.n), row.oldest
+
+
+async def oldest_stored(conn: AsyncConnection, store_id: int) -> datetime | None:
+    """The ``stored`` of the store's oldest statement (None: it has none)."""
+    sql = text("SELECT min(stored) FROM statements WHERE store_id = :store")
+    found: datetime | None = (await conn.execute(sql, {"store": store_id})).scalar_one()
+    return found
+
+
+async def delete(conn: AsyncConnection, store_id: int, rows: list[tuple[int, list[str]]]) -> int:
+    """Delete statements by seq with their filter-index rows, each given by its keys (no
+    index leads from a seq to its rows)."""
+    if not rows:
+        return 0
+    keys = [key for _, row_keys in rows for key in row_keys]
+    seqs = [seq for seq, row_keys in rows for _ in row_keys]
+    if keys:
+        await conn.execute(
+            text(
+                "DELETE FROM statement_index WHERE store_id = :store AND (key, seq) IN"
+                " (SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[])))"
+            ),
+            {"store": store_id, "keys": keys, "seqs": seqs},
+        )
+    result = await conn.execute(
+        text("DELETE FROM statements WHERE store_id = :store AND seq = ANY(CAST(:seqs AS bigint[]))"),
+        {"store": store_id, "seqs": [seq for seq, _ in rows]},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def replace_content(
+    conn: AsyncConnection, store_id: int, changed: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """Store new content for statements that keep their id and seq (a redaction)."""
+    if changed:
+        await conn.execute(
+            text(
+                "UPDATE statements s SET statement = u.doc"
+                " FROM unnest(CAST(:seqs AS bigint[]), CAST(:docs AS jsonb[])) AS u(seq, doc)"
+                " WHERE s.store_id = :store AND s.seq = u.seq"
+            ),
+            {"store": store_id, "seqs": [seq for seq, _ in changed], "docs": [dumps(d) for _, d in changed]},
+        )
+
+
+async def unindex_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> int:
+    """Drop every filter-index row of these agents (IFI keys), whatever statement holds it."""
+    result = await conn.execute(
+        text("DELETE FROM statement_index WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"),
+        {"store": store_id, "keys": [index_key("agent", k) for k in agent_keys]},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def index_keys(statement: dict[str, Any], target: dict[str, Any] | None = None) -> list[str]:
+    """The filter-index keys a stored statement is held under: its own, and, when its object
+    is a StatementRef, those of the statement it refers to (``target``, when still stored)."""
+    keys = {index_key(*found) for found in index_of(statement)}
+    if target is not None:
+        keys |= {index_key(*found) for found in index_of(target)}
+    return sorted(keys)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,13 +19,14 @@ class Store:
     name: str
     created: datetime
     settings: dict[str, Any]
+    pseudonym_secret: bytes = field(default=b"", repr=False)
 
 
-_COLUMNS = "id, name, created, settings"
+_COLUMNS = "id, name, created, settings, pseudonym_secret"
 
 
 def _store(row: Any) -> Store:
-    return Store(row.id, row.name, row.created, row.settings)
+    return Store(row.id, row.name, row.created, row.settings, bytes(row.pseudonym_secret))
 
 
 async def create(conn: AsyncConnection, name: str) -> Store:

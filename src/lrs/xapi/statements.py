@@ -11,6 +11,7 @@ from typing import Any
 
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest
+from lrs.xapi.pseudonyms import Pseudonym
 from lrs.xapi.timestamps import format_timestamp, is_utc, parse_timestamp
 from lrs.xapi.validate import VOIDED_VERB, validator_for
 from lrs.xapi.versions import Version
@@ -46,13 +47,15 @@ def prepare(
     authority: dict[str, Any],
     path: str,
     statement_id: uuid.UUID | None = None,
+    pseudonym: Pseudonym | None = None,
 ) -> Prepared:
-    """Validate one statement and fill in what the LRS sets: id, authority, version.
+    """Validate one statement and fill in what the LRS sets: id, authority, version; with
+    ``pseudonym``, every agent in it becomes a pseudonymous account first.
 
     ``stored`` (and ``timestamp`` when missing) come from the database clock as it is written.
     """
     validator_for(version).statement(raw, path)
-    statement: dict[str, Any] = raw
+    statement: dict[str, Any] = raw if pseudonym is None else pseudonym.statement(raw)
     if statement_id is not None:
         if "id" in statement and uuid.UUID(statement["id"]) != statement_id:
             raise BadRequest(f"{path}.id: does not match the statementId parameter")
@@ -120,6 +123,13 @@ def _convert_substatement_timestamp(statement: dict[str, Any], version: Version)
             ts = parse_timestamp(value)
             assert ts is not None
             obj["timestamp"] = format_timestamp(ts)
+
+
+def index_of(statement: dict[str, Any]) -> dict[Indexed, bool]:
+    """What a statement is found by (as ``Prepared.index``), for one already stored."""
+    index: dict[Indexed, bool] = {}
+    _index(index, statement, top=True)
+    return index
 
 
 def _add(index: dict[Indexed, bool], key: Indexed, related: bool) -> None:
