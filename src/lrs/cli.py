@@ -24,7 +24,7 @@ from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, pulls, transfer
+from lrs.ops import forwarding, persons, pulls, retention, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
@@ -250,8 +250,7 @@ def cmd_store_settings(args: argparse.Namespace, settings: Settings) -> int:
                 raise SystemExit(f"lrs: --set takes name=value, got {assignment!r}")
             if name not in StoreSettings.model_fields:
                 raise SystemExit(
-                    f"lrs: {name!r} is not a store setting; the settings are: "
-                    + ", ".join(StoreSettings.model_fields)
+                    f"lrs: {name!r} is not a store setting; `lrs store settings --help` lists them"
                 )
             try:
                 values[name] = json.loads(raw)
@@ -385,6 +384,58 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _list(value: str | None) -> list[str]:
     return [v for v in (value or "").split(",") if v]
+
+
+def _agent(raw: str) -> dict[str, Any]:
+    """An --agent value: an Agent as JSON."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('an Agent object, such as {"mbox": "mailto:kari@kommune.no"}')
+    return value
+
+
+def cmd_person_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write everything a store holds about a person to a ZIP archive (GDPR Article 15)."""
+
+    async def go(db: Database) -> persons.Copy:
+        return await persons.export(db, CLI, args.store, args.agent)
+
+    copy = _run(settings, go)
+    with copy.file, open(args.output, "wb") as out:
+        while chunk := copy.file.read(1 << 20):
+            out.write(chunk)
+    print(
+        f"wrote {args.output}: {copy.statements} statements, {copy.documents} documents,"
+        f" {copy.attachments} attachments, {copy.figures} analytics rows,"
+        f" {copy.cohort_memberships} cohort memberships",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_person_erase(args: argparse.Namespace, settings: Settings) -> int:
+    """Erase a person from a store (GDPR Article 17); the receipt is printed as JSON."""
+
+    async def go(db: Database) -> dict[str, Any]:
+        receipt = await persons.erase(db, settings, CLI, args.store, args.agent, dry_run=args.dry_run)
+        return receipt.as_dict()
+
+    print(json.dumps(_run(settings, go), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete the statements past the store's retention period (or show what would go)."""
+
+    async def go(db: Database) -> dict[str, Any]:
+        outcome = await retention.run(db, settings, CLI, args.store, dry_run=args.dry_run)
+        return outcome.as_dict()
+
+    print(json.dumps(_run(settings, go), indent=2, ensure_ascii=False))
+    return 0
 
 
 def cmd_forward_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -683,6 +734,39 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--every", type=int, help="also pull every this many seconds (the background worker)")
     pull.add_argument("--page-size", type=int, default=500, help="statements per request")
     pull.set_defaults(func=cmd_pull)
+
+    person_cmd = command(sub, "person", "a person's data under GDPR: a copy of it, or its erasure")
+    person = person_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    person_export = command(person, "export", "write all a store holds about a person to a ZIP archive")
+    person_erase = command(
+        person,
+        "erase",
+        "erase a person: their statements, documents, attachments, figures and memberships",
+        epilog='What erasure removes and keeps is described in the README, section "Personal data".',
+    )
+    for person_action in (person_export, person_erase):
+        person_action.add_argument("--store", default="default", help="the store")
+        person_action.add_argument(
+            "--agent",
+            type=_agent,
+            action="append",
+            required=True,
+            help='an identifier of the person as an Agent, e.g. \'{"mbox":"mailto:kari@kommune.no"}\';'
+            " repeat it for every identifier they go by",
+        )
+    person_export.add_argument("--output", required=True, help="the archive to write")
+    person_export.set_defaults(func=cmd_person_export)
+    person_erase.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    person_erase.set_defaults(func=cmd_person_erase)
+
+    retention_cmd = command(sub, "retention", "statements kept no longer than a store's retention period")
+    retention_actions = retention_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    retention_run = command(
+        retention_actions, "run", "delete the statements past the store's retention period now"
+    )
+    retention_run.add_argument("--store", default="default", help="the store")
+    retention_run.add_argument("--dry-run", action="store_true", help="only show what the run would delete")
+    retention_run.set_defaults(func=cmd_retention_run)
 
     forward = command(sub, "forward", "forward statements to other LRSs").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -17,6 +17,7 @@ from lrs.admin.models import (
     AuditOut,
     CredentialCreated,
     CredentialIn,
+    PersonIn,
     SecretOut,
     StoreIn,
     StoreOut,
@@ -26,7 +27,7 @@ from lrs.api.services import ServicesDep
 from lrs.config import StoreSettings
 from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, pulls, transfer
+from lrs.ops import forwarding, persons, pulls, retention, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.caller import Caller
 from lrs.ops.credentials import CredentialOut
@@ -391,6 +392,70 @@ async def delete_pull(name: str, source: str, app: ServicesDep, who: CallerDep) 
 
 
 # --- audit ------------------------------------------------------------------------------------
+
+
+# --- personal data (GDPR) ---------------------------------------------------------------------
+
+
+@router.post(
+    "/stores/{name}/persons/export",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, 200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
+    summary="Everything the store holds about a person, as one archive (GDPR Article 15)",
+)
+async def export_person(name: str, person: PersonIn, app: ServicesDep, who: CallerDep) -> StreamingResponse:
+    actor = _admin(who)
+    copy = await persons.export(app.db, actor, name, person.agents)
+    return StreamingResponse(
+        _chunks(copy.file),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}-person.zip"'},
+    )
+
+
+async def _chunks(file: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := file.read(1 << 16):
+            yield chunk
+    finally:
+        file.close()
+
+
+@router.post(
+    "/stores/{name}/persons/erase",
+    responses=_ERRORS,
+    summary="Erase a person from the store (GDPR Article 17), or with dry_run see what would go",
+)
+async def erase_person(
+    name: str,
+    person: PersonIn,
+    app: ServicesDep,
+    who: CallerDep,
+    dry_run: Annotated[bool, Query(description="Only report what would be removed")] = False,
+) -> dict[str, Any]:
+    actor = _admin(who)
+    receipt = await persons.erase(app.db, app.settings, actor, name, person.agents, dry_run=dry_run)
+    return receipt.as_dict()
+
+
+@router.get(
+    "/stores/{name}/retention",
+    responses={**_ERRORS, 409: {"description": "The store has no retention period"}},
+    summary="What the next retention run would delete (a dry run)",
+)
+async def retention_plan(name: str, app: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    actor = _admin(who)
+    return (await retention.run(app.db, app.settings, actor, name, dry_run=True)).as_dict()
+
+
+@router.post(
+    "/stores/{name}/retention/run",
+    responses={**_ERRORS, 409: {"description": "The store has no retention period"}},
+    summary="Delete the statements past the store's retention period now",
+)
+async def retention_run(name: str, app: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    actor = _admin(who)
+    return (await retention.run(app.db, app.settings, actor, name)).as_dict()
 
 
 @router.get(

@@ -86,3 +86,16 @@ class AuditOut(BaseModel):
     store: str | None
     target: str | None
     details: dict[str, Any]
+
+
+class PersonIn(BaseModel):
+    """A person, by every identifier they may appear under in statements. Sent in a body,
+    never in the URL, so that the identifiers stay out of access logs."""
+
+    model_config = ConfigDict(extra="forbid")
+    agents: list[dict[str, Any]] = Field(
+        min_length=1,
+        description='Agents naming the person, e.g. `[{"mbox": "mailto:kari@kommune.no"},'
+        ' {"account": {"homePage": "https://lms.example", "name": "kari"}}]`. An mbox also '
+        "finds statements that carry its mbox_sha1sum.",
+    )

@@ -125,13 +125,16 @@ async def _store(
 def _prepare_batch(request: Request, app: Services, who: Caller, body: Any) -> list[Prepared]:
     version = request_version(request.scope)
     if not isinstance(body, list):
-        return [prepare(body, version, who.authority, "statement")]
+        return [prepare(body, version, who.authority, "statement", pseudonym=who.pseudonym)]
     if not body:
         raise BadRequest("statements: the batch is empty")
     limit = app.settings.max_batch_statements
     if len(body) > limit:
         raise BadRequest(f"statements: a batch may hold at most {limit} statements, got {len(body)}")
-    return [prepare(item, version, who.authority, f"statements[{n}]") for n, item in enumerate(body)]
+    return [
+        prepare(item, version, who.authority, f"statements[{n}]", pseudonym=who.pseudonym)
+        for n, item in enumerate(body)
+    ]
 
 
 @router.put(
@@ -157,7 +160,7 @@ async def put_statement(request: Request, app: ServicesDep, who: CallerDep) -> R
         if not isinstance(body, dict):
             raise BadRequest("statement: PUT takes one statement (a JSON object)")
         version = request_version(request.scope)
-        batch = [prepare(body, version, who.authority, "statement", statement_id)]
+        batch = [prepare(body, version, who.authority, "statement", statement_id, who.pseudonym)]
         _check_attachments(batch, parts)
         await _store(app, who, batch, parts)
     finally:

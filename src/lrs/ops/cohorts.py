@@ -28,6 +28,7 @@ from lrs.store.cohorts import Membership as Membership
 from lrs.store.database import Database, now
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest, Conflict, NotFound
+from lrs.xapi.pseudonyms import Pseudonym
 from lrs.xapi.validate import check_iri, validator_for
 from lrs.xapi.versions import Version
 
@@ -167,7 +168,9 @@ def _csv_agents(body: bytes) -> list[Sent]:
     return agents
 
 
-def _members(agents: list[Sent]) -> list[Member]:
+def _members(agents: list[Sent], pseudonym: Pseudonym | None) -> list[Member]:
+    """The members as analytics know them: in a pseudonymising store, by their pseudonym
+    and without a name, like the learners in its statements."""
     if len(agents) > MAX_MEMBERS:
         raise BadRequest(f"members: at most {MAX_MEMBERS} per cohort, got {len(agents)}")
     check = validator_for(Version.V2)
@@ -176,7 +179,11 @@ def _members(agents: list[Sent]) -> list[Member]:
         check.agent(agent, where)
         key = ifi_key(agent)
         assert key is not None  # a valid Agent has exactly one identifier
-        found[key] = Member(key, agent.get("name"))
+        if pseudonym is not None:
+            key = pseudonym.key(key)
+            found[key] = Member(key, None)
+        else:
+            found[key] = Member(key, agent.get("name"))
     return list(found.values())
 
 
@@ -187,7 +194,7 @@ async def replace_members(
     the past, for a change an HR system reports late, but not before the cohort's last
     change, nor in the future: history is only ever added to."""
     who.require(COHORTS)
-    members = _members(agents)
+    members = _members(agents, who.pseudonym)
 
     async def work(conn: AsyncConnection) -> MembershipChange:
         cohort = await _named(conn, who.store_id, name)

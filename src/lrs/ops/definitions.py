@@ -24,6 +24,8 @@ async def activity(db: Database, who: Caller, activity_id: str) -> dict[str, Any
 
 async def agent(db: Database, who: Caller, agent: dict[str, Any]) -> dict[str, Any]:
     """The Person object of an identified agent: every name and IFI the store saw it with."""
+    if who.pseudonym is not None:
+        agent = who.pseudonym.agent(agent)
     key = ifi_key(agent)
     assert key is not None
     ifi = {k: agent[k] for k in _IFIS if k in agent}

@@ -4,7 +4,7 @@ writers see each other's ETags."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +25,16 @@ class Preconditions:
     if_none_match: str | None = None
 
 
+def _owned(who: Caller, address: Address) -> Address:
+    """The address as the store keeps it: in a pseudonymising store, under the agent's
+    pseudonym, so a document is found by the agent's own identifier and holds no identity."""
+    if who.pseudonym is None or not address.agent_key:
+        return address
+    return replace(address, agent_key=who.pseudonym.key(address.agent_key))
+
+
 async def get(db: Database, who: Caller, address: Address) -> Document | None:
+    address = _owned(who, address)
     return await db.read(lambda conn: document_store.get(conn, who.store_id, address))
 
 
@@ -33,6 +42,7 @@ async def list_ids(
     db: Database, who: Caller, address: Address, since: datetime | None
 ) -> list[tuple[str, datetime]]:
     """(id, updated) of the owner's documents, updated after ``since`` when given."""
+    address = _owned(who, address)
     return await db.read(lambda conn: document_store.list_ids(conn, who.store_id, address, since))
 
 
@@ -47,6 +57,7 @@ async def write(
     preconditions: Preconditions,
 ) -> None:
     """PUT replaces the document; POST merges a JSON object into an existing JSON one."""
+    address = _owned(who, address)
 
     async def work(conn: AsyncConnection) -> None:
         await document_store.lock(conn, who.store_id, address)
@@ -73,6 +84,7 @@ async def delete(
     db: Database, who: Caller, address: Address, version: Version, preconditions: Preconditions
 ) -> None:
     """Delete one document, or (State, without an id) all of the owner's."""
+    address = _owned(who, address)
 
     async def work(conn: AsyncConnection) -> None:
         if address.doc_id is not None:

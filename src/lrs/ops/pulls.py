@@ -312,7 +312,8 @@ def _validated(statements: list[dict[str, Any]], who: Caller, report: PullReport
         as_version = Version.V1 if isinstance(version, str) and version.startswith("1.") else Version.V2
         try:
             raw.pop("stored", None)
-            taken.append(prepare(raw, as_version, raw.get("authority") or who.authority, f"statements[{i}]"))
+            authority = raw.get("authority") or who.authority
+            taken.append(prepare(raw, as_version, authority, f"statements[{i}]", pseudonym=who.pseudonym))
         except XAPIError as exc:
             report.rejected.append(f"{raw.get('id', '?')}: {exc.message}")
     return taken

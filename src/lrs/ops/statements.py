@@ -140,6 +140,10 @@ async def query(db: Database, who: Caller, q: StatementQuery, languages: list[st
     never shows a statement stored after the query began."""
     mine = who.key if who.only_own_statements else None
     parse_all = q.format is not Format.EXACT or q.attachments
+    if who.pseudonym is not None and q.agent is not None:
+        # The store holds pseudonyms only; an agent asked for by its own identifier is
+        # found under its pseudonym.
+        q = replace(q, agent=who.pseudonym.key(q.agent))
 
     async def work(conn: AsyncConnection) -> Result:
         through = await statement_store.consistent_through(conn)

@@ -257,6 +257,7 @@ def importer(store: Store, key: str, authority: dict[str, Any] | None, home_page
             expires=None,
             revoked=None,
             store_settings=store.settings,
+            store_pseudonym_secret=store.pseudonym_secret,
         )
     )
 
@@ -396,7 +397,9 @@ def _prepared(value: dict[str, Any], who: Caller, n: int) -> Prepared:
     if stored is not None and kept is None:
         raise BadRequest(f"{path}.stored: not an ISO 8601 timestamp")
     authority = value.get("authority", who.authority)
-    return replace(prepare(value, _version(value), authority, path), kept_stored=kept)
+    return replace(
+        prepare(value, _version(value), authority, path, pseudonym=who.pseudonym), kept_stored=kept
+    )
 
 
 async def _record(
