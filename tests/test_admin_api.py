@@ -189,7 +189,7 @@ READ = {"statements/read", "statements/read/mine", "all/read", "all"}
 DEFINITIONS = {"all/read", "all", "statements/read", "define", "profile", "state"}
 
 
-def _routes() -> list[tuple[str, str, dict[str, Any], set[str]]]:
+def _routes(region: str) -> list[tuple[str, str, dict[str, Any], set[str]]]:
     a = json.dumps(agent())
     act = activity()["id"]
     state = {"activityId": act, "agent": a, "stateId": "s"}
@@ -219,15 +219,30 @@ def _routes() -> list[tuple[str, str, dict[str, Any], set[str]]]:
         ("GET", "/admin/stores", {}, {"admin"}),
         ("GET", "/admin/audit", {}, {"admin"}),
         ("GET", "/admin/stores/default/credentials", {}, {"admin"}),
+        ("GET", "/admin/regions", {}, {"admin"}),
+        ("GET", "/analytics/completion", {"activity": act}, {"analytics/read", "all"}),
+        ("GET", "/analytics/activities", {}, {"analytics/read", "all"}),
+        ("GET", "/analytics/learners", {"activity": act}, {"analytics/learners"}),
+        ("GET", "/analytics/assignments/learners", {"activity": act}, {"analytics/learners"}),
+        ("GET", "/analytics/cohorts", {}, {"cohorts"}),
+        ("GET", f"/regions/{region}/analytics/completion", {"activity": act}, {"region/analytics"}),
+        ("GET", f"/regions/{region}/analytics/activities", {}, {"region/analytics"}),
     ]
 
 
 async def test_every_route_enforces_its_scopes(admin, server):
     store = await new_store(admin)
-    creds = {scope: await new_credential(admin, store, [scope]) for scope in sorted(ALL_SCOPES)}
+    region = f"region-{unique()}"
+    assert (await admin.post("/admin/regions", json={"name": region})).status_code == 201
+    creds = {
+        scope: await new_credential(admin, store, [scope])
+        for scope in sorted(ALL_SCOPES - {"region/analytics"})
+    }
+    made = (await admin.post(f"/admin/regions/{region}/credentials", json={})).json()
+    creds["region/analytics"] = (made["key"], made["secret"])
     failures = []
     async with httpx.AsyncClient(base_url=server.url, headers=V2) as c:
-        for method, path, params, allowed in _routes():
+        for method, path, params, allowed in _routes(region):
             for scope, auth in creds.items():
                 body: dict[str, Any] = {}
                 if path == "/xapi/statements" and method in ("POST", "PUT"):

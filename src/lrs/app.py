@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from lrs import __version__
 from lrs.admin import api as admin_api
 from lrs.analytics import api as analytics_api
+from lrs.analytics import regions_api
 from lrs.api import about, activities, agents, cohorts, documents, errors, health, statements
 from lrs.api.auth import Authenticator
 from lrs.api.middleware import XAPIMiddleware
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(activities.router, prefix=base)
     app.include_router(admin_api.router)
     app.include_router(analytics_api.router)
+    app.include_router(regions_api.router)
     app.include_router(cohorts.router)
     app.include_router(dashboard.router)
     app.mount("/dashboard/static", dashboard.static, name="dashboard-static")

@@ -24,7 +24,7 @@ from lrs.config import Settings, StoreSettings, store_settings
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, persons, pulls, retention, transfer
+from lrs.ops import forwarding, persons, pulls, regions, retention, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.credentials import CredentialOut, NewCredential
 from lrs.ops.stores import Store
@@ -438,6 +438,50 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_region(args: argparse.Namespace, settings: Settings) -> int:
+    """Regions: create, list, delete, a store joining or leaving, a region credential."""
+
+    async def go(db: Database) -> Any:
+        if args.action == "create":
+            return await regions.create(db, CLI, args.name, args.min_group_size)
+        if args.action == "list":
+            return await regions.list_all(db)
+        if args.action == "delete":
+            return await regions.delete(db, CLI, args.name)
+        if args.action == "join":
+            return await regions.join(db, CLI, args.name, args.store)
+        if args.action == "leave":
+            return await regions.leave(db, CLI, args.name, args.store)
+        return await regions.create_credential(db, settings, CLI, args.name, args.label)
+
+    if args.action == "delete" and not args.yes:
+        print(f"this deletes region {args.name!r} and its credentials; add --yes", file=sys.stderr)
+        return 2
+    result = _run(settings, go)
+    if args.action == "credentials":
+        record = {"key": result.credential.key, "secret": result.secret, "region": args.name}
+        print(dumps(record) if args.json else f"key: {record['key']}\nsecret: {record['secret']}")
+        return 0
+    if args.action == "delete":
+        print(f"deleted region {args.name}")
+        return 0
+    shown = result if isinstance(result, list) else [result]
+    rows = [
+        {
+            "name": r.name,
+            "min_group_size": r.min_group_size,
+            "members": ", ".join(r.members),
+            "sharing": ", ".join(r.sharing),
+        }
+        for r in shown
+    ]
+    if args.json:
+        print(dumps(rows if isinstance(result, list) else rows[0]))
+    else:
+        _print_table(rows, ["name", "min_group_size", "members", "sharing"])
+    return 0
+
+
 def cmd_forward_add(args: argparse.Namespace, settings: Settings) -> int:
     """Create a forwarding rule."""
     try:
@@ -767,6 +811,29 @@ def build_parser() -> argparse.ArgumentParser:
     retention_run.add_argument("--store", default="default", help="the store")
     retention_run.add_argument("--dry-run", action="store_true", help="only show what the run would delete")
     retention_run.set_defaults(func=cmd_retention_run)
+
+    region_cmd = command(sub, "region", "regions: stores that share aggregate figures (see README, Regions)")
+    region = region_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    region_create = command(region, "create", "a new region")
+    region_create.add_argument("name", help="the region's name")
+    region_create.add_argument("--min-group-size", type=int, default=5, help="the smallest group shown")
+    command(region, "list", "the regions and their members")
+    region_delete = command(region, "delete", "delete a region and its credentials")
+    region_delete.add_argument("name", help="the region")
+    region_delete.add_argument("--yes", action="store_true", help="really delete it")
+    for action, text in (
+        ("join", "a store joins (its setting region_sharing must allow it)"),
+        ("leave", "a store leaves: its figures are out of the region's answers at once"),
+    ):
+        member = command(region, action, text)
+        member.add_argument("name", help="the region")
+        member.add_argument("store", help="the store")
+    region_credentials = command(region, "credentials", "a credential reading the region's aggregates only")
+    region_credentials.add_argument("name", help="the region")
+    region_credentials.add_argument("--label", default="", help="what the credential is for")
+    for parser_ in region.choices.values():
+        parser_.add_argument("--json", action="store_true", help=JSON_HELP)
+        parser_.set_defaults(func=cmd_region)
 
     forward = command(sub, "forward", "forward statements to other LRSs").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -180,6 +180,18 @@ class StoreSettings(BaseModel):
         description="The account homePage of the pseudonyms (required with pseudonymise).",
     )
 
+    region_sharing: bool = Field(
+        default=False,
+        description="Allow this store to join regions: its aggregate figures (never statements, "
+        "documents or anything per person) are counted in the answers of the regions it is a "
+        "member of. Turning it off takes the store out of every region's answers at once.",
+    )
+    region_display_name: str | None = Field(
+        default=None,
+        description="The name regions show this store under when comparing stores (group_by="
+        "store). Unset: the store is shown as 'municipality N'.",
+    )
+
     @model_validator(mode="after")
     def _pseudonyms_need_home(self) -> StoreSettings:
         if self.pseudonymise and not self.pseudonym_home_page:

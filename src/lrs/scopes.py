@@ -22,6 +22,7 @@ DESCRIPTIONS = {
     "analytics/learners": "read analytics per learner (names individuals)",
     "cohorts": "manage target groups, their members and assignments, and activity costs",
     "admin": "manage stores, credentials and settings of the installation",
+    "region/analytics": "read one region's aggregates over its member stores (`lrs region credentials`)",
 }
 
 # The xAPI scope names, plus this LRS's own.
@@ -37,7 +38,7 @@ XAPI_SCOPES = frozenset(
         "profile",
     }
 )
-LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "cohorts", "admin"})
+LRS_SCOPES = frozenset({"analytics/read", "analytics/learners", "cohorts", "admin", "region/analytics"})
 ALL_SCOPES = XAPI_SCOPES | LRS_SCOPES
 
 # What each kind of access needs: any one of the listed scopes grants it.
@@ -52,6 +53,7 @@ ADMIN = frozenset({"admin"})
 ANALYTICS_READ = frozenset({"analytics/read", "all"})
 ANALYTICS_LEARNERS = frozenset({"analytics/learners"})
 COHORTS = frozenset({"cohorts"})
+REGION_ANALYTICS = frozenset({"region/analytics"})
 COSTS = frozenset({"cohorts", "admin"})
 DEFINITIONS_READ = frozenset({"all/read", "all", "statements/read", "define", "profile", "state"})
 

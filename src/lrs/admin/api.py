@@ -18,6 +18,11 @@ from lrs.admin.models import (
     CredentialCreated,
     CredentialIn,
     PersonIn,
+    RegionChange,
+    RegionCredentialIn,
+    RegionCredentialOut,
+    RegionIn,
+    RegionOut,
     SecretOut,
     StoreIn,
     StoreOut,
@@ -27,7 +32,7 @@ from lrs.api.services import ServicesDep
 from lrs.config import StoreSettings
 from lrs.ops import audit as audit_ops
 from lrs.ops import credentials as credential_ops
-from lrs.ops import forwarding, persons, pulls, retention, transfer
+from lrs.ops import forwarding, persons, pulls, regions, retention, transfer
 from lrs.ops import stores as store_ops
 from lrs.ops.caller import Caller
 from lrs.ops.credentials import CredentialOut
@@ -456,6 +461,79 @@ async def retention_plan(name: str, app: ServicesDep, who: CallerDep) -> dict[st
 async def retention_run(name: str, app: ServicesDep, who: CallerDep) -> dict[str, Any]:
     actor = _admin(who)
     return (await retention.run(app.db, app.settings, actor, name)).as_dict()
+
+
+# --- regions ----------------------------------------------------------------------------------
+
+
+@router.get("/regions", response_model=list[RegionOut], responses=_ERRORS, summary="List regions")
+async def list_regions(app: ServicesDep, who: CallerDep) -> list[RegionOut]:
+    _admin(who)
+    return [RegionOut.model_validate(r) for r in await regions.list_all(app.db)]
+
+
+@router.post(
+    "/regions", response_model=RegionOut, status_code=201, responses=_ERRORS, summary="Create a region"
+)
+async def create_region(body: RegionIn, app: ServicesDep, who: CallerDep) -> RegionOut:
+    actor = _admin(who)
+    return RegionOut.model_validate(await regions.create(app.db, actor, body.name, body.min_group_size))
+
+
+@router.get("/regions/{name}", response_model=RegionOut, responses=_ERRORS, summary="One region")
+async def get_region(name: str, app: ServicesDep, who: CallerDep) -> RegionOut:
+    _admin(who)
+    return RegionOut.model_validate(await regions.get(app.db, name))
+
+
+@router.patch("/regions/{name}", response_model=RegionOut, responses=_ERRORS, summary="Change a region")
+async def change_region(name: str, body: RegionChange, app: ServicesDep, who: CallerDep) -> RegionOut:
+    actor = _admin(who)
+    changed = await regions.set_min_group_size(app.db, actor, name, body.min_group_size)
+    return RegionOut.model_validate(changed)
+
+
+@router.delete("/regions/{name}", status_code=204, responses=_ERRORS, summary="Delete a region")
+async def delete_region(name: str, app: ServicesDep, who: CallerDep) -> Response:
+    actor = _admin(who)
+    await regions.delete(app.db, actor, name)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/regions/{name}/stores/{store}",
+    response_model=RegionOut,
+    responses={**_ERRORS, 409: {"description": "The store's setting region_sharing does not allow it"}},
+    summary="A store joins the region (only if its own setting allows sharing)",
+)
+async def join_region(name: str, store: str, app: ServicesDep, who: CallerDep) -> RegionOut:
+    actor = _admin(who)
+    return RegionOut.model_validate(await regions.join(app.db, actor, name, store))
+
+
+@router.delete(
+    "/regions/{name}/stores/{store}", response_model=RegionOut, responses=_ERRORS, summary="A store leaves"
+)
+async def leave_region(name: str, store: str, app: ServicesDep, who: CallerDep) -> RegionOut:
+    actor = _admin(who)
+    return RegionOut.model_validate(await regions.leave(app.db, actor, name, store))
+
+
+@router.post(
+    "/regions/{name}/credentials",
+    response_model=RegionCredentialOut,
+    status_code=201,
+    responses=_ERRORS,
+    summary="A credential that reads this region's aggregates, and nothing else",
+)
+async def create_region_credential(
+    name: str, body: RegionCredentialIn, app: ServicesDep, who: CallerDep
+) -> RegionCredentialOut:
+    actor = _admin(who)
+    new = await regions.create_credential(app.db, app.settings, actor, name, body.label)
+    return RegionCredentialOut(
+        key=new.credential.key, secret=new.secret, region=name, scopes=sorted(new.credential.scopes)
+    )
 
 
 @router.get(

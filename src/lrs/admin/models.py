@@ -99,3 +99,38 @@ class PersonIn(BaseModel):
         ' {"account": {"homePage": "https://lms.example", "name": "kari"}}]`. An mbox also '
         "finds statements that carry its mbox_sha1sum.",
     )
+
+
+class RegionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=STORE_NAME, description="Unique name, e.g. `vestland`.")
+    min_group_size: int = Field(
+        default=5, ge=1, description="Smaller aggregates are suppressed (never below a member's own minimum)."
+    )
+
+
+class RegionChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_group_size: int = Field(ge=1)
+
+
+class RegionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    min_group_size: int
+    created: datetime
+    members: list[str] = Field(description="Member stores, in the order they joined.")
+    sharing: list[str] = Field(description="The members whose setting region_sharing allows it: counted.")
+
+
+class RegionCredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str = ""
+
+
+class RegionCredentialOut(BaseModel):
+    key: str
+    secret: str = Field(description="Shown once; only its hash is kept.")
+    region: str
+    scopes: list[str]

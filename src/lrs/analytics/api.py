@@ -86,7 +86,7 @@ def _hour(value: str | None, name: str) -> datetime | None:
     return instant
 
 
-def _window(since: str | None, until: str | None) -> Window:
+def window_of(since: str | None, until: str | None) -> Window:
     window = Window(_hour(since, "since"), _hour(until, "until"))
     if window.since and window.until and window.since >= window.until:
         raise BadRequest("since: must be before until")
@@ -105,7 +105,7 @@ AS_OF_HEADER = "X-Analytics-As-Of"
 SUPPRESSED_HEADER = "X-Analytics-Suppressed-Groups"
 
 
-def _respond(
+def respond(
     request: Request,
     body: dict[str, Any],
     fmt: str | None,
@@ -125,7 +125,7 @@ def _respond(
     return json_response({**body, "as_of": stamp}, headers=headers)
 
 
-def _names(request: Request, named: dict[str, dict[str, str]]) -> dict[str, str | None]:
+def names_in(request: Request, named: dict[str, dict[str, str]]) -> dict[str, str | None]:
     """Each activity's name in the language the caller prefers."""
     languages = parse_accept_language(request.headers.get("accept-language"))
     out: dict[str, str | None] = {}
@@ -172,7 +172,7 @@ class Ask:
         if rows is None:
             grouped = "groups" in body and rows_key != "groups"
             rows = metrics.group_rows(body, rows_key) if grouped else body[rows_key]
-        return _respond(self.request, body, self.fmt, rows, self.as_of)
+        return respond(self.request, body, self.fmt, rows, self.as_of)
 
     @property
     def min_group(self) -> int:
@@ -214,7 +214,8 @@ def _asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
         who.require(scopes)
         check_parameters(request)
         metrics.check_group_by(group_by)
-        return Ask(request, app, who, _window(since, until), _tz(app, who, tz), fmt, Among(group_by, cohort))
+        window = window_of(since, until)
+        return Ask(request, app, who, window, _tz(app, who, tz), fmt, Among(group_by, cohort))
 
     return ask
 
@@ -232,7 +233,7 @@ def _learners_asker(scopes: frozenset[str]) -> Callable[..., Awaitable[Ask]]:
         """The parameters of a list of learners (no grouping: each learner is a row)."""
         who.require(scopes)
         check_parameters(request)
-        return Ask(request, app, who, _window(since, until), ZoneInfo("UTC"), fmt, Among(None, cohort))
+        return Ask(request, app, who, window_of(since, until), ZoneInfo("UTC"), fmt, Among(None, cohort))
 
     return ask
 
@@ -348,7 +349,7 @@ async def _steps(ask: Ask, activity: str) -> list[tuple[Reach, str | None]]:
         return steps, await analytics_reads.activity_names(c, store_id, set(kids))
 
     steps, definitions = await ask.read(work)
-    names = _names(ask.request, definitions)
+    names = names_in(ask.request, definitions)
     return [(step, names.get(step.activity)) for step in steps]
 
 
@@ -438,7 +439,7 @@ async def activities(
         return body, await analytics_reads.activity_names(c, store_id, page)
 
     body, definitions = await ask.read(work)
-    names = _names(ask.request, definitions)
+    names = names_in(ask.request, definitions)
     for row in body["activities"]:
         row["name"] = names.get(row["activity"])
     return ask.respond(body, "activities")

@@ -23,6 +23,7 @@ from lrs.analytics.reads import (
     Period,
     RatingCount,
     Reach,
+    Shared,
 )
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import format_timestamp
@@ -496,6 +497,55 @@ def activities(
     rows.sort(key=lambda r: (r["activity"], _group_order(r.get("group"))))
     rows.sort(key=lambda r: r[sort], reverse=descending)
     return {"activities": rows[offset : offset + limit], "total": len(rows), "suppressed_groups": suppressed}
+
+
+# --- regions ---------------------------------------------------------------------------------
+
+
+def withheld(total: int, per_store: dict[int, int], min_group: int) -> bool:
+    """Whether a region's figure over ``total`` learners is suppressed: it covers fewer than
+    the minimum, or a member store that subtracts its own learners from it would be left
+    with between 1 and the minimum - 1 of the other members' (complementary suppression:
+    no figure by subtraction)."""
+    if 0 < total < min_group:
+        return True
+    return any(0 < total - own < min_group for own in per_store.values())
+
+
+def region_completion(
+    activity: str, shared: list[Shared], group_by: str | None, min_group: int, shown_as: dict[int, str]
+) -> dict[str, Any]:
+    """A region's completion figures per group (per member store: under the name the region
+    shows it by)."""
+    if group_by is None and not shared:
+        shared = [Shared(NO_FIGURES, {})]
+    out, suppressed = [], 0
+    for item in sorted(shared, key=lambda s: _group_order(s.figures.group)):
+        figures = item.figures
+        if withheld(figures.started, item.per_store, min_group):
+            suppressed += 1
+            continue
+        group = shown_as[int(figures.group)] if group_by == "store" else figures.group
+        out.append({"group": group, **_completion_figures(figures)})
+    if group_by == "store":
+        out.sort(key=lambda row: str(row["group"]))
+    return {"activity": activity, "groups": out, "suppressed_groups": suppressed}
+
+
+def region_activities(
+    summaries: list[tuple[ActivitySummary, dict[int, int]]],
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+    min_group: int,
+) -> dict[str, Any]:
+    """The region's activity list: an activity whose figures a member could subtract its way
+    into a small group is left out, as one with too few learners is."""
+    shown = [s for s, per_store in summaries if not withheld(s.learners_started, per_store, min_group)]
+    body = activities(shown, sort, descending, limit, offset, min_group)
+    body["suppressed_groups"] += len(summaries) - len(shown)
+    return body
 
 
 def flatten(row: dict[Any, Any], prefix: str = "") -> dict[str, Any]:

@@ -175,6 +175,13 @@ def _group_value(group_by: str | None, params: dict[str, Any], column: str = "gr
     return f"{column} ->> :group"
 
 
+def _learner_group(group_by: str | None, params: dict[str, Any], table: str) -> str:
+    """SQL for a progress row's group: its store (in a region), or a value its groups give."""
+    if group_by == "store":
+        return f"{table}store_id::text"
+    return _group_value(group_by, params, f"{table}groups")
+
+
 def _among(
     join_key: str, filter_key: str, window: Window, among: Among, params: dict[str, Any]
 ) -> tuple[str, str, str]:
@@ -203,7 +210,7 @@ _PROGRESS_COLUMNS = (
 
 
 def _per_learner(
-    store_id: int, activities: list[str], window: Window, among: Among, params: dict[str, Any]
+    store_id: int | list[int], activities: list[str], window: Window, among: Among, params: dict[str, Any]
 ) -> str:
     """SQL for each learner's progress on each of the activities within the window, with the
     group asked for (``grp``).
@@ -213,40 +220,51 @@ def _per_learner(
     groups come from the learner's latest statement on the activity (whatever the window).
     Only the one grouping value asked for is read, as text, so a large course costs no JSON
     decoding per learner. Grouped by cohort, a learner counts in each cohort they are in.
+
+    Given several stores (a region), the rows are those of each store's own index range
+    (a learner in two stores is two rows), each with its ``store_id``; ``group_by="store"``
+    groups by it. Cohorts belong to one store, so they group one store's learners only.
     """
-    params.update(store=store_id, activities=[_key(a) for a in activities])
-    value = _group_value(among.group_by, params)
+    params["activities"] = [_key(a) for a in activities]
+    if isinstance(store_id, list):
+        assert among.group_by != "cohort" and among.cohort is None, "cohorts are one store's"
+        params["stores"] = store_id
+        stores = "store_id = ANY(CAST(:stores AS bigint[]))"
+    else:
+        params["store"] = store_id
+        stores = "store_id = :store"
     if window.unbounded:
+        value = _learner_group(among.group_by, params, "")
         base = f"""
-        SELECT activity_key, activity_id, learner_key, learner, learner_name AS name, first_at,
-               last_at, completed_at, passed, failed, best_score, duration_seconds AS duration,
-               sessions, abandoned, rating_at, rating_scaled, rating_raw, rating_min, rating_max,
-               rating_response, {value} AS grp
+        SELECT store_id, activity_key, activity_id, learner_key, learner, learner_name AS name,
+               first_at, last_at, completed_at, passed, failed, best_score,
+               duration_seconds AS duration, sessions, abandoned, rating_at, rating_scaled,
+               rating_raw, rating_min, rating_max, rating_response, {value} AS grp
           FROM analytics_progress
-         WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))"""
+         WHERE {stores} AND activity_key = ANY(CAST(:activities AS text[]))"""
     else:
         rated = "p.rating_at IS NOT NULL" + _window_sql(window, params, "p.rating_at")
         base = f"""
-        SELECT w.activity_key, p.activity_id, w.learner_key, p.learner, p.learner_name AS name,
-               w.first_at, w.last_at, w.completed_at, w.passed, w.failed, w.best_score, w.duration,
-               w.sessions, w.abandoned,
+        SELECT w.store_id, w.activity_key, p.activity_id, w.learner_key, p.learner,
+               p.learner_name AS name, w.first_at, w.last_at, w.completed_at, w.passed, w.failed,
+               w.best_score, w.duration, w.sessions, w.abandoned,
                CASE WHEN {rated} THEN p.rating_at END AS rating_at,
                CASE WHEN {rated} THEN p.rating_scaled END AS rating_scaled,
                CASE WHEN {rated} THEN p.rating_raw END AS rating_raw,
                CASE WHEN {rated} THEN p.rating_min END AS rating_min,
                CASE WHEN {rated} THEN p.rating_max END AS rating_max,
                CASE WHEN {rated} THEN p.rating_response END AS rating_response,
-               {value} AS grp
-          FROM (SELECT activity_key, learner_key, min(first_at) AS first_at,
+               {_learner_group(among.group_by, params, "p.")} AS grp
+          FROM (SELECT store_id, activity_key, learner_key, min(first_at) AS first_at,
                        max(last_at) AS last_at, min(completed_at) AS completed_at,
                        bool_or(passed) AS passed, bool_or(failed) AS failed,
                        max(best_score) AS best_score, sum(duration_seconds) AS duration,
                        sum(sessions) AS sessions, sum(abandoned) AS abandoned
                   FROM analytics_hourly
-                 WHERE store_id = :store AND activity_key = ANY(CAST(:activities AS text[]))
+                 WHERE {stores} AND activity_key = ANY(CAST(:activities AS text[]))
                        {_window_sql(window, params)}
-                 GROUP BY activity_key, learner_key) AS w
-          JOIN analytics_progress p ON p.store_id = :store AND p.activity_key = w.activity_key
+                 GROUP BY store_id, activity_key, learner_key) AS w
+          JOIN analytics_progress p ON p.store_id = w.store_id AND p.activity_key = w.activity_key
                                    AND p.learner_key = w.learner_key"""
     if among.group_by != "cohort" and among.cohort is None:
         return base
@@ -1207,3 +1225,67 @@ async def learner_rows(conn: AsyncConnection, store_id: int, learners: list[str]
         {"store": store_id, "keys": [_key(k) for k in learners]},
     )
     return int(count.scalar_one())
+
+
+# --- regions (several member stores, each read in its own index range) ----------------------
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A region's figure for one group, with how many of its learners each member store gave
+    (what complementary suppression looks at)."""
+
+    figures: GroupFigures
+    per_store: dict[int, int]
+
+
+async def region_completion(
+    conn: AsyncConnection, stores: list[int], activity: str, window: Window, group_by: str | None
+) -> list[Shared]:
+    """Completion figures per group over the member stores' learners (a learner in two
+    stores counts in each), with each store's share of every group."""
+    if not stores:
+        return []
+    params: dict[str, Any] = {}
+    learners = _per_learner(stores, [activity], window, Among(group_by), params)
+    rows = (
+        await conn.execute(
+            text(f"""
+            SELECT grp, store_id, GROUPING(store_id) = 1 AS total, {_FIGURES}
+              FROM ({learners}) AS learners
+             GROUP BY GROUPING SETS ((grp), (grp, store_id))
+            """),
+            params,
+        )
+    ).all()
+    shares: dict[Any, dict[int, int]] = {}
+    for r in rows:
+        if not r.total:
+            shares.setdefault(r.grp, {})[r.store_id] = r.started
+    return [Shared(_group_figures(r), shares.get(r.grp, {})) for r in rows if r.total]
+
+
+async def region_activities(
+    conn: AsyncConnection, stores: list[int]
+) -> list[tuple[ActivitySummary, dict[int, int]]]:
+    """Every activity the member stores have figures for, summed over them, with each
+    store's learners."""
+    rows = await conn.execute(
+        text(
+            "SELECT store_id, activity_id, learners_started, learners_completed, duration_seconds"
+            " FROM analytics_activity"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND learners_started > 0"
+        ),
+        {"stores": stores},
+    )
+    totals: dict[str, list[Any]] = {}
+    for r in rows:
+        started, completed, duration, per_store = totals.setdefault(r.activity_id, [0, 0, 0.0, {}])
+        per_store[r.store_id] = r.learners_started
+        totals[r.activity_id] = [
+            started + r.learners_started,
+            completed + r.learners_completed,
+            duration + float(r.duration_seconds),
+            per_store,
+        ]
+    return [(ActivitySummary(a, t[0], t[1], t[2]), t[3]) for a, t in totals.items()]

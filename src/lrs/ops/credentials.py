@@ -79,6 +79,10 @@ async def create(
 ) -> NewCredential:
     """A new credential in ``store``; its secret is in the result, once."""
     scopes = check_scopes(scopes)
+    if "region/analytics" in scopes:
+        raise BadRequest(
+            "scopes: region/analytics belongs to a region; make it with `lrs region credentials`"
+        )
     if expires is not None and expires <= datetime.now(UTC):
         raise BadRequest(f"expires: {expires.isoformat()} has passed; give a time in the future")
     if key is not None and not KEY.fullmatch(key):

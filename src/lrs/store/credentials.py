@@ -34,6 +34,7 @@ class Credential:
     revoked: datetime | None
     store_settings: dict[str, Any]
     store_pseudonym_secret: bytes = b""
+    region_id: int | None = None  # a region credential's region
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def default_authority(key: str, label: str, home_page: str) -> dict[str, Any]:
 
 _SELECT = """
 SELECT c.store_id, c.key, c.secret_hash, c.label, c.scopes, c.authority, c.created, c.expires,
-       c.revoked, s.settings AS store_settings, s.pseudonym_secret
+       c.revoked, s.settings AS store_settings, s.pseudonym_secret, c.region_id
   FROM credentials c JOIN stores s ON s.id = c.store_id
 """
 
@@ -88,6 +89,7 @@ def _credential(r: Any) -> Credential:
         r.revoked,
         r.store_settings,
         bytes(r.pseudonym_secret),
+        r.region_id,
     )
 
 
@@ -105,6 +107,7 @@ async def create(
     expires: datetime | None = None,
     key: str | None = None,
     secret: str | None = None,
+    region_id: int | None = None,
 ) -> NewCredential:
     """A new credential; the secret is returned here once and stored only as a hash."""
     key = key or new_key()
@@ -112,8 +115,9 @@ async def create(
     authority = authority or default_authority(key, label, home_page)
     await conn.execute(
         text(
-            "INSERT INTO credentials (store_id, key, secret_hash, label, scopes, authority, expires)"
-            " VALUES (:store_id, :key, :hash, :label, :scopes, CAST(:authority AS jsonb), :expires)"
+            "INSERT INTO credentials"
+            " (store_id, key, secret_hash, label, scopes, authority, expires, region_id) VALUES"
+            " (:store_id, :key, :hash, :label, :scopes, CAST(:authority AS jsonb), :expires, :region)"
         ),
         {
             "store_id": store_id,
@@ -123,6 +127,7 @@ async def create(
             "scopes": sorted(set(scopes)),
             "authority": dumps(authority),
             "expires": expires,
+            "region": region_id,
         },
     )
     await notify(conn, key)

@@ -77,6 +77,8 @@ credentials = Table(
     Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires", DateTime(timezone=True)),
     Column("revoked", DateTime(timezone=True)),
+    # A region credential (scope region/analytics) reads that region's aggregates only.
+    Column("region_id", BigInteger, ForeignKey("regions.id", ondelete="CASCADE")),
     PrimaryKeyConstraint("store_id", "key"),
     UniqueConstraint("key", name="credentials_key_key"),
 )
@@ -506,4 +508,26 @@ retention_runs = Table(
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
     Column("last_run", DateTime(timezone=True), nullable=False),
     Column("deleted", BigInteger, nullable=False),
+)
+
+
+# Regions: named groups of stores that share aggregate figures, and nothing else. A store is
+# counted in its regions' answers only while its own setting `region_sharing` allows it.
+regions = Table(
+    "regions",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("min_group_size", Integer, nullable=False, server_default=text("5")),
+    Column("created", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("min_group_size >= 1", name="regions_min_group_size_check"),
+)
+
+region_members = Table(
+    "region_members",
+    metadata,
+    Column("region_id", BigInteger, ForeignKey("regions.id", ondelete="CASCADE"), nullable=False),
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("joined", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("region_id", "store_id"),
 )

@@ -1,0 +1,117 @@
+"""What a region asks: aggregates over its member stores, never anything per person.
+
+Every route needs a region credential (scope ``region/analytics``) of the region named in
+the path. Figures are read from each member store's rollups (one index range per store)
+and suppressed as within a store, with the region's minimum group size (never below any
+member's own) and complementary suppression across members.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lrs.analytics import metrics
+from lrs.analytics import reads as analytics_reads
+from lrs.analytics.api import Activity, Format, Since, Until, names_in, respond, window_of
+from lrs.api.auth import CallerDep
+from lrs.api.params import known_parameters
+from lrs.api.services import ServicesDep
+from lrs.ops import regions
+from lrs.ops.regions import Sharing
+from lrs.xapi.errors import BadRequest
+from lrs.xapi.validate import check_iri
+
+router = APIRouter(prefix="/regions", tags=["Regions"], dependencies=[Depends(known_parameters)])
+_ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "A parameter is malformed"},
+    401: {"description": "Missing or wrong credentials"},
+    403: {"description": "Not a credential of this region"},
+}
+
+
+def _about(region: Sharing) -> dict[str, Any]:
+    return {"region": region.region, "stores": len(region.store_ids), "min_group_size": region.min_group}
+
+
+def _group_by(group_by: str | None) -> str | None:
+    """A region groups by member store, or by a value statements give; cohorts are each
+    store's own and are not compared across stores."""
+    if group_by == "store":
+        return group_by
+    if group_by == "cohort":
+        raise BadRequest("group_by: cohorts are one store's; a region groups by store or a statement value")
+    metrics.check_group_by(group_by)
+    return group_by
+
+
+@router.get("/{name}/analytics/completion", responses=_ERRORS, summary="Completion across the region")
+async def completion(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    activity: Activity,
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = None,
+    group_by: Annotated[
+        str | None,
+        Query(
+            description="`store` compares the member stores side by side (each under the name it "
+            "allows, else as 'municipality N'); or platform, language, team, authority, homepage, "
+            "extension:<IRI> (what a learner's latest statement on the activity says)"
+        ),
+    ] = None,
+) -> Response:
+    check_iri(activity, "activity")
+    grouping = _group_by(group_by)
+    window = window_of(since, until)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        region = await regions.sharing(conn, who, name)
+        shared = await analytics_reads.region_completion(conn, region.store_ids, activity, window, grouping)
+        body = metrics.region_completion(activity, shared, grouping, region.min_group, region.shown_as)
+        return {**_about(region), **body}
+
+    body = await app.db.read(work)
+    return respond(request, body, fmt, body["groups"], None)
+
+
+@router.get("/{name}/analytics/activities", responses=_ERRORS, summary="Activities across the region")
+async def activities(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    fmt: Format = None,
+    sort: Annotated[
+        Literal[
+            "learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity"
+        ],
+        Query(),
+    ] = "learners_started",
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    async def work(conn: AsyncConnection) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+        region = await regions.sharing(conn, who, name)
+        summaries = await analytics_reads.region_activities(conn, region.store_ids)
+        body = metrics.region_activities(summaries, sort, order == "desc", limit, offset, region.min_group)
+        page = {row["activity"] for row in body["activities"]}
+        named: dict[str, dict[str, str]] = {}
+        for store_id in region.store_ids:
+            for activity, value in (await analytics_reads.activity_names(conn, store_id, page)).items():
+                named.setdefault(activity, value)
+        body = {**_about(region), **body}
+        return body, named
+
+    body, named = await app.db.read(work)
+    names = names_in(request, named)
+    for row in body["activities"]:
+        row["name"] = names.get(row["activity"])
+    return respond(request, body, fmt, body["activities"], None)

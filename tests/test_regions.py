@@ -1,0 +1,241 @@
+"""Regions over HTTP: three stores, two in a region and one not. The region's figures are the
+members' own figures added up; the third store never shows; consent and leaving take effect
+at once; suppression holds across stores, complementary suppression included; a region
+credential reads its region's aggregates and nothing else."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import COMPLETED, activity, agent, statement
+from tests.harness import Server, make_credential, new_store, rollups_folded, run_cli
+
+V2 = {"X-Experience-API-Version": "2.0.0"}
+ATTEMPTED = "http://adlnet.gov/expapi/verbs/attempted"
+
+
+def learners(course: str, completed: int, started_only: int, platform: str) -> list[dict[str, Any]]:
+    """Statements of ``completed`` learners who completed and ``started_only`` who only
+    attempted, each on ``platform``."""
+    out = []
+    for n in range(completed + started_only):
+        verb = COMPLETED if n < completed else ATTEMPTED
+        out.append(
+            statement(
+                actor=agent(),
+                verb=verb,
+                obj={"objectType": "Activity", "id": course},
+                result={"score": {"scaled": (n % 10) / 10}, "duration": f"PT{10 + n}M"},
+                context={"platform": platform},
+            )
+        )
+    return out
+
+
+async def fill(server: Server, store: str, body: list[dict[str, Any]]) -> None:
+    writer = make_credential(server.database_url, "statements/write", store)
+    async with httpx.AsyncClient(base_url=server.xapi, auth=writer.auth, headers=V2, timeout=30) as c:
+        r = await c.post("/statements", json=body)
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+async def region(server: Server) -> dict[str, Any]:
+    course = activity()["id"]
+    small = f"https://kurs.example.no/smaa/{uuid.uuid4().hex[:6]}"
+    names = {
+        "bergen": new_store(server.database_url, "bergen", min_group_size="1", region_sharing="true"),
+        "voss": new_store(server.database_url, "voss", min_group_size="1", region_sharing="true"),
+        "oslo": new_store(server.database_url, "oslo", min_group_size="1", region_sharing="true"),
+    }
+    run_cli(
+        server.database_url, "store", "settings", names["bergen"], "--set", 'region_display_name="Bergen"'
+    )
+    await fill(server, names["bergen"], learners(course, 6, 4, "app") + learners(small, 3, 0, "app"))
+    await fill(server, names["voss"], learners(course, 3, 3, "web") + learners(small, 1, 0, "web"))
+    await fill(server, names["oslo"], learners(course, 40, 0, "web") + learners(small, 2, 0, "web"))
+    await rollups_folded(server.database_url)
+    name = f"vest-{uuid.uuid4().hex[:6]}"
+    admin = make_credential(server.database_url, "admin")
+    async with httpx.AsyncClient(base_url=server.url, auth=admin.auth) as c:
+        assert (await c.post("/admin/regions", json={"name": name})).status_code == 201
+        for store in ("bergen", "voss"):
+            r = await c.put(f"/admin/regions/{name}/stores/{names[store]}")
+            assert r.status_code == 200, r.text
+        made = (await c.post(f"/admin/regions/{name}/credentials", json={"label": "fylket"})).json()
+    assert made["scopes"] == ["region/analytics"]
+    return {
+        "name": name,
+        "stores": names,
+        "course": course,
+        "small": small,
+        "auth": (made["key"], made["secret"]),
+        "admin": admin,
+    }
+
+
+async def ask(server: Server, auth: Any, path: str, **params: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, auth=auth, timeout=30) as c:
+        return await c.get(path, params=params)
+
+
+async def own(server: Server, store: str, path: str, **params: Any) -> dict[str, Any]:
+    analyst = make_credential(server.database_url, "analytics/read", store)
+    r = await ask(server, analyst.auth, "/analytics" + path, **params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def test_the_region_adds_up_its_members_and_nothing_else(server, region):
+    r = await ask(
+        server, region["auth"], f"/regions/{region['name']}/analytics/completion", activity=region["course"]
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["stores"], body["min_group_size"]) == (2, 5)
+    total = body["groups"][0]
+    members = [
+        (await own(server, region["stores"][s], "/completion", activity=region["course"]))["groups"][0]
+        for s in ("bergen", "voss")
+    ]
+    for figure in ("learners_started", "learners_completed", "learners_passed"):
+        assert total[figure] == sum(m[figure] for m in members), figure
+    assert total["learners_started"] == 16 and total["learners_completed"] == 9  # Oslo's 40 are not here
+    assert total["time_spent_seconds"]["total"] == sum(m["time_spent_seconds"]["total"] for m in members)
+    assert total["score"]["tenths"] == [
+        sum(t) for t in zip(*(m["score"]["tenths"] for m in members), strict=True)
+    ]
+    # Side by side: Bergen by the name it allows, Voss (no display name) as a municipality.
+    side = (
+        await ask(
+            server,
+            region["auth"],
+            f"/regions/{region['name']}/analytics/completion",
+            activity=region["course"],
+            group_by="store",
+        )
+    ).json()
+    assert {g["group"]: g["learners_started"] for g in side["groups"]} == {"Bergen": 10, "municipality 2": 6}
+    assert region["stores"]["voss"] not in json.dumps(side)
+    by_platform = (
+        await ask(
+            server,
+            region["auth"],
+            f"/regions/{region['name']}/analytics/completion",
+            activity=region["course"],
+            group_by="platform",
+        )
+    ).json()
+    assert {g["group"]: g["learners_started"] for g in by_platform["groups"]} == {"app": 10, "web": 6}
+    listed = (await ask(server, region["auth"], f"/regions/{region['name']}/analytics/activities")).json()
+    assert {a["activity"]: a["learners_started"] for a in listed["activities"]} == {region["course"]: 16}
+    # The small course has 3 + 1 learners: fewer than 5, suppressed and counted.
+    assert listed["suppressed_groups"] == 1
+    csv = await ask(
+        server,
+        region["auth"],
+        f"/regions/{region['name']}/analytics/completion",
+        activity=region["course"],
+        format="csv",
+    )
+    assert csv.headers["content-type"].startswith("text/csv") and "16" in csv.text
+
+
+async def test_suppression_holds_across_stores(server, region):
+    path = f"/regions/{region['name']}/analytics/completion"
+    small = (await ask(server, region["auth"], path, activity=region["small"])).json()
+    assert small["groups"] == [] and small["suppressed_groups"] == 1  # 3 + 1
+    # One more learner in Voss: 3 + 2 = 5 reaches the minimum, but Bergen, knowing its own 3,
+    # would learn Voss's 2 by subtraction (and Voss Bergen's 3): complementary suppression.
+    await fill(server, region["stores"]["voss"], learners(region["small"], 1, 0, "web"))
+    await rollups_folded(server.database_url)
+    five = (await ask(server, region["auth"], path, activity=region["small"])).json()
+    assert five["groups"] == [] and five["suppressed_groups"] == 1
+    # Grown to 3 + 6 = 9 (9 - 3 = 6 and 9 - 6 = 3): Bergen could still subtract its way to
+    # Voss's 6 (shown anyway), but Voss subtracting would leave Bergen's 3: still withheld.
+    await fill(server, region["stores"]["voss"], learners(region["small"], 4, 0, "web"))
+    await rollups_folded(server.database_url)
+    nine = (await ask(server, region["auth"], path, activity=region["small"])).json()
+    assert nine["groups"] == [] and nine["suppressed_groups"] == 1
+    # Bergen grows to 5: 5 + 6 = 11, each remainder at least 5: shown.
+    await fill(server, region["stores"]["bergen"], learners(region["small"], 2, 0, "app"))
+    await rollups_folded(server.database_url)
+    shown = (await ask(server, region["auth"], path, activity=region["small"])).json()
+    assert shown["suppressed_groups"] == 0 and shown["groups"][0]["learners_started"] == 11
+
+
+async def test_a_member_leaving_or_withdrawing_consent_disappears_at_once(server, region):
+    path = f"/regions/{region['name']}/analytics/completion"
+
+    async def started() -> int:
+        body = (await ask(server, region["auth"], path, activity=region["course"], group_by="store")).json()
+        return sum(g["learners_started"] for g in body["groups"])
+
+    assert await started() == 16
+    run_cli(
+        server.database_url, "store", "settings", region["stores"]["voss"], "--set", "region_sharing=false"
+    )
+    assert await started() == 10
+    run_cli(
+        server.database_url, "store", "settings", region["stores"]["voss"], "--set", "region_sharing=true"
+    )
+    assert await started() == 16
+    out = run_cli(server.database_url, "region", "leave", region["name"], region["stores"]["voss"], "--json")
+    assert json.loads(out.stdout)["members"] == region["stores"]["bergen"]
+    assert await started() == 10
+    # Joining needs the store's own consent.
+    run_cli(
+        server.database_url, "store", "settings", region["stores"]["oslo"], "--set", "region_sharing=false"
+    )
+    refused = run_cli(
+        server.database_url, "region", "join", region["name"], region["stores"]["oslo"], check=False
+    )
+    assert refused.returncode != 0 and "region_sharing" in refused.stderr
+    audit = (await ask(server, region["admin"].auth, "/admin/audit", store=region["stores"]["voss"])).json()
+    assert [e["action"] for e in audit][:3] == ["region.leave", "store.settings", "store.settings"]
+
+
+async def test_a_region_credential_reads_its_region_only(server, region):
+    key_auth = region["auth"]
+    other = f"annen-{uuid.uuid4().hex[:6]}"
+    run_cli(server.database_url, "region", "create", other)
+    r = await ask(server, key_auth, f"/regions/{other}/analytics/completion", activity=region["course"])
+    assert r.status_code == 403
+    r = await ask(
+        server,
+        key_auth,
+        f"/regions/{region['name']}/analytics/completion",
+        activity=region["course"],
+        group_by="cohort",
+    )
+    assert r.status_code == 400 and "group_by" in r.json()["message"]
+    r = await ask(
+        server,
+        key_auth,
+        f"/regions/{region['name']}/analytics/completion",
+        activity=region["course"],
+        cohort="x",
+    )
+    assert r.status_code == 400 and "cohort" in r.json()["message"]
+    # Analysts of a member store have no way into the region either.
+    analyst = make_credential(server.database_url, "analytics/read", region["stores"]["bergen"])
+    r = await ask(
+        server, analyst.auth, f"/regions/{region['name']}/analytics/completion", activity=region["course"]
+    )
+    assert r.status_code == 403
+    # A region credential cannot be made as a store credential.
+    refused = run_cli(
+        server.database_url, "credentials", "create", "--scopes", "region/analytics", check=False
+    )
+    assert refused.returncode != 0 and "region" in refused.stderr
+    # Deleting the region ends its credentials.
+    run_cli(server.database_url, "region", "delete", region["name"], "--yes")
+    r = await ask(
+        server, key_auth, f"/regions/{region['name']}/analytics/completion", activity=region["course"]
+    )
+    assert r.status_code in (401, 403)
