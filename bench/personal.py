@@ -45,6 +45,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"statements_target": args.statements}
     if args.database:
         url, admin_url = args.database, None
+        out["fill"] = "an earlier --keep run of this benchmark"
     else:
         url, admin_url = await asyncio.to_thread(create_database)
         print("database", url, flush=True)

@@ -6,7 +6,7 @@ subquery, ``_per_learner``; the questions that aggregate them include it whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.analytics.rollup import OVERALL
+from lrs.analytics.rollup import OVERALL, HourKey, LearnerKey
 from lrs.store import cohorts as cohort_store
 from lrs.store import costs
 from lrs.store.activities import get_many as definitions
@@ -751,11 +751,13 @@ class Reach:
     time_median: float | None = None
     ratings: int = 0
     rating_mean: float | None = None
+    # In a region: how many of ``learners`` each member store gave.
+    per_store: dict[int, int] = field(default_factory=dict, compare=False)
 
 
 async def reach(
     conn: AsyncConnection,
-    store_id: int,
+    store_id: int | list[int],
     parent: str,
     children: list[str],
     window: Window,
@@ -769,10 +771,14 @@ async def reach(
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"parent": _key(parent)}
     learners = _per_learner(store_id, [parent, *children], window, among, params)
-    rows = await conn.execute(
+    # In a region, each store's share of every step too (the rows whose store_id is set).
+    sets = "(c.grp, c.activity_key), (c.grp, c.activity_key, c.store_id)"
+    groups = f"GROUPING SETS ({sets})" if isinstance(store_id, list) else "c.grp, c.activity_key"
+    result = await conn.execute(
         text(f"""
         WITH learners AS ({learners})
-        SELECT c.grp, min(c.activity_id) AS activity, count(*) AS learners,
+        SELECT c.grp, {"c.store_id" if isinstance(store_id, list) else "NULL::bigint"} AS share_of,
+               min(c.activity_id) AS activity, count(*) AS learners,
                count(c.completed_at) AS completed,
                count(*) FILTER (WHERE c.passed) AS passed,
                count(*) FILTER (WHERE c.failed AND NOT c.passed) AS failed,
@@ -785,13 +791,19 @@ async def reach(
                    ORDER BY extract(epoch FROM c.first_at - coalesce(p.first_at, c.first_at))
                ) AS median_offset
           FROM learners c
-          LEFT JOIN (SELECT DISTINCT ON (learner_key) learner_key, first_at FROM learners
-                      WHERE activity_key = :parent) p ON p.learner_key = c.learner_key
+          LEFT JOIN (SELECT DISTINCT ON (store_id, learner_key) store_id, learner_key, first_at
+                       FROM learners WHERE activity_key = :parent) p
+                 ON p.store_id = c.store_id AND p.learner_key = c.learner_key
          WHERE c.activity_key <> :parent
-         GROUP BY c.grp, c.activity_key
+         GROUP BY {groups}
     """),
         params,
     )
+    rows = result.all()
+    shares: dict[tuple[Any, str], dict[int, int]] = {}
+    for r in rows:
+        if r.share_of is not None:
+            shares.setdefault((r.grp, r.activity), {})[r.share_of] = r.learners
     return [
         Reach(
             r.activity,
@@ -807,8 +819,10 @@ async def reach(
             r.time_median,
             r.ratings,
             r.rating_mean,
+            shares.get((r.grp, r.activity), {}),
         )
         for r in rows
+        if r.share_of is None
     ]
 
 
@@ -985,13 +999,15 @@ async def hours(
     return [Cell(r.weekday, r.hour_of_day, int(r.statements), r.learners, r.grp) for r in rows]
 
 
-async def child_activities(conn: AsyncConnection, store_id: int, parent: str) -> list[str]:
+async def child_activities(conn: AsyncConnection, store_id: int | list[int], parent: str) -> list[str]:
+    """The activities statements have shown under ``parent`` (in any of the stores)."""
+    stores = store_id if isinstance(store_id, list) else [store_id]
     rows = await conn.execute(
         text(
-            "SELECT child_id FROM analytics_children WHERE store_id = :store"
-            " AND parent_key = :parent ORDER BY child_id"
+            "SELECT DISTINCT child_id FROM analytics_children"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND parent_key = :parent ORDER BY child_id"
         ),
-        {"store": store_id, "parent": _key(parent)},
+        {"stores": stores, "parent": _key(parent)},
     )
     return [r.child_id for r in rows]
 
@@ -1191,9 +1207,13 @@ async def activity_names(
 
 
 # --- one learner (access and erasure requests) ----------------------------------------------
+# Found by the rollup keys the learner's own statements contribute to (analytics.rollup),
+# each a primary-key lookup: the rollups have no index by learner alone.
 
 
-async def learner_figures(conn: AsyncConnection, store_id: int, learners: list[str]) -> list[dict[str, Any]]:
+async def learner_figures(
+    conn: AsyncConnection, store_id: int, kept: list[LearnerKey]
+) -> list[dict[str, Any]]:
     """A learner's figures per activity, as the rollups hold them (for a copy of their data)."""
     rows = await conn.execute(
         text("""
@@ -1201,28 +1221,48 @@ async def learner_figures(conn: AsyncConnection, store_id: int, learners: list[s
                failed, best_score, duration_seconds, sessions, abandoned, rating_at,
                rating_scaled, rating_raw, rating_min, rating_max, rating_response
           FROM analytics_progress
-         WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])) AND activity_key <> ''
+         WHERE store_id = :store AND activity_key <> ''
+           AND (activity_key, learner_key) IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:l AS text[])))
          ORDER BY activity_id
         """),
-        {"store": store_id, "keys": [_key(k) for k in learners]},
+        {"store": store_id, "a": [_key(k.activity) for k in kept], "l": [_key(k.learner) for k in kept]},
     )
     return [dict(r._mapping) for r in rows]
 
 
-async def learner_rows(conn: AsyncConnection, store_id: int, learners: list[str]) -> int:
-    """How many rollup rows hold figures of these learners."""
+async def learner_rows(
+    conn: AsyncConnection, store_id: int, hourly: list[HourKey], kept: list[LearnerKey]
+) -> int:
+    """How many rollup rows hold figures of a learner: hourly and progress rows under these
+    keys, and their store-wide presence in the periods of those hours."""
+    overall = [k for k in hourly if k.activity == OVERALL]
     count = await conn.execute(
         text("""
-        SELECT (SELECT count(*) FROM analytics_progress
-                 WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])))
-             + (SELECT count(*) FROM analytics_presence
-                 WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[])))
-             + (SELECT count(*) FROM analytics_hourly h JOIN analytics_progress p
-                    ON p.store_id = h.store_id AND p.activity_key = h.activity_key
-                   AND p.learner_key = h.learner_key
-                 WHERE p.store_id = :store AND p.learner_key = ANY(CAST(:keys AS text[])))
+        SELECT (SELECT count(*) FROM analytics_hourly WHERE store_id = :store
+                   AND (activity_key, hour, learner_key) IN (SELECT * FROM unnest(
+                       CAST(:ha AS text[]), CAST(:hh AS timestamptz[]), CAST(:hl AS text[]))))
+             + (SELECT count(*) FROM analytics_progress WHERE store_id = :store
+                   AND (activity_key, learner_key) IN (SELECT * FROM unnest(
+                       CAST(:pa AS text[]), CAST(:pl AS text[]))))
+             + (SELECT count(*) FROM (
+                   SELECT DISTINCT p.kind, p.period, p.learner_key
+                     FROM unnest(CAST(:oh AS timestamptz[]), CAST(:ol AS text[])) AS u(hour, learner)
+                     JOIN analytics_zone z ON z.store_id = :store
+                     CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+                     JOIN analytics_presence p ON p.store_id = :store AND p.kind = k.kind
+                      AND p.period = analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone)
+                      AND p.learner_key = u.learner) AS presence)
         """),
-        {"store": store_id, "keys": [_key(k) for k in learners]},
+        {
+            "store": store_id,
+            "ha": [_key(k.activity) for k in hourly],
+            "hh": [k.hour for k in hourly],
+            "hl": [_key(k.learner) for k in hourly],
+            "pa": [_key(k.activity) for k in kept],
+            "pl": [_key(k.learner) for k in kept],
+            "oh": [k.hour for k in overall],
+            "ol": [_key(k.learner) for k in overall],
+        },
     )
     return int(count.scalar_one())
 

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import reads as analytics_reads
 from lrs.analytics import writes as analytics_writes
-from lrs.config import Settings, store_settings
+from lrs.analytics.rollup import HourKey, LearnerKey, contributions, per_learner
+from lrs.config import Settings, StoreSettings, store_settings
 from lrs.ops import removal
 from lrs.ops.caller import store_pseudonym
 from lrs.ops.forwarding import matches
@@ -65,6 +66,19 @@ def _in_store(person: Person, store: Store) -> Person:
     """In a pseudonymising store, the person is found under their pseudonyms."""
     pseudonym = store_pseudonym(store_settings(store.settings), store.pseudonym_secret)
     return person if pseudonym is None else person.also_as(pseudonym)
+
+
+def _rollup_keys(found: Found, person: Person, own: StoreSettings) -> tuple[list[HourKey], list[LearnerKey]]:
+    """The rollup rows that hold the person's figures: those their own statements (not
+    voided) contribute to, under their identifiers."""
+    rows = [
+        row
+        for h in found.theirs
+        if not h.voided
+        for row in contributions(h.statement, own)
+        if row.learner in person.keys
+    ]
+    return sorted({row.key for row in rows}), sorted({per_learner(row) for row in rows})
 
 
 @dataclass
@@ -168,7 +182,9 @@ async def erase(
             by_role={role: found.by_role[role] for role in ROLES if found.by_role[role]},
             documents=len(await document_store.of_agents(conn, target.id, keys)),
             attachments=len(orphans),
-            rollup_rows=await analytics_reads.learner_rows(conn, target.id, keys),
+            rollup_rows=await analytics_reads.learner_rows(
+                conn, target.id, *_rollup_keys(found, person, store_settings(target.settings))
+            ),
             cohort_memberships=len(await cohort_store.memberships_of(conn, target.id, keys)),
             forwarded_to=await _forwarded(conn, target.id, found.concerned),
         )
@@ -242,7 +258,8 @@ async def export(db: Database, actor: str, store: str, agents: list[dict[str, An
         found = await _find(conn, target.id, person)
         concerned = found.concerned
         documents = await document_store.of_agents(conn, target.id, keys)
-        figures = await analytics_reads.learner_figures(conn, target.id, keys)
+        _, progress_keys = _rollup_keys(found, person, store_settings(target.settings))
+        figures = await analytics_reads.learner_figures(conn, target.id, progress_keys)
         memberships = await cohort_store.memberships_of(conn, target.id, keys)
         stored = await attachment_store.find(conn, target.id, removal.declared_hashes(concerned))
         at = await db_now(conn)
