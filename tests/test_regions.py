@@ -239,3 +239,76 @@ async def test_a_region_credential_reads_its_region_only(server, region):
         server, key_auth, f"/regions/{region['name']}/analytics/completion", activity=region["course"]
     )
     assert r.status_code in (401, 403)
+
+
+def module_statements(course: str, modules: int, learners_n: int, hour: int) -> list[dict[str, Any]]:
+    """Each of ``learners_n`` learners completes the first module, every other one the rest
+    too, at ``hour`` (UTC) on 2026-11-02."""
+    out = []
+    for n in range(learners_n):
+        actor = agent()
+        for m in range(modules if n % 2 == 0 else 1):
+            out.append(
+                statement(
+                    actor=actor,
+                    verb=COMPLETED,
+                    obj={"objectType": "Activity", "id": f"{course}/modul/{m}"},
+                    context={"contextActivities": {"parent": [{"id": course}]}},
+                    timestamp=f"2026-11-02T{hour:02d}:{10 + m:02d}:00Z",
+                )
+            )
+    return out
+
+
+async def test_engagement_hours_and_elements_add_up_across_members(server, region):
+    course = f"https://kurs.example.no/moduler/{uuid.uuid4().hex[:6]}"
+    await fill(server, region["stores"]["bergen"], module_statements(course, 3, 10, hour=9))
+    await fill(server, region["stores"]["voss"], module_statements(course, 3, 10, hour=13))
+    await rollups_folded(server.database_url)
+    base = f"/regions/{region['name']}/analytics"
+
+    async def both(path: str, **params: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        r = await ask(server, region["auth"], base + path, **params)
+        assert r.status_code == 200, r.text
+        mine = [await own(server, region["stores"][s], path, **params) for s in ("bergen", "voss")]
+        return r.json(), mine
+
+    elements, mine = await both("/elements", activity=course)
+    reached = {e["activity"]: e["learners_reached"] for e in elements["elements"]}
+    assert reached == {
+        e["activity"]: e["learners_reached"] + f["learners_reached"]
+        for e, f in zip(mine[0]["elements"], mine[1]["elements"], strict=True)
+    }
+    assert reached[f"{course}/modul/0"] == 20 and reached[f"{course}/modul/2"] == 10
+    dropoff, _ = await both("/dropoff", activity=course)
+    assert [s["learners_reached"] for s in dropoff["steps"]] == [20, 10, 10]
+    hours, mine = await both("/engagement/hours", activity=course, tz="UTC")
+    active = {(c["weekday"], c["hour"]): c["active_learners"] for c in hours["cells"] if c["active_learners"]}
+    assert active == {(0, 9): 10, (0, 13): 10}
+    per_day, mine = await both(
+        "/engagement", activity=course, tz="UTC", since="2026-11-02T00:00:00Z", until="2026-11-03T00:00:00Z"
+    )
+    day = per_day["series"]
+    assert len(day) == 1 and (day[0]["active_learners"], day[0]["statements"]) == (20, 40)
+    for figure in ("active_learners", "statements", "completions", "time_spent_seconds"):
+        assert day[0][figure] == sum(m["series"][0][figure] for m in mine), figure
+
+
+async def test_small_cells_across_members_are_withheld_not_zero(server, region):
+    course = f"https://kurs.example.no/smaa-timer/{uuid.uuid4().hex[:6]}"
+    # 6 learners at 09 in Bergen, and 6 + 2 at 13 (Bergen's 6, Voss's 2): the 13 cell reaches
+    # 8, but Bergen could subtract its 6 and learn Voss's 2, so it is withheld.
+    await fill(server, region["stores"]["bergen"], module_statements(course, 1, 6, hour=9))
+    await fill(server, region["stores"]["bergen"], module_statements(course, 1, 6, hour=13))
+    await fill(server, region["stores"]["voss"], module_statements(course, 1, 2, hour=13))
+    await rollups_folded(server.database_url)
+    r = await ask(
+        server,
+        region["auth"],
+        f"/regions/{region['name']}/analytics/engagement/hours",
+        activity=course,
+        tz="UTC",
+    )
+    cells = {(c["weekday"], c["hour"]): c["active_learners"] for c in r.json()["cells"]}
+    assert cells[(0, 9)] == 6
+    assert (0, 13) not in cells and r.json()["suppressed_groups"] == 1

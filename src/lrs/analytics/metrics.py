@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -306,8 +306,10 @@ def engagement(
     until: datetime | None,
     min_group: int,
     starts: list[datetime] | None = None,
+    hidden: Collection[datetime] = (),
 ) -> dict[str, Any]:
-    """A series with every period in range; periods with 1..min-1 learners are suppressed.
+    """A series with every period in range; periods with 1..min-1 learners (or ``hidden``:
+    withheld for another reason) are suppressed.
 
     Without since and until, the range runs from the first period in ``starts`` (default:
     the rows') to the last, so that every group's series covers the same periods."""
@@ -328,7 +330,7 @@ def engagement(
     series, suppressed = [], 0
     for start in local:
         row = found.get(start)
-        if row is not None and 0 < row.active_learners < min_group:
+        if row is not None and (0 < row.active_learners < min_group or start in hidden):
             suppressed += 1
             continue
         series.append(
@@ -343,13 +345,16 @@ def engagement(
     return {"interval": interval, "tz": tz.key, "series": series, "suppressed_groups": suppressed}
 
 
-def hours(cells: list[Cell], tz: ZoneInfo, min_group: int) -> dict[str, Any]:
+def hours(
+    cells: list[Cell], tz: ZoneInfo, min_group: int, hidden: Collection[tuple[int, int]] = ()
+) -> dict[str, Any]:
+    """Every hour of the week; cells with 1..min-1 learners (or ``hidden``) are suppressed."""
     found = {(c.weekday, c.hour): c for c in cells}
     out, suppressed = [], 0
     for weekday in range(7):
         for hour in range(24):
             cell = found.get((weekday, hour))
-            if cell is not None and 0 < cell.active_learners < min_group:
+            if cell is not None and (0 < cell.active_learners < min_group or (weekday, hour) in hidden):
                 suppressed += 1
                 continue
             out.append(
@@ -546,6 +551,54 @@ def region_activities(
     body = activities(shown, sort, descending, limit, offset, min_group)
     body["suppressed_groups"] += len(summaries) - len(shown)
     return body
+
+
+def merged_cells(by_store: dict[int, list[Cell]], min_group: int) -> tuple[list[Cell], set[tuple[int, int]]]:
+    """The member stores' hours of the week added up, and the cells a member could subtract
+    its way into (to be withheld)."""
+    totals: dict[tuple[int, int], list[int]] = {}
+    shares: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
+    for store_id, cells in by_store.items():
+        for c in cells:
+            total = totals.setdefault((c.weekday, c.hour), [0, 0])
+            total[0] += c.statements
+            total[1] += c.active_learners
+            shares[(c.weekday, c.hour)][store_id] = c.active_learners
+    merged = [Cell(w, h, t[0], t[1]) for (w, h), t in totals.items()]
+    hidden = {k for k, t in totals.items() if withheld(t[1], shares[k], min_group)}
+    return merged, hidden
+
+
+def merged_periods(by_store: dict[int, list[Period]], min_group: int) -> tuple[list[Period], set[datetime]]:
+    """The member stores' periods added up, and those to withhold (see ``withheld``)."""
+    totals: dict[datetime, Period] = {}
+    shares: dict[datetime, dict[int, int]] = defaultdict(dict)
+    for store_id, rows in by_store.items():
+        for r in rows:
+            seen = totals.get(r.start)
+            totals[r.start] = (
+                r
+                if seen is None
+                else Period(
+                    r.start,
+                    seen.active_learners + r.active_learners,
+                    seen.statements + r.statements,
+                    seen.completions + r.completions,
+                    seen.duration + r.duration,
+                )
+            )
+            shares[r.start][store_id] = r.active_learners
+    hidden = {k for k, p in totals.items() if withheld(p.active_learners, shares[k], min_group)}
+    return list(totals.values()), hidden
+
+
+def shared_steps(
+    steps: list[tuple[Reach, str | None]], min_group: int
+) -> tuple[list[tuple[Reach, str | None]], int]:
+    """A region's steps of a course, without those a member could subtract its way into;
+    and how many were withheld so."""
+    kept = [s for s in steps if not withheld(s[0].learners, s[0].per_store, min_group)]
+    return kept, len(steps) - len(kept)
 
 
 def flatten(row: dict[Any, Any], prefix: str = "") -> dict[str, Any]:

@@ -9,6 +9,7 @@ member's own) and complementary suppression across members.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -16,11 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import metrics
 from lrs.analytics import reads as analytics_reads
-from lrs.analytics.api import Activity, Format, Since, Until, names_in, respond, window_of
+from lrs.analytics.api import (
+    Activity,
+    Format,
+    OptionalActivity,
+    Since,
+    Tz,
+    Until,
+    names_in,
+    respond,
+    window_of,
+)
+from lrs.analytics.reads import Reach, Window
 from lrs.api.auth import CallerDep
 from lrs.api.params import known_parameters
-from lrs.api.services import ServicesDep
+from lrs.api.services import Services, ServicesDep
 from lrs.ops import regions
+from lrs.ops.caller import Caller
 from lrs.ops.regions import Sharing
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.validate import check_iri
@@ -115,3 +128,125 @@ async def activities(
     for row in body["activities"]:
         row["name"] = names.get(row["activity"])
     return respond(request, body, fmt, body["activities"], None)
+
+
+def _zone(app: Services, tz: str | None) -> ZoneInfo:
+    name = tz or app.settings.default_timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"tz: {name!r} is not an IANA time zone name") from None
+
+
+@router.get("/{name}/analytics/engagement", responses=_ERRORS, summary="Activity over time across the region")
+async def engagement(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    activity: OptionalActivity = None,
+    interval: Annotated[Literal["day", "week", "month"], Query()] = "day",
+    since: Since = None,
+    until: Until = None,
+    tz: Tz = None,
+    fmt: Format = None,
+) -> Response:
+    if activity is not None:
+        check_iri(activity, "activity")
+    window, zone = window_of(since, until), _zone(app, tz)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        region = await regions.sharing(conn, who, name)
+        by_store = {}
+        for s in region.store_ids:
+            by_store[s] = await analytics_reads.engagement(conn, s, activity, interval, zone.key, window)
+        rows, hidden = metrics.merged_periods(by_store, region.min_group)
+        since, until = window.since, window.until
+        series = metrics.engagement(rows, interval, zone, since, until, region.min_group, hidden=hidden)
+        return {**_about(region), **series}
+
+    body = await app.db.read(work)
+    return respond(request, body, fmt, body["series"], None)
+
+
+@router.get("/{name}/analytics/engagement/hours", responses=_ERRORS, summary="When the region learns")
+async def engagement_hours(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    activity: OptionalActivity = None,
+    since: Since = None,
+    until: Until = None,
+    tz: Tz = None,
+    fmt: Format = None,
+) -> Response:
+    if activity is not None:
+        check_iri(activity, "activity")
+    window, zone = window_of(since, until), _zone(app, tz)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        region = await regions.sharing(conn, who, name)
+        by_store = {}
+        for s in region.store_ids:
+            by_store[s] = await analytics_reads.hours(conn, s, activity, zone.key, window)
+        cells, hidden = metrics.merged_cells(by_store, region.min_group)
+        return {**_about(region), **metrics.hours(cells, zone, region.min_group, hidden)}
+
+    body = await app.db.read(work)
+    return respond(request, body, fmt, body["cells"], None)
+
+
+async def _steps(
+    name: str, request: Request, app: Services, who: Caller, activity: str, window: Window
+) -> tuple[Sharing, list[tuple[Reach, str | None]], int]:
+    async def work(conn: AsyncConnection) -> tuple[Sharing, list[Reach], dict[str, dict[str, str]]]:
+        region = await regions.sharing(conn, who, name)
+        kids = await analytics_reads.child_activities(conn, region.store_ids, activity)
+        steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, window)
+        named: dict[str, dict[str, str]] = {}
+        for store_id in region.store_ids:
+            for child, value in (await analytics_reads.activity_names(conn, store_id, set(kids))).items():
+                named.setdefault(child, value)
+        return region, steps, named
+
+    region, steps, named = await app.db.read(work)
+    names = names_in(request, named)
+    kept, withheld = metrics.shared_steps([(s, names.get(s.activity)) for s in steps], region.min_group)
+    return region, kept, withheld
+
+
+@router.get("/{name}/analytics/dropoff", responses=_ERRORS, summary="Where the region's learners stop")
+async def dropoff(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    activity: Activity,
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = None,
+) -> Response:
+    check_iri(activity, "activity")
+    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until))
+    body = metrics.dropoff(activity, steps, region.min_group)
+    body = {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
+    return respond(request, body, fmt, body["steps"], None)
+
+
+@router.get("/{name}/analytics/elements", responses=_ERRORS, summary="Learning elements across the region")
+async def elements(
+    name: str,
+    request: Request,
+    app: ServicesDep,
+    who: CallerDep,
+    activity: Activity,
+    since: Since = None,
+    until: Until = None,
+    fmt: Format = None,
+) -> Response:
+    check_iri(activity, "activity")
+    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until))
+    body = metrics.elements(activity, steps, region.min_group)
+    body = {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
+    return respond(request, body, fmt, body["elements"], None)
