@@ -203,8 +203,8 @@ def _among(
 
 
 _PROGRESS_COLUMNS = (
-    "activity_key, activity_id, learner_key, learner, name, first_at, last_at, completed_at, passed,"
-    " failed, best_score, duration, sessions, abandoned, rating_at, rating_scaled, rating_raw,"
+    "store_id, activity_key, activity_id, learner_key, learner, name, first_at, last_at, completed_at,"
+    " passed, failed, best_score, duration, sessions, abandoned, rating_at, rating_scaled, rating_raw,"
     " rating_min, rating_max, rating_response"
 )
 
