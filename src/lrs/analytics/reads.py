@@ -924,11 +924,8 @@ def _whole_periods(window: Window, interval: str, tz: str) -> bool:
     return True
 
 
-async def _stored_periods(
-    conn: AsyncConnection, store_id: int, interval: str, tz: str, window: Window
-) -> list[Period]:
-    """Store-wide periods from the period figures kept on write."""
-    params: dict[str, Any] = {"store": store_id, "kind": interval, "tz": tz}
+def _period_bounds(window: Window, params: dict[str, Any]) -> str:
+    """SQL keeping the kept periods (``period`` of kind ``:kind`` in ``:tz``) in the window."""
     bounds = ""
     if window.since is not None:
         bounds += " AND period >= analytics_period_of(:kind, CAST(:since AS timestamptz) AT TIME ZONE :tz)"
@@ -936,6 +933,15 @@ async def _stored_periods(
     if window.until is not None:
         bounds += " AND period < analytics_period_of(:kind, CAST(:until AS timestamptz) AT TIME ZONE :tz)"
         params["until"] = window.until
+    return bounds
+
+
+async def _stored_periods(
+    conn: AsyncConnection, store_id: int, interval: str, tz: str, window: Window
+) -> list[Period]:
+    """Store-wide periods from the period figures kept on write."""
+    params: dict[str, Any] = {"store": store_id, "kind": interval, "tz": tz}
+    bounds = _period_bounds(window, params)
     rows = await conn.execute(
         text(f"""
         SELECT analytics_period_start(:kind, period)::timestamp AS period, learners, statements,
@@ -1288,21 +1294,21 @@ async def region_completion(
         return []
     params: dict[str, Any] = {}
     learners = _per_learner(stores, [activity], window, Among(group_by), params)
-    rows = (
-        await conn.execute(
-            text(f"""
-            SELECT grp, store_id, GROUPING(store_id) = 1 AS total, {_FIGURES}
-              FROM ({learners}) AS learners
-             GROUP BY GROUPING SETS ((grp), (grp, store_id))
-            """),
-            params,
-        )
-    ).all()
-    shares: dict[Any, dict[int, int]] = {}
-    for r in rows:
-        if not r.total:
-            shares.setdefault(r.grp, {})[r.store_id] = r.started
-    return [Shared(_group_figures(r), shares.get(r.grp, {})) for r in rows if r.total]
+    # Each store's share of a group is a plain count; the figures (percentiles) are taken
+    # once per group over all the members' rows.
+    rows = await conn.execute(
+        text(f"""
+        WITH learners AS MATERIALIZED ({learners}),
+             shares AS (SELECT grp, store_id, count(*) AS n FROM learners GROUP BY grp, store_id)
+        SELECT l.grp, {_FIGURES},
+               (SELECT json_object_agg(s.store_id, s.n) FROM shares s
+                 WHERE s.grp IS NOT DISTINCT FROM l.grp) AS shares
+          FROM learners l
+         GROUP BY l.grp
+        """),
+        params,
+    )
+    return [Shared(_group_figures(r), {int(k): v for k, v in (r.shares or {}).items()}) for r in rows]
 
 
 async def region_activities(
@@ -1329,3 +1335,107 @@ async def region_activities(
             per_store,
         ]
     return [(ActivitySummary(a, t[0], t[1], t[2]), t[3]) for a, t in totals.items()]
+
+
+async def _zoned(conn: AsyncConnection, stores: list[int], tz: str) -> list[int]:
+    """Those of the stores whose period figures are kept in ``tz``."""
+    rows = await conn.execute(
+        text(
+            "SELECT store_id FROM analytics_zone"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND zone = :tz"
+        ),
+        {"stores": stores, "tz": tz},
+    )
+    return [r.store_id for r in rows]
+
+
+async def region_engagement(
+    conn: AsyncConnection, stores: list[int], activity: str | None, interval: str, tz: str, window: Window
+) -> dict[int, list[Period]]:
+    """Each member store's periods (as ``engagement`` gives one store's), in one query per
+    kind of source: the kept period figures where a store keeps them in ``tz``, else its
+    hourly rows."""
+    stored: list[int] = []
+    if activity is None and _whole_periods(window, interval, tz):
+        stored = await _zoned(conn, stores, tz)
+    out: dict[int, list[Period]] = {s: [] for s in stores}
+    params: dict[str, Any] = {"kind": interval, "interval": interval, "tz": tz}
+    if stored:
+        bounds = _period_bounds(window, params)
+        rows = await conn.execute(
+            text(f"""
+            SELECT store_id, analytics_period_start(:kind, period)::timestamp AS period, learners,
+                   statements, completions, duration_seconds AS duration
+              FROM analytics_period
+             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0{bounds}
+            """),
+            {**params, "stored": stored},
+        )
+        for r in rows:
+            out[r.store_id].append(
+                Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration))
+            )
+    hourly = [s for s in stores if s not in set(stored)]
+    if hourly:
+        params.update(hourly=hourly, activity=_key(activity or OVERALL))
+        rows = await conn.execute(
+            text(f"""
+            SELECT h.store_id, h.period, count(*) AS learners, sum(h.statements) AS statements,
+                   sum(h.completions) AS completions, sum(h.duration) AS duration
+              FROM (SELECT store_id, learner_key, date_trunc(:interval, hour AT TIME ZONE :tz) AS period,
+                           sum(statements) AS statements, sum(completions) AS completions,
+                           sum(duration_seconds) AS duration
+                      FROM analytics_hourly
+                     WHERE store_id = ANY(CAST(:hourly AS bigint[])) AND activity_key = :activity
+                           {_window_sql(window, params)}
+                     GROUP BY 1, 2, 3) h
+             GROUP BY 1, 2
+            """),
+            params,
+        )
+        for r in rows:
+            out[r.store_id].append(
+                Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration))
+            )
+    return out
+
+
+async def region_hours(
+    conn: AsyncConnection, stores: list[int], activity: str | None, tz: str, window: Window
+) -> dict[int, list[Cell]]:
+    """Each member store's hours of the week (as ``hours`` gives one store's), in one query
+    per kind of source."""
+    stored = await _zoned(conn, stores, tz) if activity is None and window.unbounded else []
+    out: dict[int, list[Cell]] = {s: [] for s in stores}
+    if stored:
+        rows = await conn.execute(
+            text(
+                "SELECT store_id, period, statements, learners FROM analytics_period"
+                " WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = 'cell' AND learners > 0"
+            ),
+            {"stored": stored},
+        )
+        for r in rows:
+            out[r.store_id].append(Cell(r.period // 24, r.period % 24, int(r.statements), r.learners))
+    hourly = [s for s in stores if s not in set(stored)]
+    if hourly:
+        params: dict[str, Any] = {"hourly": hourly, "activity": _key(activity or OVERALL), "tz": tz}
+        rows = await conn.execute(
+            text(f"""
+            SELECT h.store_id, h.weekday, h.hour_of_day, sum(h.statements) AS statements,
+                   count(*) AS learners
+              FROM (SELECT store_id, learner_key,
+                           extract(isodow FROM hour AT TIME ZONE :tz)::int - 1 AS weekday,
+                           extract(hour FROM hour AT TIME ZONE :tz)::int AS hour_of_day,
+                           sum(statements) AS statements
+                      FROM analytics_hourly
+                     WHERE store_id = ANY(CAST(:hourly AS bigint[])) AND activity_key = :activity
+                           {_window_sql(window, params)}
+                     GROUP BY 1, 2, 3, 4) h
+             GROUP BY 1, 2, 3
+            """),
+            params,
+        )
+        for r in rows:
+            out[r.store_id].append(Cell(r.weekday, r.hour_of_day, int(r.statements), r.learners))
+    return out

@@ -50,6 +50,20 @@ def _about(region: Sharing) -> dict[str, Any]:
     return {"region": region.region, "stores": len(region.store_ids), "min_group_size": region.min_group}
 
 
+async def _names_of(
+    conn: AsyncConnection, region: Sharing, activities: set[str]
+) -> dict[str, dict[str, str]]:
+    """The activities' names as the first member store that names each gives them (members
+    that share a course usually name it alike, so most answers need one store)."""
+    named: dict[str, dict[str, str]] = {}
+    for store_id in region.store_ids:
+        wanted = activities - named.keys()
+        if not wanted:
+            break
+        named.update(await analytics_reads.activity_names(conn, store_id, wanted))
+    return named
+
+
 def _group_by(group_by: str | None) -> str | None:
     """A region groups by member store, or by a value statements give; cohorts are each
     store's own and are not compared across stores."""
@@ -115,11 +129,7 @@ async def activities(
         region = await regions.sharing(conn, who, name)
         summaries = await analytics_reads.region_activities(conn, region.store_ids)
         body = metrics.region_activities(summaries, sort, order == "desc", limit, offset, region.min_group)
-        page = {row["activity"] for row in body["activities"]}
-        named: dict[str, dict[str, str]] = {}
-        for store_id in region.store_ids:
-            for activity, value in (await analytics_reads.activity_names(conn, store_id, page)).items():
-                named.setdefault(activity, value)
+        named = await _names_of(conn, region, {row["activity"] for row in body["activities"]})
         body = {**_about(region), **body}
         return body, named
 
@@ -157,9 +167,9 @@ async def engagement(
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         region = await regions.sharing(conn, who, name)
-        by_store = {}
-        for s in region.store_ids:
-            by_store[s] = await analytics_reads.engagement(conn, s, activity, interval, zone.key, window)
+        by_store = await analytics_reads.region_engagement(
+            conn, region.store_ids, activity, interval, zone.key, window
+        )
         rows, hidden = metrics.merged_periods(by_store, region.min_group)
         since, until = window.since, window.until
         series = metrics.engagement(rows, interval, zone, since, until, region.min_group, hidden=hidden)
@@ -187,9 +197,7 @@ async def engagement_hours(
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         region = await regions.sharing(conn, who, name)
-        by_store = {}
-        for s in region.store_ids:
-            by_store[s] = await analytics_reads.hours(conn, s, activity, zone.key, window)
+        by_store = await analytics_reads.region_hours(conn, region.store_ids, activity, zone.key, window)
         cells, hidden = metrics.merged_cells(by_store, region.min_group)
         return {**_about(region), **metrics.hours(cells, zone, region.min_group, hidden)}
 
@@ -204,11 +212,7 @@ async def _steps(
         region = await regions.sharing(conn, who, name)
         kids = await analytics_reads.child_activities(conn, region.store_ids, activity)
         steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, window)
-        named: dict[str, dict[str, str]] = {}
-        for store_id in region.store_ids:
-            for child, value in (await analytics_reads.activity_names(conn, store_id, set(kids))).items():
-                named.setdefault(child, value)
-        return region, steps, named
+        return region, steps, await _names_of(conn, region, set(kids))
 
     region, steps, named = await app.db.read(work)
     names = names_in(request, named)
