@@ -1294,21 +1294,21 @@ async def region_completion(
         return []
     params: dict[str, Any] = {}
     learners = _per_learner(stores, [activity], window, Among(group_by), params)
-    # Each store's share of a group is a plain count; the figures (percentiles) are taken
-    # once per group over all the members' rows.
-    rows = await conn.execute(
-        text(f"""
-        WITH learners AS MATERIALIZED ({learners}),
-             shares AS (SELECT grp, store_id, count(*) AS n FROM learners GROUP BY grp, store_id)
-        SELECT l.grp, {_FIGURES},
-               (SELECT json_object_agg(s.store_id, s.n) FROM shares s
-                 WHERE s.grp IS NOT DISTINCT FROM l.grp) AS shares
-          FROM learners l
-         GROUP BY l.grp
-        """),
-        params,
-    )
-    return [Shared(_group_figures(r), {int(k): v for k, v in (r.shares or {}).items()}) for r in rows]
+    rows = (
+        await conn.execute(
+            text(f"""
+            SELECT grp, store_id, GROUPING(store_id) = 1 AS total, {_FIGURES}
+              FROM ({learners}) AS learners
+             GROUP BY GROUPING SETS ((grp), (grp, store_id))
+            """),
+            params,
+        )
+    ).all()
+    shares: dict[Any, dict[int, int]] = {}
+    for r in rows:
+        if not r.total:
+            shares.setdefault(r.grp, {})[r.store_id] = r.started
+    return [Shared(_group_figures(r), shares.get(r.grp, {})) for r in rows if r.total]
 
 
 async def region_activities(
@@ -1317,24 +1317,22 @@ async def region_activities(
     """Every activity the member stores have figures for, summed over them, with each
     store's learners."""
     rows = await conn.execute(
-        text(
-            "SELECT store_id, activity_id, learners_started, learners_completed, duration_seconds"
-            " FROM analytics_activity"
-            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND learners_started > 0"
-        ),
+        text("""
+        SELECT activity_id, sum(learners_started) AS started, sum(learners_completed) AS completed,
+               sum(duration_seconds) AS duration, json_object_agg(store_id, learners_started) AS shares
+          FROM analytics_activity
+         WHERE store_id = ANY(CAST(:stores AS bigint[])) AND learners_started > 0
+         GROUP BY activity_id
+        """),
         {"stores": stores},
     )
-    totals: dict[str, list[Any]] = {}
-    for r in rows:
-        started, completed, duration, per_store = totals.setdefault(r.activity_id, [0, 0, 0.0, {}])
-        per_store[r.store_id] = r.learners_started
-        totals[r.activity_id] = [
-            started + r.learners_started,
-            completed + r.learners_completed,
-            duration + float(r.duration_seconds),
-            per_store,
-        ]
-    return [(ActivitySummary(a, t[0], t[1], t[2]), t[3]) for a, t in totals.items()]
+    return [
+        (
+            ActivitySummary(r.activity_id, int(r.started), int(r.completed), float(r.duration)),
+            {int(k): v for k, v in r.shares.items()},
+        )
+        for r in rows
+    ]
 
 
 async def _zoned(conn: AsyncConnection, stores: list[int], tz: str) -> list[int]:
