@@ -312,3 +312,37 @@ async def test_small_cells_across_members_are_withheld_not_zero(server, region):
     cells = {(c["weekday"], c["hour"]): c["active_learners"] for c in r.json()["cells"]}
     assert cells[(0, 9)] == 6
     assert (0, 13) not in cells and r.json()["suppressed_groups"] == 1
+
+
+async def test_each_route_compares_members_side_by_side(server, region):
+    course = f"https://kurs.example.no/side/{uuid.uuid4().hex[:6]}"
+    # Every step of every store reaches the region's minimum (5), so each shows as in its store.
+    await fill(server, region["stores"]["bergen"], module_statements(course, 2, 10, hour=9))
+    await fill(server, region["stores"]["voss"], module_statements(course, 2, 12, hour=13))
+    await rollups_folded(server.database_url)
+    base = f"/regions/{region['name']}/analytics"
+    for path, params, key, figure in (
+        ("/elements", {"activity": course}, "elements", "learners_reached"),
+        ("/dropoff", {"activity": course}, "steps", "learners_reached"),
+        ("/engagement/hours", {"activity": course, "tz": "UTC"}, "cells", "active_learners"),
+        (
+            "/engagement",
+            {
+                "activity": course,
+                "tz": "UTC",
+                "since": "2026-11-02T00:00:00Z",
+                "until": "2026-11-03T00:00:00Z",
+            },
+            "series",
+            "active_learners",
+        ),
+    ):
+        r = await ask(server, region["auth"], base + path, group_by="store", **params)
+        assert r.status_code == 200, r.text
+        groups = {g["group"]: g[key] for g in r.json()["groups"]}
+        assert set(groups) == {"Bergen", "municipality 2"}
+        for shown, store in (("Bergen", "bergen"), ("municipality 2", "voss")):
+            mine = (await own(server, region["stores"][store], path, **params))[key]
+            assert [row[figure] for row in groups[shown]] == [row[figure] for row in mine], (path, shown)
+    r = await ask(server, region["auth"], base + "/elements", activity=course, group_by="platform")
+    assert r.status_code == 400 and "group_by" in r.json()["message"]

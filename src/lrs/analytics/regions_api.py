@@ -8,6 +8,8 @@ member's own) and complementary suppression across members.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +30,7 @@ from lrs.analytics.api import (
     respond,
     window_of,
 )
-from lrs.analytics.reads import Reach, Window
+from lrs.analytics.reads import EVERYONE, Among, Period, Reach, Window
 from lrs.api.auth import CallerDep
 from lrs.api.params import known_parameters
 from lrs.api.services import Services, ServicesDep
@@ -62,6 +64,16 @@ async def _names_of(
             break
         named.update(await analytics_reads.activity_names(conn, store_id, wanted))
     return named
+
+
+ByStore = Annotated[
+    Literal["store"] | None,
+    Query(description="`store`: each member store's own figures side by side, under the name it allows"),
+]
+
+
+def _by_store(group_by: str | None) -> bool:
+    return group_by == "store"
 
 
 def _group_by(group_by: str | None) -> str | None:
@@ -160,23 +172,35 @@ async def engagement(
     until: Until = None,
     tz: Tz = None,
     fmt: Format = None,
+    group_by: ByStore = None,
 ) -> Response:
     if activity is not None:
         check_iri(activity, "activity")
     window, zone = window_of(since, until), _zone(app, tz)
+    by = _by_store(group_by)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         region = await regions.sharing(conn, who, name)
         by_store = await analytics_reads.region_engagement(
             conn, region.store_ids, activity, interval, zone.key, window
         )
-        rows, hidden = metrics.merged_periods(by_store, region.min_group)
-        since, until = window.since, window.until
-        series = metrics.engagement(rows, interval, zone, since, until, region.min_group, hidden=hidden)
-        return {**_about(region), **series}
+        since, until, least = window.since, window.until, region.min_group
+        if by:
+            rows = [replace(p, group=region.shown_as[s]) for s, found in by_store.items() for p in found]
+            starts = [p.start for p in rows]
+
+            def series(found: list[Period]) -> dict[str, Any]:
+                return metrics.engagement(found, interval, zone, since, until, least, starts)
+
+            body = metrics.by_group(rows, lambda p: p.group, series, "series")
+            return {**_about(region), "interval": interval, "tz": zone.key, **body}
+        merged, hidden = metrics.merged_periods(by_store, least)
+        total = metrics.engagement(merged, interval, zone, since, until, least, hidden=hidden)
+        return {**_about(region), **total}
 
     body = await app.db.read(work)
-    return respond(request, body, fmt, body["series"], None)
+    rows = metrics.group_rows(body, "series") if by else body["series"]
+    return respond(request, body, fmt, rows, None)
 
 
 @router.get("/{name}/analytics/engagement/hours", responses=_ERRORS, summary="When the region learns")
@@ -190,34 +214,69 @@ async def engagement_hours(
     until: Until = None,
     tz: Tz = None,
     fmt: Format = None,
+    group_by: ByStore = None,
 ) -> Response:
     if activity is not None:
         check_iri(activity, "activity")
     window, zone = window_of(since, until), _zone(app, tz)
+    by = _by_store(group_by)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         region = await regions.sharing(conn, who, name)
         by_store = await analytics_reads.region_hours(conn, region.store_ids, activity, zone.key, window)
-        cells, hidden = metrics.merged_cells(by_store, region.min_group)
-        return {**_about(region), **metrics.hours(cells, zone, region.min_group, hidden)}
+        least = region.min_group
+        if by:
+            cells = [replace(c, group=region.shown_as[s]) for s, found in by_store.items() for c in found]
+            body = metrics.by_group(
+                cells, lambda c: c.group, lambda found: metrics.hours(found, zone, least), "cells"
+            )
+            return {**_about(region), "tz": zone.key, **body}
+        merged, hidden = metrics.merged_cells(by_store, least)
+        return {**_about(region), **metrics.hours(merged, zone, least, hidden)}
 
     body = await app.db.read(work)
-    return respond(request, body, fmt, body["cells"], None)
+    rows = metrics.group_rows(body, "cells") if by else body["cells"]
+    return respond(request, body, fmt, rows, None)
 
 
 async def _steps(
-    name: str, request: Request, app: Services, who: Caller, activity: str, window: Window
+    name: str, request: Request, app: Services, who: Caller, activity: str, window: Window, by: bool
 ) -> tuple[Sharing, list[tuple[Reach, str | None]], int]:
+    """The course's steps across the region (with ``by``: per member store, each store's
+    own figures, grouped under the name the region shows it by)."""
+
     async def work(conn: AsyncConnection) -> tuple[Sharing, list[Reach], dict[str, dict[str, str]]]:
         region = await regions.sharing(conn, who, name)
         kids = await analytics_reads.child_activities(conn, region.store_ids, activity)
-        steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, window)
+        among = Among("store") if by else EVERYONE
+        steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, window, among)
         return region, steps, await _names_of(conn, region, set(kids))
 
     region, steps, named = await app.db.read(work)
     names = names_in(request, named)
+    if by:
+        shown = [(replace(s, group=region.shown_as[int(s.group)]), names.get(s.activity)) for s in steps]
+        return region, shown, 0
     kept, withheld = metrics.shared_steps([(s, names.get(s.activity)) for s in steps], region.min_group)
     return region, kept, withheld
+
+
+def _per_step(
+    region: Sharing,
+    activity: str,
+    steps: list[tuple[Reach, str | None]],
+    withheld: int,
+    shape: Callable[..., dict[str, Any]],
+    key: str,
+    by: bool,
+) -> dict[str, Any]:
+    if by:
+        body = metrics.by_group(
+            steps, lambda s: s[0].group, lambda found: shape(activity, found, region.min_group), key
+        )
+        return {**_about(region), "activity": activity, **body}
+    body = shape(activity, steps, region.min_group)
+    return {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
 
 
 @router.get("/{name}/analytics/dropoff", responses=_ERRORS, summary="Where the region's learners stop")
@@ -230,12 +289,13 @@ async def dropoff(
     since: Since = None,
     until: Until = None,
     fmt: Format = None,
+    group_by: ByStore = None,
 ) -> Response:
     check_iri(activity, "activity")
-    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until))
-    body = metrics.dropoff(activity, steps, region.min_group)
-    body = {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
-    return respond(request, body, fmt, body["steps"], None)
+    by = _by_store(group_by)
+    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until), by)
+    body = _per_step(region, activity, steps, withheld, metrics.dropoff, "steps", by)
+    return respond(request, body, fmt, metrics.group_rows(body, "steps") if by else body["steps"], None)
 
 
 @router.get("/{name}/analytics/elements", responses=_ERRORS, summary="Learning elements across the region")
@@ -248,9 +308,10 @@ async def elements(
     since: Since = None,
     until: Until = None,
     fmt: Format = None,
+    group_by: ByStore = None,
 ) -> Response:
     check_iri(activity, "activity")
-    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until))
-    body = metrics.elements(activity, steps, region.min_group)
-    body = {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
-    return respond(request, body, fmt, body["elements"], None)
+    by = _by_store(group_by)
+    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until), by)
+    body = _per_step(region, activity, steps, withheld, metrics.elements, "elements", by)
+    return respond(request, body, fmt, metrics.group_rows(body, "elements") if by else body["elements"], None)
