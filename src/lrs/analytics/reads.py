@@ -1319,7 +1319,8 @@ async def region_activities(
     rows = await conn.execute(
         text("""
         SELECT activity_id, sum(learners_started) AS started, sum(learners_completed) AS completed,
-               sum(duration_seconds) AS duration, json_object_agg(store_id, learners_started) AS shares
+               sum(duration_seconds) AS duration, array_agg(store_id) AS stores,
+               array_agg(learners_started) AS shares
           FROM analytics_activity
          WHERE store_id = ANY(CAST(:stores AS bigint[])) AND learners_started > 0
          GROUP BY activity_id
@@ -1329,7 +1330,7 @@ async def region_activities(
     return [
         (
             ActivitySummary(r.activity_id, int(r.started), int(r.completed), float(r.duration)),
-            {int(k): v for k, v in r.shares.items()},
+            dict(zip(r.stores, r.shares, strict=True)),
         )
         for r in rows
     ]
