@@ -60,6 +60,14 @@ Format = Annotated[
     Query(alias="format", description="`csv` for CSV of the same rows (or send Accept: text/csv)."),
 ]
 Activity = Annotated[str, Query(description="The activity IRI.")]
+# How an activity list is sorted and paged.
+ActivitySort = Annotated[
+    Literal["learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity"],
+    Query(),
+]
+Order = Annotated[Literal["asc", "desc"], Query()]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
 _ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "A parameter is malformed"},
     401: {"description": "Missing or wrong credentials"},
@@ -94,7 +102,11 @@ def window_of(since: str | None, until: str | None) -> Window:
 
 
 def _tz(app: Services, who: Caller, tz: str | None) -> ZoneInfo:
-    name = tz or who.settings.zone(app.settings.default_timezone)
+    return zone_named(tz or who.settings.zone(app.settings.default_timezone))
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The time zone a ``tz`` parameter names; 400 for a name that is not one."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -123,6 +135,13 @@ def respond(
     if wants_csv:
         return Response(metrics.to_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
     return json_response({**body, "as_of": stamp}, headers=headers)
+
+
+def rows_of(body: dict[str, Any], rows_key: str) -> list[dict[str, Any]]:
+    """The rows a CSV answer holds: those under ``rows_key``, or (grouped) each group's,
+    led by its group."""
+    grouped = "groups" in body and rows_key != "groups"
+    return metrics.group_rows(body, rows_key) if grouped else list(body[rows_key])
 
 
 def names_in(request: Request, named: dict[str, dict[str, str]]) -> dict[str, str | None]:
@@ -169,10 +188,9 @@ class Ask:
     ) -> Response:
         """JSON of ``body``, or CSV of ``rows`` (default: its rows under ``rows_key``; grouped,
         each led by its group)."""
-        if rows is None:
-            grouped = "groups" in body and rows_key != "groups"
-            rows = metrics.group_rows(body, rows_key) if grouped else body[rows_key]
-        return respond(self.request, body, self.fmt, rows, self.as_of)
+        return respond(
+            self.request, body, self.fmt, rows_of(body, rows_key) if rows is None else rows, self.as_of
+        )
 
     @property
     def min_group(self) -> int:
@@ -419,15 +437,10 @@ async def learners(ask: LearnersAskDep, activity: Activity) -> Response:
 @router.get("/activities", responses=_ERRORS, summary="Activities with their figures")
 async def activities(
     ask: AskDep,
-    sort: Annotated[
-        Literal[
-            "learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity"
-        ],
-        Query(),
-    ] = "learners_started",
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    sort: ActivitySort = "learners_started",
+    order: Order = "desc",
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Response:
     store_id = ask.who.store_id
 

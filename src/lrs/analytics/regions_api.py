@@ -8,10 +8,9 @@ member's own) and complementary suppression across members.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -21,14 +20,20 @@ from lrs.analytics import metrics
 from lrs.analytics import reads as analytics_reads
 from lrs.analytics.api import (
     Activity,
+    ActivitySort,
     Format,
+    Limit,
+    Offset,
     OptionalActivity,
+    Order,
     Since,
     Tz,
     Until,
     names_in,
     respond,
+    rows_of,
     window_of,
+    zone_named,
 )
 from lrs.analytics.reads import EVERYONE, Among, Period, Reach, Window
 from lrs.api.auth import CallerDep
@@ -40,6 +45,7 @@ from lrs.ops.regions import Sharing
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.validate import check_iri
 
+T = TypeVar("T")
 router = APIRouter(prefix="/regions", tags=["Regions"], dependencies=[Depends(known_parameters)])
 _ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "A parameter is malformed"},
@@ -52,12 +58,13 @@ def _about(region: Sharing) -> dict[str, Any]:
     return {"region": region.region, "stores": len(region.store_ids), "min_group_size": region.min_group}
 
 
-async def _names_of(
-    conn: AsyncConnection, region: Sharing, activities: set[str]
-) -> dict[str, dict[str, str]]:
+Named = dict[str, dict[str, str]]  # activity IRI: its name, a language map
+
+
+async def _names_of(conn: AsyncConnection, region: Sharing, activities: set[str]) -> Named:
     """The activities' names as the first member store that names each gives them (members
     that share a course usually name it alike, so most answers need one store)."""
-    named: dict[str, dict[str, str]] = {}
+    named: Named = {}
     for store_id in region.store_ids:
         wanted = activities - named.keys()
         if not wanted:
@@ -87,16 +94,57 @@ def _group_by(group_by: str | None) -> str | None:
     return group_by
 
 
-@router.get("/{name}/analytics/completion", responses=_ERRORS, summary="Completion across the region")
-async def completion(
+@dataclass
+class RegionAsk:
+    """What every region request shares: who asks about which region, the window and the
+    format."""
+
+    request: Request
+    app: Services
+    who: Caller
+    name: str
+    window: Window
+    fmt: str | None
+
+    async def read(self, work: Callable[[AsyncConnection, Sharing], Awaitable[T]]) -> T:
+        """``work`` in one read transaction, with the region as it stands (403 unless the
+        credential is this region's)."""
+
+        async def in_region(conn: AsyncConnection) -> T:
+            return await work(conn, await regions.sharing(conn, self.who, self.name))
+
+        return await self.app.db.read(in_region)
+
+    def respond(self, body: dict[str, Any], rows_key: str) -> Response:
+        return respond(self.request, body, self.fmt, rows_of(body, rows_key), None)
+
+
+async def _in_window(
     name: str,
     request: Request,
     app: ServicesDep,
     who: CallerDep,
-    activity: Activity,
     since: Since = None,
     until: Until = None,
     fmt: Format = None,
+) -> RegionAsk:
+    return RegionAsk(request, app, who, name, window_of(since, until), fmt)
+
+
+async def _all_time(
+    name: str, request: Request, app: ServicesDep, who: CallerDep, fmt: Format = None
+) -> RegionAsk:
+    return RegionAsk(request, app, who, name, Window(None, None), fmt)
+
+
+InWindow = Annotated[RegionAsk, Depends(_in_window)]
+AllTime = Annotated[RegionAsk, Depends(_all_time)]
+
+
+@router.get("/{name}/analytics/completion", responses=_ERRORS, summary="Completion across the region")
+async def completion(
+    ask: InWindow,
+    activity: Activity,
     group_by: Annotated[
         str | None,
         Query(
@@ -108,84 +156,56 @@ async def completion(
 ) -> Response:
     check_iri(activity, "activity")
     grouping = _group_by(group_by)
-    window = window_of(since, until)
 
-    async def work(conn: AsyncConnection) -> dict[str, Any]:
-        region = await regions.sharing(conn, who, name)
-        shared = await analytics_reads.region_completion(conn, region.store_ids, activity, window, grouping)
+    async def work(conn: AsyncConnection, region: Sharing) -> dict[str, Any]:
+        stores = region.store_ids
+        shared = await analytics_reads.region_completion(conn, stores, activity, ask.window, grouping)
         body = metrics.region_completion(activity, shared, grouping, region.min_group, region.shown_as)
         return {**_about(region), **body}
 
-    body = await app.db.read(work)
-    return respond(request, body, fmt, body["groups"], None)
+    return ask.respond(await ask.read(work), "groups")
 
 
 @router.get("/{name}/analytics/activities", responses=_ERRORS, summary="Activities across the region")
 async def activities(
-    name: str,
-    request: Request,
-    app: ServicesDep,
-    who: CallerDep,
-    fmt: Format = None,
-    sort: Annotated[
-        Literal[
-            "learners_started", "learners_completed", "completion_rate", "time_spent_seconds", "activity"
-        ],
-        Query(),
-    ] = "learners_started",
-    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    ask: AllTime,
+    sort: ActivitySort = "learners_started",
+    order: Order = "desc",
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Response:
-    async def work(conn: AsyncConnection) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
-        region = await regions.sharing(conn, who, name)
+    async def work(conn: AsyncConnection, region: Sharing) -> tuple[dict[str, Any], Named]:
         summaries = await analytics_reads.region_activities(conn, region.store_ids)
         body = metrics.region_activities(summaries, sort, order == "desc", limit, offset, region.min_group)
         named = await _names_of(conn, region, {row["activity"] for row in body["activities"]})
-        body = {**_about(region), **body}
-        return body, named
+        return {**_about(region), **body}, named
 
-    body, named = await app.db.read(work)
-    names = names_in(request, named)
+    body, named = await ask.read(work)
+    names = names_in(ask.request, named)
     for row in body["activities"]:
         row["name"] = names.get(row["activity"])
-    return respond(request, body, fmt, body["activities"], None)
-
-
-def _zone(app: Services, tz: str | None) -> ZoneInfo:
-    name = tz or app.settings.default_timezone
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"tz: {name!r} is not an IANA time zone name") from None
+    return ask.respond(body, "activities")
 
 
 @router.get("/{name}/analytics/engagement", responses=_ERRORS, summary="Activity over time across the region")
 async def engagement(
-    name: str,
-    request: Request,
-    app: ServicesDep,
-    who: CallerDep,
+    ask: InWindow,
     activity: OptionalActivity = None,
     interval: Annotated[Literal["day", "week", "month"], Query()] = "day",
-    since: Since = None,
-    until: Until = None,
     tz: Tz = None,
-    fmt: Format = None,
     group_by: ByStore = None,
 ) -> Response:
     if activity is not None:
         check_iri(activity, "activity")
-    window, zone = window_of(since, until), _zone(app, tz)
-    by = _by_store(group_by)
+    zone = zone_named(tz or ask.app.settings.default_timezone)
+    since, until = ask.window.since, ask.window.until
 
-    async def work(conn: AsyncConnection) -> dict[str, Any]:
-        region = await regions.sharing(conn, who, name)
+    async def work(conn: AsyncConnection, region: Sharing) -> dict[str, Any]:
         by_store = await analytics_reads.region_engagement(
-            conn, region.store_ids, activity, interval, zone.key, window
+            conn, region.store_ids, activity, interval, zone.key, ask.window
         )
-        since, until, least = window.since, window.until, region.min_group
-        if by:
+        least = region.min_group
+        if _by_store(group_by):
             rows = [replace(p, group=region.shown_as[s]) for s, found in by_store.items() for p in found]
             starts = [p.start for p in rows]
 
@@ -198,34 +218,21 @@ async def engagement(
         total = metrics.engagement(merged, interval, zone, since, until, least, hidden=hidden)
         return {**_about(region), **total}
 
-    body = await app.db.read(work)
-    rows = metrics.group_rows(body, "series") if by else body["series"]
-    return respond(request, body, fmt, rows, None)
+    return ask.respond(await ask.read(work), "series")
 
 
 @router.get("/{name}/analytics/engagement/hours", responses=_ERRORS, summary="When the region learns")
 async def engagement_hours(
-    name: str,
-    request: Request,
-    app: ServicesDep,
-    who: CallerDep,
-    activity: OptionalActivity = None,
-    since: Since = None,
-    until: Until = None,
-    tz: Tz = None,
-    fmt: Format = None,
-    group_by: ByStore = None,
+    ask: InWindow, activity: OptionalActivity = None, tz: Tz = None, group_by: ByStore = None
 ) -> Response:
     if activity is not None:
         check_iri(activity, "activity")
-    window, zone = window_of(since, until), _zone(app, tz)
-    by = _by_store(group_by)
+    zone = zone_named(tz or ask.app.settings.default_timezone)
 
-    async def work(conn: AsyncConnection) -> dict[str, Any]:
-        region = await regions.sharing(conn, who, name)
-        by_store = await analytics_reads.region_hours(conn, region.store_ids, activity, zone.key, window)
+    async def work(conn: AsyncConnection, region: Sharing) -> dict[str, Any]:
+        by_store = await analytics_reads.region_hours(conn, region.store_ids, activity, zone.key, ask.window)
         least = region.min_group
-        if by:
+        if _by_store(group_by):
             cells = [replace(c, group=region.shown_as[s]) for s, found in by_store.items() for c in found]
             body = metrics.by_group(
                 cells, lambda c: c.group, lambda found: metrics.hours(found, zone, least), "cells"
@@ -234,84 +241,44 @@ async def engagement_hours(
         merged, hidden = metrics.merged_cells(by_store, least)
         return {**_about(region), **metrics.hours(merged, zone, least, hidden)}
 
-    body = await app.db.read(work)
-    rows = metrics.group_rows(body, "cells") if by else body["cells"]
-    return respond(request, body, fmt, rows, None)
+    return ask.respond(await ask.read(work), "cells")
 
 
-async def _steps(
-    name: str, request: Request, app: Services, who: Caller, activity: str, window: Window, by: bool
-) -> tuple[Sharing, list[tuple[Reach, str | None]], int]:
-    """The course's steps across the region (with ``by``: per member store, each store's
-    own figures, grouped under the name the region shows it by)."""
+async def _per_step(
+    ask: RegionAsk, activity: str, group_by: str | None, shape: Callable[..., dict[str, Any]], key: str
+) -> Response:
+    """A course's steps across the region, shaped as drop-off or elements (with
+    ``group_by=store``: each member store's own figures, under the name the region shows it
+    by)."""
+    check_iri(activity, "activity")
+    by = _by_store(group_by)
 
-    async def work(conn: AsyncConnection) -> tuple[Sharing, list[Reach], dict[str, dict[str, str]]]:
-        region = await regions.sharing(conn, who, name)
+    async def work(conn: AsyncConnection, region: Sharing) -> tuple[Sharing, list[Reach], Named]:
         kids = await analytics_reads.child_activities(conn, region.store_ids, activity)
         among = Among("store") if by else EVERYONE
-        steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, window, among)
+        steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, ask.window, among)
         return region, steps, await _names_of(conn, region, set(kids))
 
-    region, steps, named = await app.db.read(work)
-    names = names_in(request, named)
+    region, steps, named = await ask.read(work)
+    names = names_in(ask.request, named)
+    least = region.min_group
     if by:
         shown = [(replace(s, group=region.shown_as[int(s.group)]), names.get(s.activity)) for s in steps]
-        return region, shown, 0
-    kept, withheld = metrics.shared_steps([(s, names.get(s.activity)) for s in steps], region.min_group)
-    return region, kept, withheld
-
-
-def _per_step(
-    region: Sharing,
-    activity: str,
-    steps: list[tuple[Reach, str | None]],
-    withheld: int,
-    shape: Callable[..., dict[str, Any]],
-    key: str,
-    by: bool,
-) -> dict[str, Any]:
-    if by:
-        body = metrics.by_group(
-            steps, lambda s: s[0].group, lambda found: shape(activity, found, region.min_group), key
+        grouped = metrics.by_group(
+            shown, lambda s: s[0].group, lambda found: shape(activity, found, least), key
         )
-        return {**_about(region), "activity": activity, **body}
-    body = shape(activity, steps, region.min_group)
-    return {**_about(region), **body, "suppressed_groups": body["suppressed_groups"] + withheld}
+        return ask.respond({**_about(region), "activity": activity, **grouped}, key)
+    kept, withheld = metrics.shared_steps([(s, names.get(s.activity)) for s in steps], least)
+    body = shape(activity, kept, least)
+    body["suppressed_groups"] += withheld
+    return ask.respond({**_about(region), **body}, key)
 
 
 @router.get("/{name}/analytics/dropoff", responses=_ERRORS, summary="Where the region's learners stop")
-async def dropoff(
-    name: str,
-    request: Request,
-    app: ServicesDep,
-    who: CallerDep,
-    activity: Activity,
-    since: Since = None,
-    until: Until = None,
-    fmt: Format = None,
-    group_by: ByStore = None,
-) -> Response:
-    check_iri(activity, "activity")
-    by = _by_store(group_by)
-    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until), by)
-    body = _per_step(region, activity, steps, withheld, metrics.dropoff, "steps", by)
-    return respond(request, body, fmt, metrics.group_rows(body, "steps") if by else body["steps"], None)
+async def dropoff(ask: InWindow, activity: Activity, group_by: ByStore = None) -> Response:
+    return await _per_step(ask, activity, group_by, metrics.dropoff, "steps")
 
 
 @router.get("/{name}/analytics/elements", responses=_ERRORS, summary="Learning elements across the region")
-async def elements(
-    name: str,
-    request: Request,
-    app: ServicesDep,
-    who: CallerDep,
-    activity: Activity,
-    since: Since = None,
-    until: Until = None,
-    fmt: Format = None,
-    group_by: ByStore = None,
-) -> Response:
-    check_iri(activity, "activity")
-    by = _by_store(group_by)
-    region, steps, withheld = await _steps(name, request, app, who, activity, window_of(since, until), by)
-    body = _per_step(region, activity, steps, withheld, metrics.elements, "elements", by)
-    return respond(request, body, fmt, metrics.group_rows(body, "elements") if by else body["elements"], None)
+async def elements(ask: InWindow, activity: Activity, group_by: ByStore = None) -> Response:
+    return await _per_step(ask, activity, group_by, metrics.elements, "elements")
