@@ -62,9 +62,9 @@ def person_of(agents: list[dict[str, Any]]) -> Person:
     return person
 
 
-def _in_store(person: Person, store: Store) -> Person:
+def _in_store(person: Person, store: Store, own: StoreSettings) -> Person:
     """In a pseudonymising store, the person is found under their pseudonyms."""
-    pseudonym = store_pseudonym(store_settings(store.settings), store.pseudonym_secret)
+    pseudonym = store_pseudonym(own, store.pseudonym_secret)
     return person if pseudonym is None else person.also_as(pseudonym)
 
 
@@ -168,7 +168,8 @@ async def erase(
 
     async def work(conn: AsyncConnection) -> Receipt:
         target = await store_named(conn, store)
-        person = _in_store(given, target)
+        own = store_settings(target.settings)
+        person = _in_store(given, target, own)
         found = await _find(conn, target.id, person)
         keys = sorted(person.keys)
         orphans = await removal.orphaned(conn, target.id, found.theirs)
@@ -180,17 +181,16 @@ async def erase(
             statements_erased=len(found.theirs),
             statements_redacted=len(found.mentioning),
             by_role={role: found.by_role[role] for role in ROLES if found.by_role[role]},
-            documents=len(await document_store.of_agents(conn, target.id, keys)),
+            documents=await document_store.count_of_agents(conn, target.id, keys),
             attachments=len(orphans),
             rollup_rows=await analytics_reads.learner_rows(
-                conn, target.id, *_rollup_keys(found, person, store_settings(target.settings))
+                conn, target.id, *_rollup_keys(found, person, own)
             ),
             cohort_memberships=len(await cohort_store.memberships_of(conn, target.id, keys)),
             forwarded_to=await _forwarded(conn, target.id, found.concerned),
         )
         if dry_run:
             return receipt
-        own = store_settings(target.settings)
         await removal.delete(conn, target.id, found.theirs)
         await statement_store.replace_content(
             conn, target.id, [(h.seq, redact(h.statement, person)) for h in found.mentioning]
@@ -253,12 +253,13 @@ async def export(db: Database, actor: str, store: str, agents: list[dict[str, An
 
     async def work(conn: AsyncConnection) -> Copy:
         target = await store_named(conn, store)
-        person = _in_store(given, target)
+        own = store_settings(target.settings)
+        person = _in_store(given, target, own)
         keys = sorted(person.keys)
         found = await _find(conn, target.id, person)
         concerned = found.concerned
         documents = await document_store.of_agents(conn, target.id, keys)
-        _, progress_keys = _rollup_keys(found, person, store_settings(target.settings))
+        _, progress_keys = _rollup_keys(found, person, own)
         figures = await analytics_reads.learner_figures(conn, target.id, progress_keys)
         memberships = await cohort_store.memberships_of(conn, target.id, keys)
         stored = await attachment_store.find(conn, target.id, removal.declared_hashes(concerned))
@@ -315,8 +316,8 @@ async def export(db: Database, actor: str, store: str, agents: list[dict[str, An
                 "figures": len(figures),
                 "cohort_memberships": len(memberships),
             }
-            archive.writestr("LESMEG.txt", summary_nb(target.name, at, counts, found.by_role))
-            archive.writestr("README.txt", summary_en(target.name, at, counts, found.by_role))
+            archive.writestr("LESMEG.txt", summary("nb", target.name, at, counts, found.by_role))
+            archive.writestr("README.txt", summary("en", target.name, at, counts, found.by_role))
         await audit.record(
             conn, actor, "person.export", target.name, None, {**counts, "by_role": dict(found.by_role)}
         )
@@ -335,62 +336,70 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2)
 
 
+# The archive's summary, in each language it is written in: its lines, then what each role
+# is called (see xapi.persons.ROLES).
+_SUMMARY = {
+    "nb": {
+        "title": "Innsyn: kopi av opplysningene læringsregisteret (LRS) har om deg i «{store}»",
+        "made": "Laget {at} (UTC).",
+        "statements": "{n} læringsutsagn (xAPI-statements) der du er nevnt: statements.json.",
+        "role": "{n} der du er {role}",
+        "documents": "{n} dokumenter lagret om deg (tilstand og agentprofil): documents.json og documents/.",
+        "attachments": "{n} vedlegg til disse utsagnene: attachments.json og attachments/.",
+        "figures": "{n} sammendrag per aktivitet (fullføring, poeng, tidsbruk): analytics.json.",
+        "cohort_memberships": "{n} medlemskap i målgrupper (enheter, avdelinger): cohorts.json.",
+        "closing": "Filene er i JSON-format. Spørsmål om opplysningene rettes til behandlingsansvarlig\n"
+        "(kommunen), som også kan rette eller slette dem.",
+    },
+    "en": {
+        "title": "Access request: a copy of what the learning record store (LRS) holds about you"
+        " in '{store}'",
+        "made": "Made {at} (UTC).",
+        "statements": "{n} learning statements (xAPI statements) that mention you: statements.json.",
+        "role": "{n} where you are {role}",
+        "documents": "{n} documents kept about you (state and agent profile): documents.json and documents/.",
+        "attachments": "{n} attachments of those statements: attachments.json and attachments/.",
+        "figures": "{n} summaries per activity (completion, score, time spent): analytics.json.",
+        "cohort_memberships": "{n} memberships of target groups (units, departments): cohorts.json.",
+        "closing": "The files are JSON. Questions about this data go to the controller (the municipality),\n"
+        "who can also correct or erase it.",
+    },
+}
 _ROLE_NAMES = {
-    "actor": ("den som gjorde det (actor)", "the one who did it (actor)"),
-    "group_member": ("medlem av gruppen som gjorde det", "a member of the group that did it"),
-    "object": ("den det ble gjort noe med (object)", "the one it was done to (object)"),
-    "instructor": ("instruktør", "instructor"),
-    "team": ("medlem av teamet", "a member of the team"),
-    "context_agent": (
-        "deltaker i konteksten (contextAgents)",
-        "a participant in the context (contextAgents)",
-    ),
-    "context_group": (
-        "medlem av en gruppe i konteksten (contextGroups)",
-        "a member of a context group (contextGroups)",
-    ),
-    "substatement": ("nevnt i en del-utsagn (SubStatement)", "mentioned in a SubStatement"),
-    "authority": ("den som sendte utsagnet (authority)", "the sender of the statement (authority)"),
+    "nb": {
+        "actor": "den som gjorde det (actor)",
+        "group_member": "medlem av gruppen som gjorde det",
+        "object": "den det ble gjort noe med (object)",
+        "instructor": "instruktør",
+        "team": "medlem av teamet",
+        "context_agent": "deltaker i konteksten (contextAgents)",
+        "context_group": "medlem av en gruppe i konteksten (contextGroups)",
+        "substatement": "nevnt i en del-utsagn (SubStatement)",
+        "authority": "den som sendte utsagnet (authority)",
+    },
+    "en": {
+        "actor": "the one who did it (actor)",
+        "group_member": "a member of the group that did it",
+        "object": "the one it was done to (object)",
+        "instructor": "instructor",
+        "team": "a member of the team",
+        "context_agent": "a participant in the context (contextAgents)",
+        "context_group": "a member of a context group (contextGroups)",
+        "substatement": "mentioned in a SubStatement",
+        "authority": "the sender of the statement (authority)",
+    },
 }
 
 
-def summary_nb(store: str, at: datetime, counts: dict[str, int], by_role: Counter[str]) -> str:
-    lines = [
-        f"Innsyn: kopi av opplysningene læringsregisteret (LRS) har om deg i «{store}»",
-        f"Laget {format_timestamp(at)} (UTC).",
-        "",
-        f"- {counts['statements']} læringsutsagn (xAPI-statements) der du er nevnt: statements.json.",
-    ]
-    lines += [f"    - {by_role[r]} der du er {_ROLE_NAMES[r][0]}" for r in ROLES if by_role[r]]
+def summary(language: str, store: str, at: datetime, counts: dict[str, int], by_role: Counter[str]) -> str:
+    """What an archive holds, for the person reading it, in ``language`` (nb or en)."""
+    words, roles_named = _SUMMARY[language], _ROLE_NAMES[language]
+    lines = [words["title"].format(store=store), words["made"].format(at=format_timestamp(at)), ""]
+    lines.append("- " + words["statements"].format(n=counts["statements"]))
+    lines += ["    - " + words["role"].format(n=by_role[r], role=roles_named[r]) for r in ROLES if by_role[r]]
     lines += [
-        f"- {counts['documents']} dokumenter lagret om deg (tilstand og agentprofil):"
-        " documents.json og documents/.",
-        f"- {counts['attachments']} vedlegg til disse utsagnene: attachments.json og attachments/.",
-        f"- {counts['figures']} sammendrag per aktivitet (fullføring, poeng, tidsbruk): analytics.json.",
-        f"- {counts['cohort_memberships']} medlemskap i målgrupper (enheter, avdelinger): cohorts.json.",
-        "",
-        "Filene er i JSON-format. Spørsmål om opplysningene rettes til behandlingsansvarlig",
-        "(kommunen), som også kan rette eller slette dem.",
+        "- " + words[part].format(n=counts[part])
+        for part in ("documents", "attachments", "figures", "cohort_memberships")
     ]
-    return "\n".join(lines) + "\n"
-
-
-def summary_en(store: str, at: datetime, counts: dict[str, int], by_role: Counter[str]) -> str:
-    lines = [
-        f"Access request: a copy of what the learning record store (LRS) holds about you in {store!r}",
-        f"Made {format_timestamp(at)} (UTC).",
-        "",
-        f"- {counts['statements']} learning statements (xAPI statements) that mention you: statements.json.",
-    ]
-    lines += [f"    - {by_role[r]} where you are {_ROLE_NAMES[r][1]}" for r in ROLES if by_role[r]]
-    lines += [
-        f"- {counts['documents']} documents kept about you (state and agent profile):"
-        " documents.json and documents/.",
-        f"- {counts['attachments']} attachments of those statements: attachments.json and attachments/.",
-        f"- {counts['figures']} summaries per activity (completion, score, time spent): analytics.json.",
-        f"- {counts['cohort_memberships']} memberships of target groups (units, departments): cohorts.json.",
-        "",
-        "The files are JSON. Questions about this data go to the controller (the municipality),",
-        "who can also correct or erase it.",
-    ]
+    lines += ["", words["closing"]]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,6 +126,17 @@ class Kept:
     owner_hash: bytes
 
 
+_KEPT = "owner_hash, doc_id, kind, activity_id, agent_key, registration, content, content_type, etag, updated"
+
+
+def _kept(r: Any) -> Kept:
+    return Kept(
+        Address(Kind(r.kind), r.activity_id, r.agent_key, r.registration, r.doc_id),
+        Document(bytes(r.content), r.content_type, r.etag, r.updated),
+        bytes(r.owner_hash),
+    )
+
+
 async def export_page(
     conn: AsyncConnection, store_id: int, after: tuple[bytes, str] | None, limit: int
 ) -> list[Kept]:
@@ -132,42 +144,37 @@ async def export_page(
     owner, doc_id = after if after is not None else (b"", "")
     rows = await conn.execute(
         text(
-            "SELECT owner_hash, doc_id, kind, activity_id, agent_key, registration, content,"
-            " content_type, etag, updated FROM documents"
+            f"SELECT {_KEPT} FROM documents"
             " WHERE store_id = :store AND (owner_hash, doc_id) > (:owner, :doc_id)"
             " ORDER BY owner_hash, doc_id LIMIT :limit"
         ),
         {"store": store_id, "owner": owner, "doc_id": doc_id, "limit": limit},
     )
-    return [
-        Kept(
-            Address(Kind(r.kind), r.activity_id, r.agent_key, r.registration, r.doc_id),
-            Document(bytes(r.content), r.content_type, r.etag, r.updated),
-            bytes(r.owner_hash),
-        )
-        for r in rows
-    ]
+    return [_kept(r) for r in rows]
 
 
 async def of_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> list[Kept]:
     """The State and Agent Profile documents of any of these agents (IFI keys)."""
     rows = await conn.execute(
         text(
-            "SELECT owner_hash, doc_id, kind, activity_id, agent_key, registration, content,"
-            " content_type, etag, updated FROM documents"
+            f"SELECT {_KEPT} FROM documents"
             " WHERE store_id = :store AND agent_key = ANY(CAST(:keys AS text[]))"
             " ORDER BY kind, activity_id, doc_id"
         ),
         {"store": store_id, "keys": agent_keys},
     )
-    return [
-        Kept(
-            Address(Kind(r.kind), r.activity_id, r.agent_key, r.registration, r.doc_id),
-            Document(bytes(r.content), r.content_type, r.etag, r.updated),
-            bytes(r.owner_hash),
-        )
-        for r in rows
-    ]
+    return [_kept(r) for r in rows]
+
+
+async def count_of_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> int:
+    result = await conn.execute(
+        text(
+            "SELECT count(*) FROM documents"
+            " WHERE store_id = :store AND agent_key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"store": store_id, "keys": agent_keys},
+    )
+    return int(result.scalar_one())
 
 
 async def delete_of_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> int:

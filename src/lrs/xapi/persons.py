@@ -160,6 +160,21 @@ def _set_or_drop(holder: dict[str, Any], name: str, items: list[Any]) -> None:
 def _optional(agent: dict[str, Any], person: Person) -> dict[str, Any] | None:
     """An agent or Group where it may be left out: None when it is the person, or a Group
     that had only them as members."""
+    return _without(agent, person)
+
+
+def _required(agent: dict[str, Any], person: Person) -> dict[str, Any]:
+    """An agent or Group where the statement needs one: the person becomes ``ERASED``."""
+    if person.is_(agent):
+        return dict(ERASED)
+    kept = _without(agent, person)
+    # An anonymous Group that had only them as members keeps one: the erased agent.
+    return {**agent, "member": [dict(ERASED)]} if kept is None else kept
+
+
+def _without(agent: dict[str, Any], person: Person) -> dict[str, Any] | None:
+    """The agent or Group with the person taken out: None when nothing is left of it (it is
+    the person, or an anonymous Group of only them)."""
     if person.is_(agent):
         return None
     if not person.in_group(agent):
@@ -170,17 +185,3 @@ def _optional(agent: dict[str, Any], person: Person) -> dict[str, Any] | None:
     if ifi_key(agent) is not None:
         return {k: v for k, v in agent.items() if k != "member"}
     return None
-
-
-def _required(agent: dict[str, Any], person: Person) -> dict[str, Any]:
-    """An agent or Group where the statement needs one: the person becomes ``ERASED``."""
-    if person.is_(agent):
-        return dict(ERASED)
-    if not person.in_group(agent):
-        return agent
-    members = [m for m in agent["member"] if not person.is_(m)]
-    if members:
-        return {**agent, "member": members}
-    if ifi_key(agent) is not None:
-        return {k: v for k, v in agent.items() if k != "member"}
-    return {**agent, "member": [dict(ERASED)]}
