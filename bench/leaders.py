@@ -31,7 +31,7 @@ from tests.harness import create_database, drop_database, make_credential
 
 from bench.generate import Generator
 from bench.loadgen import basic, request, run
-from bench.run import HOST, caught_up, get_many, q, start_lrs, stop
+from bench.run import HOST, caught_up, get_many, q, start_lrs, stop, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RATED = "http://id.tincanapi.com/verb/rated"
@@ -228,18 +228,10 @@ async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], 
 
 
 def write(out: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "leaders.json").write_text(json.dumps(out, indent=2) + "\n")
-    rows = ["| measure | figure |", "| --- | --- |"]
-    for key, value in out.items():
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-        rows.append(f"| {key} | {shown} |")
-    (RESULTS / "leaders.md").write_text(
-        "# Analytics for leaders\n\nCommand: `python -m bench.leaders"
-        f" --statements {out['statements_target']} --cohorts {out['cohorts_target']}`\n\n"
-        + "\n".join(rows)
-        + "\n"
+    command = (
+        f"python -m bench.leaders --statements {out['statements_target']} --cohorts {out['cohorts_target']}"
     )
+    write_results("leaders", "Analytics for leaders", command, out)
 
 
 def main() -> int:

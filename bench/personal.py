@@ -29,7 +29,7 @@ from tests.harness import create_database, drop_database, make_credential
 from bench.generate import Generator
 from bench.leaders import fill
 from bench.loadgen import basic
-from bench.run import HOST, start_lrs, stop
+from bench.run import HOST, start_lrs, stop, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -116,14 +116,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write(out: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "personal.json").write_text(json.dumps(out, indent=2) + "\n")
-    rows = ["| measure | figure |", "| --- | --- |"]
-    for key, value in out.items():
-        if key == "people":
-            continue
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-        rows.append(f"| {key} | {shown} |")
     people = ["| statements | rollup rows | archive KB | query ms | export ms | dry run ms | erase ms |"]
     people.append("| --- | --- | --- | --- | --- | --- | --- |")
     for p in out["people"]:
@@ -131,14 +123,9 @@ def write(out: dict[str, Any]) -> None:
             f"| {p['statements']} | {p['rollup_rows']} | {p['archive_kb']} | {p['query_ms']} |"
             f" {p['export_ms']} | {p['dry_run_ms']} | {p['erase_ms']} |"
         )
-    (RESULTS / "personal.md").write_text(
-        "# Personal data at size\n\nCommand: `python -m bench.personal"
-        f" --statements {out['statements_target']}`\n\n"
-        + "\n".join(rows)
-        + "\n\nPer person (one learner's statements erased of the store's):\n\n"
-        + "\n".join(people)
-        + "\n"
-    )
+    after = "\nPer person (one learner's statements erased of the store's):\n\n" + "\n".join(people) + "\n"
+    command = f"python -m bench.personal --statements {out['statements_target']}"
+    write_results("personal", "Personal data at size", command, out, skip="people", after=after)
 
 
 def main() -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 import zlib
@@ -29,7 +28,7 @@ from tests.harness import create_database, drop_database, make_credential
 from bench.generate import Generator
 from bench.leaders import leader_statements
 from bench.loadgen import basic, request, run
-from bench.run import HOST, caught_up, get_many, q, start_lrs, stop
+from bench.run import HOST, caught_up, get_many, q, start_lrs, stop, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REGION = "vestland"
@@ -170,16 +169,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write(out: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "regions.json").write_text(json.dumps(out, indent=2) + "\n")
-    rows = ["| measure | figure |", "| --- | --- |"]
-    for key, value in out.items():
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-        rows.append(f"| {key} | {shown} |")
-    (RESULTS / "regions.md").write_text(
-        "# Regions at size\n\nCommand: `python -m bench.regions"
-        f" --statements {out['statements_target']} --stores {out['stores']}`\n\n" + "\n".join(rows) + "\n"
-    )
+    command = f"python -m bench.regions --statements {out['statements_target']} --stores {out['stores']}"
+    write_results("regions", "Regions at size", command, out)
 
 
 def main() -> int:

@@ -440,15 +440,26 @@ def write(out: dict[str, Any]) -> None:
     )
     out["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["ratios"] = ratios(out)
-    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    command = f"python -m bench.run --statements {out['statements_target']}"
+    write_results("latest", "Benchmark results", command, out)
+
+
+def write_results(
+    name: str, title: str, command: str, out: dict[str, Any], skip: str = "", after: str = ""
+) -> None:
+    """``out`` as results/<name>.json, and as a table of measures in results/<name>.md under
+    ``title`` and the command that measured it (without the key ``skip``; ``after`` follows
+    the table)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")
     rows = ["| measure | figure |", "| --- | --- |"]
     for key, value in out.items():
+        if key == skip:
+            continue
         shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
         rows.append(f"| {key} | {shown} |")
-    (RESULTS / "latest.md").write_text(
-        f"# Benchmark results\n\nCommand: `python -m bench.run --statements "
-        f"{out['statements_target']}`\n\n" + "\n".join(rows) + "\n"
-    )
+    table = "\n".join(rows) + "\n"
+    (RESULTS / f"{name}.md").write_text(f"# {title}\n\nCommand: `{command}`\n\n{table}{after}")
 
 
 def main() -> int:
