@@ -585,13 +585,16 @@ async def test_retention_keeps_a_statement_stored_exactly_at_the_cutoff(server):
 
 
 async def test_the_worker_runs_retention_by_itself(server):
-    name = new_store(server.database_url, "retention-worker", retention_months="1")
+    name = new_store(server.database_url, "retention-worker")
     admin = make_credential(server.database_url, "admin")
     gone = statement_with_id(
         actor=agent(), obj=activity(), stored=stamp(datetime.now(UTC) - timedelta(days=60))
     )
     kept = statement_with_id(actor=agent(), obj=activity())
     await import_lines(server, admin, name, [gone, kept])
+    # The period is set once the statements are in: a run before the import would find
+    # nothing, and be the one this test waits for.
+    run_cli(server.database_url, "store", "settings", name, "--set", "retention_months=1")
     # The worker looks for due stores once a minute; this store has never run.
     for _ in range(150):
         if await sql(server, "SELECT 1 FROM audit_log WHERE action = 'retention.run' AND store = :n", n=name):
