@@ -66,6 +66,10 @@ def test_a_built_wheel_installs_and_serves_on_an_empty_home(tmp_path: Path) -> N
     for noise in ("RuntimeDirWarning", "XDG_RUNTIME_DIR", "DeprecationWarning", "license"):
         assert noise not in stderr, stderr
     # Ctrl-C on the last lrs process stops its embedded PostgreSQL.
+    _embedded_stops(lrs, env)
+
+
+def _embedded_stops(lrs: list[str], env: dict[str, str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status = subprocess.run(
@@ -75,6 +79,33 @@ def test_a_built_wheel_installs_and_serves_on_an_empty_home(tmp_path: Path) -> N
             break
         time.sleep(0.5)
     assert "not running" in status.stdout, status.stdout
+
+
+def test_sigterm_stops_the_embedded_postgresql_too(tmp_path: Path) -> None:
+    """A service manager or `docker stop` ends the server with SIGTERM, not Ctrl-C."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRS_") and k != "XDG_RUNTIME_DIR"}
+    env.update(HOME=str(tmp_path), LRS_PORT=str(free_port()))
+    env.pop("XDG_DATA_HOME", None)
+    lrs = [sys.executable, "-m", "lrs"]
+    serve = subprocess.Popen([*lrs, "serve"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert serve.poll() is None
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{env['LRS_PORT']}/health/ready", timeout=2).status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("lrs serve did not become ready")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 128 + signal.SIGTERM
+    _embedded_stops(lrs, env)
 
 
 def test_generated_keys_never_start_like_an_option() -> None:

@@ -8,12 +8,14 @@ import gzip
 import io
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -64,6 +66,10 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
         print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -86,6 +92,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             f"  key:    {admin.credential.key}\n  secret: {admin.secret}",
             file=sys.stderr,
         )
+    # uvicorn shuts down on SIGTERM, then raises the signal again; with its default action
+    # the process would die there without running its exit handlers, and an embedded
+    # PostgreSQL this process started would be left running. Ending with SystemExit instead
+    # runs them (and exits with the status a process killed by SIGTERM gives).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "lrs.app:app_from_env",
         factory=True,
