@@ -30,7 +30,7 @@ from lrs.ops.caller import Caller
 from lrs.ops.coalesce import Coalescer
 from lrs.store import migrate
 from lrs.store.database import Database
-from lrs.store.db import create_engine, database_url
+from lrs.store.db import create_engine, create_replicas, database_url
 from lrs.store.notifications import Listener
 from lrs.xapi.statements import Prepared
 
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url(settings)
         engine = create_engine(url, settings.pool_size)
-        db = Database(engine)
+        replicas = create_replicas(settings)
+        db = Database(engine, replicas)
         await migrate.upgrade(engine)
         authenticator = Authenticator(
             db, settings.credential_cache_seconds, settings.auth_failures_per_minute
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await worker.stop()
             await app.state.services.coalescer.close()
             await listener.stop()
+            await replicas.dispose()
             await engine.dispose()
 
     app = FastAPI(

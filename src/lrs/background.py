@@ -1,6 +1,7 @@
 """The installation's background worker: one elected process folds the rollup queue,
-forwards statements to other LRSs and pulls from them on schedule, and deletes statements
-past their store's retention period once a day.
+forwards statements to other LRSs and pulls from them on schedule, deletes statements past
+their store's retention period once a day, and (with read replicas) writes the heartbeat
+that tells replicas how fresh they are.
 
 Every server process runs a ``Worker``; the one holding a PostgreSQL session advisory lock
 (on a connection of its own) is the leader and works, the others wait to take over. When the
@@ -22,7 +23,7 @@ import httpx
 from lrs.config import Settings
 from lrs.observability import BACKGROUND_LEADER
 from lrs.ops import analytics as analytics_ops
-from lrs.ops import forwarding, pulls, retention
+from lrs.ops import forwarding, health, pulls, retention
 from lrs.store.database import Database
 from lrs.store.notifications import asyncpg_dsn
 
@@ -41,6 +42,7 @@ class Worker:
         idle_seconds: float = 0.2,
         elect_seconds: float = 2.0,
         retention_check_seconds: float = 60.0,
+        beat_seconds: float = 1.0,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -49,6 +51,7 @@ class Worker:
         self.elect_seconds = elect_seconds
         self.retention_check_seconds = retention_check_seconds
         self._retention_checked = -retention_check_seconds
+        self.beat_seconds = beat_seconds
         self.leading = False
         self._task: asyncio.Task[None] | None = None
 
@@ -76,11 +79,15 @@ class Worker:
     async def _serve_term(self) -> None:
         """Stand for election; once elected, work until the connection or the process ends."""
         conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        beating: asyncio.Task[None] | None = None
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
                 await asyncio.sleep(self.elect_seconds)
             self._set_leading(True)
             log.info("background worker: elected")
+            if self.db.replicas:
+                # A task of its own: a long fold must not make the replicas look behind.
+                beating = asyncio.create_task(self._beat())
             key = await forwarding.sealing_key(self.db, self.settings)
             backoff = forwarding.Backoff(
                 self.settings.forward_retry_seconds, self.settings.forward_retry_max_seconds
@@ -96,8 +103,20 @@ class Worker:
                         await conn.fetchval("SELECT 1")
                         await asyncio.sleep(self.idle_seconds)
         finally:
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await health.beat(self.db)
+            except Exception:
+                log.exception("background worker: the replicas' heartbeat failed; trying again")
+            await asyncio.sleep(self.beat_seconds)
 
     async def _forward(self, key: bytes, client: httpx.AsyncClient, backoff: forwarding.Backoff) -> int:
         """A failing target must not stop the fold: its errors are the rule's, not the worker's."""

@@ -27,6 +27,18 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL. Unset: an embedded PostgreSQL in data_dir is started.",
     )
+    read_database_url: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Read replicas of the database (PostgreSQL streaming replicas), comma-"
+        "separated. Statement queries, documents' GETs, analytics and the dashboard read from "
+        "them; writes go to the primary, and so do a credential's reads until a replica has "
+        "replayed its last write. Unset: everything reads from the primary.",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A read replica further behind the primary than this is not read from.",
+    )
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Where the embedded PostgreSQL keeps its data.",
@@ -97,6 +109,13 @@ class Settings(BaseSettings):
         "<token>'. Unset, it answers anyone who can reach the server.",
     )
     log_level: str = "info"
+
+    @field_validator("read_database_url", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(u.strip() for u in value.split(",") if u.strip())
+        return value
 
     @field_validator("xapi_versions", mode="before")
     @classmethod

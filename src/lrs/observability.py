@@ -109,6 +109,25 @@ POOL_IN_USE = Gauge(
 POOL_SIZE = Gauge(
     "lrs_db_pool_connections", "Database connections open in the pool", multiprocess_mode="livesum"
 )
+REPLICA_READS = Counter("lrs_replica_reads_total", "Reads answered by a read replica", ["replica"])
+PRIMARY_READS = Counter(
+    "lrs_replica_fallback_reads_total",
+    "Reads a replica could have answered that the primary answered, by why no replica did "
+    "(not yet replayed, behind, unreachable, not a replica, conflict with recovery)",
+    ["reason"],
+)
+REPLICA_LAG = Gauge(
+    "lrs_replica_lag_seconds",
+    "How far a read replica is behind the primary (0: it has replayed everything; NaN: unknown)",
+    ["replica"],
+    multiprocess_mode="livemostrecent",
+)
+REPLICA_USABLE = Gauge(
+    "lrs_replica_usable",
+    "1 when a read replica is reachable and within LRS_REPLICA_MAX_LAG_SECONDS",
+    ["replica"],
+    multiprocess_mode="livemostrecent",
+)
 
 log = logging.getLogger("lrs.access")
 

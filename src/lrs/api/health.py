@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -18,6 +19,8 @@ from lrs.observability import (
     FORWARD_SENT,
     POOL_IN_USE,
     POOL_SIZE,
+    REPLICA_LAG,
+    REPLICA_USABLE,
     RETENTION_DELETED,
     RETENTION_LAST_RUN,
     RETENTION_OVERDUE,
@@ -61,6 +64,13 @@ async def ready(app: ServicesDep) -> JSONResponse:
             for store, rule in await forwarding.status(app.db)
             for now in [datetime.now(UTC)]
         ]
+        if app.db.replicas:
+            # Also a detail: reads fall back to the primary while no replica is usable.
+            found = await health.replicas(app.db)
+            body["replicas"] = [
+                {"replica": r.name, "state": r.state, "lag_seconds": r.lag_seconds} for r in found
+            ]
+            body["reads_from"] = "replicas" if any(r.state == "ok" for r in found) else "primary"
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
@@ -91,6 +101,9 @@ async def metrics(request: Request, app: ServicesDep) -> Response:
         RETENTION_OVERDUE.labels(kept.store).set(kept.overdue_seconds)
         RETENTION_LAST_RUN.labels(kept.store).set(kept.last_run.timestamp() if kept.last_run else 0)
         RETENTION_DELETED.labels(kept.store).set(kept.deleted)
+    for replica in await health.replicas(app.db):
+        REPLICA_LAG.labels(replica.name).set(math.nan if replica.lag_seconds is None else replica.lag_seconds)
+        REPLICA_USABLE.labels(replica.name).set(1 if replica.state == "ok" else 0)
     pool = app.db.engine.pool
     POOL_IN_USE.set(pool.checkedout())  # type: ignore[attr-defined]
     POOL_SIZE.set(pool.size())  # type: ignore[attr-defined]

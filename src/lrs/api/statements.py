@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -224,12 +225,20 @@ async def get_statements(request: Request, app: ServicesDep, who: CallerDep) -> 
     except XAPIError as exc:
         # The spec wants the consistency header on every statement GET, failures included.
         response = error_response(exc.status, exc.message)
-        through = await statement_ops.consistent_through(app.db)
+        # A statement not found vouches for the read that did not find it (on a replica,
+        # an earlier time than the primary's now).
+        through = exc.through if isinstance(exc, _Missing) else await statement_ops.consistent_through(app.db)
         response.headers[CONSISTENT_THROUGH] = iso(through)
         return head_of(request, response)
     if answer.attachments:
         return head_of(request, await _multipart(app, who, answer))
     return head_of(request, Response(answer.body, media_type="application/json", headers=answer.headers))
+
+
+class _Missing(NotFound):
+    def __init__(self, message: str, through: datetime) -> None:
+        super().__init__(message)
+        self.through = through
 
 
 async def _get_single(app: Services, who: Caller, params: dict[str, str], languages: list[str]) -> _Answer:
@@ -240,7 +249,7 @@ async def _get_single(app: Services, who: Caller, params: dict[str, str], langua
         app.db, who, statement_id, voided=name == "voidedStatementId", fmt=fmt, languages=languages
     )
     if single.found is None:
-        raise NotFound(f"no statement with {name} {statement_id}")
+        raise _Missing(f"no statement with {name} {statement_id}", single.through)
     headers = {CONSISTENT_THROUGH: iso(single.through), "Last-Modified": http_date(single.found.stored)}
     body = single.found.statement.encode() if fmt is Format.EXACT else orjson.dumps(single.rendered[0])
     return _Answer(body, headers, single.rendered, attachments)
@@ -262,7 +271,7 @@ async def _query(
     page = result.page
     more = ""
     if page.more:
-        next_query = replace(query, after=page.last_seq, ceiling=result.ceiling)
+        next_query = replace(query, after=page.last_seq, ceiling=result.ceiling, replayed=result.replayed)
         base = settings.base_path.rstrip("/")
         more = f"{base}/statements?more={encode_more(next_query, who.store_id, app.more_secret)}"
     headers = {CONSISTENT_THROUGH: iso(result.through)}

@@ -12,10 +12,11 @@ import asyncio
 import csv
 import io
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -37,6 +38,7 @@ from lrs.xapi.errors import TooManyRequests, Unauthorized
 from lrs.xapi.langtags import best_language, parse_accept_language
 
 HERE = Path(__file__).parent
+T = TypeVar("T")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 templates = Jinja2Templates(directory=HERE / "templates")
 static = StaticFiles(directory=HERE / "static")
@@ -375,7 +377,7 @@ async def overview(
     monday = datetime.now(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     monday -= timedelta(days=monday.weekday())
     weeks = [monday - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
-    as_of, listed, status, names, found_trends = await app.db.read(work)
+    as_of, listed, status, names, found_trends = await app.db.read(work, reader=who.key)
     trend_of = {t.activity: t for t in found_trends}
     courses = Table(
         "courses",
@@ -478,12 +480,15 @@ async def course(
     min_group = who.settings.min_group_size
     store = who.store_id
 
-    units = await app.db.read(lambda c: analytics_reads.cohort_names(c, store))
+    def read(work: Callable[[AsyncConnection], Awaitable[T]]) -> Awaitable[T]:
+        return app.db.read(work, reader=who.key)
+
+    units = await read(lambda c: analytics_reads.cohort_names(c, store))
     within = unit if unit in units else None
 
     def completion(group_by: str | None) -> Any:
         among = Among(group_by, within)
-        return app.db.read(lambda c: analytics_reads.completion(c, store, activity, window, among))
+        return read(lambda c: analytics_reads.completion(c, store, activity, window, among))
 
     async def funnel(c: AsyncConnection) -> tuple[list[str], Any]:
         kids = await analytics_reads.child_activities(c, store, activity)
@@ -491,17 +496,15 @@ async def course(
 
     # Independent reads, each on a connection of its own: the page waits for the slowest.
     as_of, groups, platforms, everyone, ratings, (kids, steps), cells = await asyncio.gather(
-        app.db.read(lambda c: analytics_reads.as_of(c, store)),
+        read(lambda c: analytics_reads.as_of(c, store)),
         completion(group),
         completion("platform"),
         completion(None),
-        app.db.read(lambda c: analytics_reads.ratings(c, store, activity, window, Among(None, within))),
-        app.db.read(funnel),
-        app.db.read(
-            lambda c: analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))
-        ),
+        read(lambda c: analytics_reads.ratings(c, store, activity, window, Among(None, within))),
+        read(funnel),
+        read(lambda c: analytics_reads.hours(c, store, activity, zone.key, window, Among(None, within))),
     )
-    names = await app.db.read(lambda c: analytics_reads.activity_names(c, store, {activity, *kids}))
+    names = await read(lambda c: analytics_reads.activity_names(c, store, {activity, *kids}))
     title = _name(request, names, activity)
     body = metrics.completion(activity, groups, group, min_group)
     by_group = Table(
@@ -712,7 +715,7 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
         taking = [] if found else await analytics_reads.progress(c, who.store_id, activity, everyone)
         return found, taking, await analytics_reads.activity_names(c, who.store_id, {activity})
 
-    rows, taking, names = await app.db.read(work)
+    rows, taking, names = await app.db.read(work, reader=who.key)
     listed = metrics.assigned_learners(rows, datetime.now(UTC)) or [
         {**r, "overdue": False, "due": None} for r in metrics.learners(taking)
     ]

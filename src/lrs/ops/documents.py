@@ -35,7 +35,7 @@ def _owned(who: Caller, address: Address) -> Address:
 
 async def get(db: Database, who: Caller, address: Address) -> Document | None:
     address = _owned(who, address)
-    return await db.read(lambda conn: document_store.get(conn, who.store_id, address))
+    return await db.read(lambda conn: document_store.get(conn, who.store_id, address), reader=who.key)
 
 
 async def list_ids(
@@ -43,7 +43,9 @@ async def list_ids(
 ) -> list[tuple[str, datetime]]:
     """(id, updated) of the owner's documents, updated after ``since`` when given."""
     address = _owned(who, address)
-    return await db.read(lambda conn: document_store.list_ids(conn, who.store_id, address, since))
+    return await db.read(
+        lambda conn: document_store.list_ids(conn, who.store_id, address, since), reader=who.key
+    )
 
 
 async def write(
@@ -77,7 +79,7 @@ async def write(
             new_type = JSON
         await document_store.save(conn, who.store_id, address, new_content, new_type, etag(new_content))
 
-    await db.write(work)
+    await db.write(work, writer=who.key)
 
 
 async def delete(
@@ -100,7 +102,7 @@ async def delete(
             )
         await document_store.delete(conn, who.store_id, address)
 
-    await db.write(work)
+    await db.write(work, writer=who.key)
 
 
 def _etag_of(doc: Document | None) -> str | None:

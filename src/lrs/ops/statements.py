@@ -88,7 +88,7 @@ async def write(
             )
         return written.ids
 
-    ids = await db.write(work)
+    ids = await db.write(work, writer=who.key)
     BATCH.observe(len(batch))
     STATEMENTS.inc(counted[-1])
     return ids
@@ -122,7 +122,7 @@ async def get_one(
         docs = [] if found is None else [orjson.loads(found.statement)]
         return Single(through, found, await _rendered(conn, who.store_id, docs, fmt, languages))
 
-    return await db.read(work)
+    return await db.read(work, reader=who.key)
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ class Result:
     through: datetime
     page: Page
     ceiling: int
+    replayed: int  # the WAL position the first page was read at
     rendered: list[dict[str, Any]]  # parsed (and rendered) when not exact or with attachments
 
 
@@ -147,12 +148,17 @@ async def query(db: Database, who: Caller, q: StatementQuery, languages: list[st
 
     async def work(conn: AsyncConnection) -> Result:
         through = await statement_store.consistent_through(conn)
-        ceiling = q.ceiling if q.ceiling is not None else await statement_store.max_seq(conn)
+        if q.ceiling is None:
+            ceiling = await statement_store.max_seq(conn)
+            replayed = await statement_store.wal_position(conn)
+        else:
+            ceiling, replayed = q.ceiling, q.replayed or 0
         page = await statement_store.query(conn, who.store_id, replace(q, ceiling=ceiling), credential=mine)
         docs = [orjson.loads(d) for d in page.statements] if parse_all else []
-        return Result(through, page, ceiling, await _rendered(conn, who.store_id, docs, q.format, languages))
+        rendered = await _rendered(conn, who.store_id, docs, q.format, languages)
+        return Result(through, page, ceiling, replayed, rendered)
 
-    return await db.read(work)
+    return await db.read(work, reader=who.key, replayed=q.replayed)
 
 
 async def consistent_through(db: Database) -> datetime:

@@ -12,6 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lrs.observability import PRIMARY_READS, REPLICA_READS
+from lrs.store import replicas as replica_store
+from lrs.store.replicas import Replicas
+from lrs.store.statements import CONSISTENT_THROUGH_OPTION, WAL_POSITION_OPTION
 from lrs.xapi.errors import BadRequest, Unavailable
 
 T = TypeVar("T")
@@ -28,9 +32,14 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return state if isinstance(state, str) else None
 
 
+class _OnPrimary(Exception):
+    """No replica may answer this read."""
+
+
 class Database:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, replicas: Replicas | None = None) -> None:
         self.engine = engine
+        self.replicas = replicas or Replicas([], 0.0)
 
     async def write(
         self,
@@ -38,11 +47,14 @@ class Database:
         *,
         repeatable_read: bool = False,
         after_lock: int | None = None,
+        writer: str | None = None,
     ) -> T:
         """Run ``work`` in one transaction, committed before returning; retried on deadlock
         and serialization failures. ``repeatable_read``: one snapshot for the whole of it.
         ``after_lock``: an advisory lock key, held from before the transaction begins (so its
-        snapshot is taken after the lock is granted) until it ends."""
+        snapshot is taken after the lock is granted) until it ends. ``writer``: the
+        credential whose write this is; with read replicas, its reads go to the primary
+        until a replica has replayed the write."""
         for attempt in range(_ATTEMPTS):
             try:
                 async with self.engine.connect() as conn:
@@ -53,7 +65,10 @@ class Database:
                         if repeatable_read:
                             await conn.execution_options(isolation_level="REPEATABLE READ")
                         async with conn.begin():
-                            return await work(conn)
+                            done = await work(conn)
+                        if writer is not None and self.replicas:
+                            await _remember_write(conn, writer)
+                        return done
                     finally:
                         if after_lock is not None:
                             await _release(conn, after_lock)
@@ -67,8 +82,22 @@ class Database:
                 raise Unavailable("the database is unavailable; try again") from exc
         raise AssertionError("unreachable")
 
-    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``work`` on a connection in a read-only transaction."""
+    async def read(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        reader: str | None = None,
+        replayed: int | None = None,
+    ) -> T:
+        """Run ``work`` on a connection in a read-only transaction. ``reader``: the
+        credential asking, when a read replica may answer (it must have replayed the
+        credential's own last write, and the WAL position ``replayed`` when given); without
+        one, or when none may, the primary answers."""
+        if reader is not None and self.replicas:
+            try:
+                return await self._on_replica(work, reader, replayed)
+            except _OnPrimary:
+                pass
         try:
             async with self.engine.connect() as conn:
                 return await work(conn)
@@ -76,6 +105,43 @@ class Database:
             raise _translate(exc) from exc
         except (OSError, ConnectionError) as exc:
             raise Unavailable("the database is unavailable; try again") from exc
+
+    async def _on_replica(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], reader: str, replayed: int | None
+    ) -> T:
+        try:
+            async with self.engine.connect() as conn:
+                primary = await replica_store.primary_position(conn, reader, replayed)
+        except (DBAPIError, OSError, ConnectionError):
+            raise _OnPrimary from None  # the primary read reports it
+        why = "unreachable"
+        for replica in self.replicas.in_turn():
+            try:
+                async with replica.engine.connect() as conn:
+                    replay = await replica_store.replay_position(conn)
+                    fresh = replica_store.freshness(primary, replay, self.replicas.max_lag)
+                    if isinstance(fresh, str):
+                        why = fresh
+                        continue
+                    conn = await conn.execution_options(
+                        **{CONSISTENT_THROUGH_OPTION: fresh, WAL_POSITION_OPTION: replay.lsn}
+                    )
+                    answer = await work(conn)
+                REPLICA_READS.labels(replica.name).inc()
+                return answer
+            except DBAPIError as exc:
+                if _sqlstate(exc) in _RETRYABLE:
+                    why = "conflict with recovery"  # a query the replay had to cancel
+                    continue
+                if not _lost(exc):
+                    raise _translate(exc) from exc
+                why = "unreachable"
+                replica.set_down()
+            except (OSError, ConnectionError):
+                why = "unreachable"
+                replica.set_down()
+        PRIMARY_READS.labels(why).inc()
+        raise _OnPrimary
 
     async def ping(self) -> None:
         async def one(conn: AsyncConnection) -> None:
@@ -93,6 +159,17 @@ class Database:
 async def now(conn: AsyncConnection) -> datetime:
     """The transaction's time: what ``now()`` stamps rows with in it."""
     return (await conn.execute(text("SELECT now()"))).scalar_one()  # type: ignore[no-any-return]
+
+
+async def _remember_write(conn: AsyncConnection, writer: str) -> None:
+    """After a committed write: failing here must not report the write as failed (it is
+    stored), so the failure is logged; the writer's next reads may then find a replica that
+    has not replayed it yet."""
+    try:
+        async with conn.begin():
+            await replica_store.remember_write(conn, writer)
+    except (DBAPIError, OSError, ConnectionError):
+        log.warning("could not record the WAL position of a write for read-your-writes", exc_info=True)
 
 
 async def _release(conn: AsyncConnection, key: int) -> None:
@@ -117,8 +194,14 @@ def _translate(exc: DBAPIError) -> Exception:
         return BadRequest(
             "the request holds a value that cannot be stored (for example the NUL character \\u0000)"
         )
-    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
-        return Unavailable("the database is unavailable; try again")
-    if state is not None and (state.startswith("08") or state.startswith("57P")):
+    if _lost(exc):
         return Unavailable("the database is unavailable; try again")
     return exc
+
+
+def _lost(exc: DBAPIError) -> bool:
+    """Whether the failure is the server's or the connection's rather than the query's."""
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return True
+    state = _sqlstate(exc)
+    return state is not None and (state.startswith("08") or state.startswith("57P"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lrs.config import Settings
+from lrs.store.replicas import Replicas
 
 
 def database_url(settings: Settings) -> str:
@@ -23,7 +24,7 @@ def as_asyncpg(url: str) -> str:
     return url
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 60.0) -> AsyncEngine:
     return create_async_engine(
         as_asyncpg(url),
         pool_size=pool_size,
@@ -33,5 +34,15 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # PostgreSQL compiles a query when its estimated cost is high, and analytics over
         # cohorts are estimated high (recursive CTEs) while running in milliseconds: the
         # compilation alone costs 50-100 ms per query. Nothing here runs long enough to win.
-        connect_args={"server_settings": {"jit": "off"}},
+        connect_args={"server_settings": {"jit": "off"}, "timeout": connect_timeout},
     )
+
+
+def create_replicas(settings: Settings) -> Replicas:
+    """The configured read replicas. A replica that does not answer within two seconds is
+    skipped for a while rather than making readers wait for it."""
+    engines = [
+        (url, create_engine(url, settings.pool_size, connect_timeout=2.0))
+        for url in settings.read_database_url
+    ]
+    return Replicas(engines, settings.replica_max_lag_seconds)

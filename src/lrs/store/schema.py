@@ -531,3 +531,28 @@ region_members = Table(
     Column("joined", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("region_id", "store_id"),
 )
+
+
+# Read replicas. The primary's WAL position after each credential's last write, so that the
+# credential's reads wait for a replica that has replayed it (read-your-writes). Unlogged:
+# it is read on the primary only, and losing it in a crash costs nothing but a few reads
+# that a replica could have served.
+recent_writes = Table(
+    "recent_writes",
+    metadata,
+    Column("writer", Text, primary_key=True),
+    Column("lsn", Numeric, nullable=False),  # pg_lsn as bytes from 0/0
+    prefixes=["UNLOGGED"],
+)
+
+# One row, written every second by the elected worker when replicas are configured: the
+# primary's consistent-through time, committed after it was taken. A replica that has
+# replayed this row has every statement stored before `through`; `beat` says how old it is.
+replica_heartbeat = Table(
+    "replica_heartbeat",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("through", DateTime(timezone=True), nullable=False),
+    Column("beat", DateTime(timezone=True), nullable=False),
+    CheckConstraint("id = 1", name="replica_heartbeat_single_row"),
+)

@@ -357,21 +357,41 @@ async def max_seq(conn: AsyncConnection) -> int:
     return int(row.last_value)
 
 
+# A visibility bound, computed by the server that holds the data. On a read replica, whose
+# own sessions say nothing of the primary's transactions, the read is given the bound it can
+# prove instead (store/replicas.py), as this execution option.
+CONSISTENT_THROUGH_OPTION = "lrs_consistent_through"
+CONSISTENT_THROUGH_SQL = (
+    "SELECT least(clock_timestamp(), min(xact_start)) AS through FROM pg_stat_activity"
+    " WHERE datname = current_database() AND xact_start IS NOT NULL"
+    " AND pid <> pg_backend_pid()"
+)
+
+
+WAL_POSITION_OPTION = "lrs_wal_position"
+
+
+async def wal_position(conn: AsyncConnection) -> int:
+    """The WAL position the connection's data reflects: a replica's replay position (given
+    as this execution option), else the primary's, read after the transaction's snapshot."""
+    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
+    given = options.get(WAL_POSITION_OPTION)
+    if given is not None:
+        return int(given)
+    return int((await conn.execute(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))).scalar_one())
+
+
 async def consistent_through(conn: AsyncConnection) -> datetime:
     """A time before which every statement that will ever be stored is already visible.
 
     ``stored`` is its transaction's start time, so no statement still being written can have
     a ``stored`` earlier than the oldest open transaction.
     """
-    through: datetime = (
-        await conn.execute(
-            text(
-                "SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND xact_start IS NOT NULL"
-                " AND pid <> pg_backend_pid()"
-            )
-        )
-    ).scalar_one()
+    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
+    given = options.get(CONSISTENT_THROUGH_OPTION)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    through: datetime = (await conn.execute(text(CONSISTENT_THROUGH_SQL))).scalar_one()
     return through
 
 

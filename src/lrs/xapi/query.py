@@ -69,6 +69,9 @@ class StatementQuery:
     # Paging: continue after `after` (a seq); never show statements above `ceiling`.
     after: int | None = None
     ceiling: int | None = None
+    # The WAL position the first page was read at: a read replica answering a later page
+    # must have replayed it, or the page could miss statements below the ceiling.
+    replayed: int | None = None
 
     def filters(self) -> list[tuple[Indexed, bool]]:
         """What every matching statement must be found by, and whether related matches count;
