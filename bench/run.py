@@ -1,10 +1,12 @@
 """The benchmark: ingest, queries, analytics and memory, with their ceilings, in one run.
 
-    python -m bench.run [--statements 1000000] [--workers N]
+    python -m bench.run [--statements 1000000] [--workers N] [--profile-seconds S] [--name NAME]
 
 Uses the PostgreSQL at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else
 127.0.0.1:5432) and creates fresh databases there; everything runs on loopback, and every
-phase is bounded in requests and seconds. Results go to bench/results/latest.{json,md}.
+phase is bounded in requests and seconds. Results go to bench/results/NAME.{json,md}
+(default: latest). With --profile-seconds, the fill is profiled for that long (bench.profile:
+CPU seconds by process group, and the LRS workers' hottest functions by py-spy).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from tests.harness import ROOT, create_database, drop_database, free_port, make_
 
 from bench.generate import START, Generator
 from bench.loadgen import basic, request, run
+from bench.profile import profile
+from lrs.embedded import EMBEDDED_SERVER_SETTINGS, start_embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HOST = "127.0.0.1"
@@ -272,11 +276,19 @@ def q(path: str, **params: Any) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.embedded is not None:
+        # The product's default server, with its settings (lrs.embedded); it stops when
+        # this process exits.
+        os.environ["LRS_BENCH_DATABASE_URL"] = start_embedded(args.embedded)
     if "LRS_BENCH_DATABASE_URL" in os.environ:
         os.environ["LRS_TEST_DATABASE_URL"] = os.environ["LRS_BENCH_DATABASE_URL"]
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     workers = args.workers
     out: dict[str, Any] = {"statements_target": args.statements, "workers": workers}
+    if args.embedded is not None:
+        out["database"] = "embedded PostgreSQL, " + ", ".join(
+            f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items()
+        )
     gen = Generator()
     sample = [orjson.dumps(s).decode() for s in Generator(seed=1).statements(2000)]
     out["statement_bytes_mean"] = round(sum(map(len, sample)) / len(sample))
@@ -337,7 +349,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         remaining = max(args.statements - stored, 0)
         if remaining:
             async with LagSampler(port) as lag:
-                fill = await ingest(port, auth, gen, 500, 4, 3600, max_requests=remaining // 500 + 1)
+                filling = asyncio.create_task(
+                    ingest(port, auth, gen, 500, 4, 4 * 3600, max_requests=remaining // 500 + 1)
+                )
+                if args.profile_seconds:
+                    await asyncio.sleep(min(30.0, args.profile_seconds))  # past the start
+                    out["profile_fill"] = await profile(server, args.profile_seconds)
+                    print("profile_fill", out["profile_fill"], flush=True)
+                fill = await filling
             fill["rollup_lag"] = {**lag.summary(), "catch_up_s": await caught_up(port)}
             out["fill"] = {**fill, "total_seconds": round(time.perf_counter() - fill_started, 1)}
             print("fill", out["fill"], flush=True)
@@ -345,7 +364,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         conn = await asyncpg.connect(dsn)
         out["statements_stored"] = await conn.fetchval("SELECT count(*) FROM statements")
         await conn.execute("VACUUM ANALYZE")
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        out["database_mb_per_million_statements"] = round(size / 2**20 / out["statements_stored"] * 1e6, 1)
         await conn.close()
+
+        # Ingest at this size, against the same phase on the (nearly) empty store above.
+        async with LagSampler(port) as lag:
+            out["ingest_batch100_c8_at_size"] = await ingest(port, auth, gen, 100, 8, args.phase_seconds)
+        out["ingest_batch100_c8_at_size"]["rollup_lag"] = {
+            **lag.summary(),
+            "catch_up_s": await caught_up(port),
+        }
+        print("ingest_batch100_c8_at_size", out["ingest_batch100_c8_at_size"], flush=True)
 
         probe = Generator()
         learners = [json.dumps(probe.learner(n)) for n in range(0, 20_000, 97)][:100]
@@ -400,6 +430,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         out["peak_rss_mb_end"] = peak_rss_mb(server)
     finally:
         stop(server)
+    try:
+        # Recounting every figure of the store from its statements, by the CLI.
+        started = time.perf_counter()
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "lrs", "analytics", "rebuild", "--store", "default"],
+            env={**os.environ, "LRS_DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+            timeout=4 * 3600,
+        )
+        out["analytics_rebuild_seconds"] = round(time.perf_counter() - started, 1)
+        print("analytics_rebuild_seconds", out["analytics_rebuild_seconds"], flush=True)
+    finally:
         await asyncio.to_thread(drop_database, url, admin)
     return out
 
@@ -421,13 +465,18 @@ def ratios(out: dict[str, Any]) -> dict[str, float]:
         "rollup_lag_p99_s_batch100_c8": out["ingest_batch100_c8"]
         .get("rollup_lag", {})
         .get("p99_s", float("nan")),
+        **(
+            {"batch100_c8_at_size_vs_empty": round(at_size["statements_per_second"] / with_rollups, 3)}
+            if (at_size := out.get("ingest_batch100_c8_at_size"))
+            else {}
+        ),
         "more_later_vs_first_page": round(
             out["more_walk"]["later_pages_p50_ms"] / out["more_walk"]["first_page_ms"], 3
         ),
     }
 
 
-def write(out: dict[str, Any]) -> None:
+def write(out: dict[str, Any], name: str = "latest") -> None:
     RESULTS.mkdir(exist_ok=True)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
@@ -441,7 +490,9 @@ def write(out: dict[str, Any]) -> None:
     out["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["ratios"] = ratios(out)
     command = f"python -m bench.run --statements {out['statements_target']}"
-    write_results("latest", "Benchmark results", command, out)
+    if out.get("database"):
+        command += f" --embedded DIR  ({out['database']})"
+    write_results(name, "Benchmark results", command, out)
 
 
 def write_results(
@@ -469,9 +520,14 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float, default=15)
     parser.add_argument("--copy-rows", type=int, default=100_000)
     parser.add_argument("--walk", type=int, default=10_000)
+    parser.add_argument("--profile-seconds", type=float, default=0)
+    parser.add_argument(
+        "--embedded", type=Path, default=None, metavar="DIR", help="run on an embedded PostgreSQL kept in DIR"
+    )
+    parser.add_argument("--name", default="latest", help="results file name under bench/results")
     args = parser.parse_args()
     out = asyncio.run(main_async(args))
-    write(out)
+    write(out, args.name)
     print(json.dumps(out["ratios"], indent=2))
     return 0
 

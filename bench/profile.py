@@ -1,0 +1,129 @@
+"""Where the time goes while the benchmark loads the LRS: CPU seconds of the LRS workers, of
+PostgreSQL and of the load generator over a window, and the workers' hottest functions as
+py-spy samples them (own time, and time inside a few functions that name a stage of a write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+# Functions whose time (with what they call) is a stage of ingest worth reporting.
+STAGES = {
+    "parse JSON": "loads",
+    "validate (prepare)": "prepare",
+    "store.statements.insert": "insert",
+    "rollup fold (worker)": "fold_pending",
+    "forwarding enqueue": "enqueue",
+    "asyncpg protocol": "asyncpg/protocol",
+}
+
+
+def _processes(server: subprocess.Popen[bytes]) -> dict[str, list[psutil.Process]]:
+    root = psutil.Process(server.pid)
+    workers = [c for c in root.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())] or [root]
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+    return {"lrs_workers": workers, "postgresql": postgres, "load_generator": [psutil.Process()]}
+
+
+def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    out = {}
+    for name, procs in groups.items():
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        out[name] = total
+    return out
+
+
+async def profile(server: subprocess.Popen[bytes], seconds: float) -> dict[str, Any]:
+    """Sample the running server for ``seconds`` (the load is driven by the caller meanwhile)."""
+    groups = _processes(server)
+    before = _cpu(groups)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    files, spies = [], []
+    for worker in groups["lrs_workers"]:
+        out = tempfile.mktemp(prefix="lrs-pyspy-", suffix=".txt")
+        files.append(out)
+        spies.append(
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-r",
+                    "50",
+                    "-d",
+                    str(int(seconds)),
+                    "-p",
+                    str(worker.pid),
+                    "-o",
+                    out,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    await asyncio.sleep(seconds)
+    for s in spies:
+        await asyncio.to_thread(s.wait, 60)
+    after = _cpu(groups)
+    used = {k: round(after[k] - before[k], 1) for k in after}
+    total = sum(used.values()) or 1.0
+    return {
+        "window_s": seconds,
+        "cpu_s": used,
+        "cpu_share": {k: round(v / total, 3) for k, v in used.items()},
+        **_hot(files),
+    }
+
+
+def _hot(files: list[str]) -> dict[str, Any]:
+    own: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    samples = 0
+    for path in files:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            frames = stack.split(";")
+            samples += n
+            own[_short(frames[-1])] += n
+            for stage, needle in STAGES.items():
+                if any(needle in f for f in frames):
+                    stages[stage] += n
+        Path(path).unlink(missing_ok=True)
+    if not samples:
+        return {"samples": 0}
+    return {
+        "samples": samples,
+        "stage_share": {k: round(stages[k] / samples, 3) for k in STAGES},
+        "top_own": {k: round(v / samples, 3) for k, v in own.most_common(12)},
+    }
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/module.py:12)`` as ``func (module.py)``."""
+    name, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+    return f"{name} ({file})" if file else name
