@@ -3,7 +3,8 @@
     python -m bench.fold [--statements 30000] [--profile]
 
 Queues statements through the real write path (no server, no worker running), then times
-``ops.analytics.fold_pending`` until the queue is empty, in this one process, on a fresh
+``ops.analytics.fold_pending`` until the queue is empty, and then a rebuild of the same
+figures (``ops.analytics.rebuild``), in this one process, on a fresh
 database at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else 127.0.0.1:5432).
 ``--profile`` prints where the fold's time goes (cProfile, by own time).
 """
@@ -58,10 +59,16 @@ async def measure(statements: int, profile: bool) -> dict[str, float]:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
         folded = time.perf_counter() - started
+        # The same figures recounted at once, as `lrs analytics rebuild` does.
+        started = time.perf_counter()
+        await analytics_ops.rebuild(db, settings, "bench", "default")
+        rebuilt = time.perf_counter() - started
         return {
             "statements": statements,
             "queue_statements_per_second": round(statements / queued, 1),
             "fold_statements_per_second": round(statements / folded, 1),
+            "rebuild_statements_per_second": round(statements / rebuilt, 1),
+            "rebuild_vs_fold": round(folded / rebuilt, 3),
         }
     finally:
         await engine.dispose()

@@ -285,6 +285,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     workers = args.workers
     out: dict[str, Any] = {"statements_target": args.statements, "workers": workers}
+    if args.without_rollups:
+        out["without_rollups"] = True  # every phase after the ceilings: storage alone
     if args.embedded is not None:
         out["database"] = "embedded PostgreSQL, " + ", ".join(
             f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items()
@@ -325,9 +327,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         stop(server)
         await asyncio.to_thread(drop_database, url, admin)
 
-    # The LRS as configured for production.
+    # The LRS as configured for production (or, --without-rollups, storage alone).
     url, admin = await asyncio.to_thread(create_database)
-    server, port = start_lrs(url, workers)
+    server, port = start_lrs(url, workers, analytics_rollups=str(not args.without_rollups).lower())
     try:
         cred = make_credential(url, scopes="all")
         auth = basic(cred.key, cred.secret)
@@ -424,13 +426,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ]
             * 20,
         }
-        for name, paths in analytics.items():
+        for name, paths in analytics.items() if not args.without_rollups else ():
             out[name] = await get_many(port, auth, paths, 2, max_seconds=120)
             print(name, out[name], flush=True)
         out["peak_rss_mb_end"] = peak_rss_mb(server)
     finally:
         stop(server)
     try:
+        if args.without_rollups:
+            return out
         # Recounting every figure of the store from its statements, by the CLI.
         started = time.perf_counter()
         await asyncio.to_thread(
@@ -453,6 +457,14 @@ def ratios(out: dict[str, Any]) -> dict[str, float]:
     trivial = out["ceiling_trivial_requests_per_second"]
     with_rollups = out["ingest_batch100_c8"]["statements_per_second"]
     without = out["ingest_batch100_c8_without_rollups"]["statements_per_second"]
+    if out.get("without_rollups"):
+        return {
+            "batch100_c8_vs_copy": round(with_rollups / copy, 3),
+            "single_c32_vs_trivial": round(out["ingest_single_c32"]["per_second"] / trivial, 3),
+            "batch100_c8_at_size_vs_empty": round(
+                out["ingest_batch100_c8_at_size"]["statements_per_second"] / with_rollups, 3
+            ),
+        }
     return {
         "batch100_c8_vs_copy": round(with_rollups / copy, 3),
         "single_c32_vs_trivial": round(out["ingest_single_c32"]["per_second"] / trivial, 3),
@@ -490,6 +502,8 @@ def write(out: dict[str, Any], name: str = "latest") -> None:
     out["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["ratios"] = ratios(out)
     command = f"python -m bench.run --statements {out['statements_target']}"
+    if out.get("without_rollups"):
+        command += " --without-rollups"
     if out.get("database"):
         command += f" --embedded DIR  ({out['database']})"
     write_results(name, "Benchmark results", command, out)
@@ -521,6 +535,11 @@ def main() -> int:
     parser.add_argument("--copy-rows", type=int, default=100_000)
     parser.add_argument("--walk", type=int, default=10_000)
     parser.add_argument("--profile-seconds", type=float, default=0)
+    parser.add_argument(
+        "--without-rollups",
+        action="store_true",
+        help="serve with LRS_ANALYTICS_ROLLUPS=false throughout: storage and queries alone, no analytics",
+    )
     parser.add_argument(
         "--embedded", type=Path, default=None, metavar="DIR", help="run on an embedded PostgreSQL kept in DIR"
     )
