@@ -13,8 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.config import Settings
+from lrs.ops import analytics as analytics_ops
+from lrs.ops import credentials as credential_ops
+from lrs.ops import statements as statement_ops
+from lrs.ops.caller import Caller
+from lrs.store.database import Database
+from lrs.xapi.statements import prepare
 from lrs.xapi.timestamps import parse_timestamp
+from lrs.xapi.versions import Version
 from tests.harness import (
     Server,
     create_database,
@@ -32,6 +42,7 @@ from tests.harness import (
 V2 = {"X-Experience-API-Version": "2.0.0"}
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 START = datetime(2026, 4, 6, 7, tzinfo=UTC)
 
 
@@ -239,3 +250,81 @@ async def test_a_rebuild_during_ingest_counts_every_statement_once(server):
     await rollups_folded(server.database_url)
     group = (await completion(server, analyst, course))["groups"][0]
     assert (group["learners_started"], group["learners_completed"]) == (learners, learners)
+
+
+ROLLUP_TABLES = [
+    "analytics_names",
+    "analytics_hourly",
+    "analytics_children",
+    "analytics_progress",
+    "analytics_activity",
+    "analytics_presence",
+    "analytics_period",
+]
+
+
+async def _figures(db: Any) -> dict[str, list[Any]]:
+    """Every rollup row of every store, in a stable order (progress rows without
+    `was_completed`, which only says what the row said before its last upsert)."""
+
+    async def read(conn: Any) -> dict[str, list[Any]]:
+        out = {}
+        for table in ROLLUP_TABLES:
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).mappings().all()
+            out[table] = sorted(
+                tuple(sorted((k, repr(v)) for k, v in r.items() if k != "was_completed")) for r in rows
+            )
+        return out
+
+    return await db.read(read)
+
+
+async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_database):
+    """The worker computes the next batch while the last one's SQL runs. Its figures equal a
+    rebuild's, and a statement voided after its batch was computed is noticed: that batch is
+    computed again in its transaction."""
+    await asyncio.to_thread(run_cli, fresh_database, "migrate")
+    key = (await asyncio.to_thread(make_credential, fresh_database)).key
+    engine = create_async_engine(fresh_database, pool_size=4)
+    try:
+        db = Database(engine)
+        settings = Settings(database_url=fresh_database)
+        credential = await credential_ops.lookup(db, key)
+        assert credential is not None
+        who = Caller(credential)
+        sent = [
+            {**s, "id": str(uuid.uuid4())}
+            for s in course_statements("https://courses.example.no/ahead", range(600))
+        ]
+
+        async def write(statements: list[dict[str, Any]]) -> None:
+            batch = [prepare(s, Version.V2, who.authority, "statement") for s in statements]
+            await statement_ops.write(db, settings, who, batch)
+
+        for at in range(0, len(sent), 200):  # six write transactions: six queue rows
+            await write(sent[at : at + 200])
+        folder = analytics_ops.Folder(db, settings, statements=400)  # two queue rows a batch
+        assert await folder.fold() == 2  # the first batch, computed in its transaction
+        while not folder.ahead_ready:
+            await asyncio.sleep(0.01)
+        # The second batch is computed; one of its statements is voided before its fold.
+        await write(
+            [
+                {
+                    "actor": learner(0),
+                    "verb": {"id": VOIDED},
+                    "object": {"objectType": "StatementRef", "id": sent[500]["id"]},
+                }
+            ]
+        )
+        while await folder.fold():
+            pass
+        await folder.close()
+        # The third batch and the voiding's row were folded as computed; the second was not.
+        assert folder.folded_ahead == 2
+        folded = await _figures(db)
+        assert folded["analytics_activity"], "nothing was folded"
+        await analytics_ops.rebuild(db, settings, "test", "default")
+        assert await _figures(db) == folded
+    finally:
+        await engine.dispose()

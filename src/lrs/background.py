@@ -80,6 +80,7 @@ class Worker:
         """Stand for election; once elected, work until the connection or the process ends."""
         conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
         beating: asyncio.Task[None] | None = None
+        folder = analytics_ops.Folder(self.db, self.settings)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
                 await asyncio.sleep(self.elect_seconds)
@@ -94,7 +95,7 @@ class Worker:
             )
             async with httpx.AsyncClient(timeout=self.settings.forward_timeout_seconds) as client:
                 while True:
-                    folded = await analytics_ops.fold_pending(self.db, self.settings)
+                    folded = await folder.fold()
                     forwarded = await self._forward(key, client, backoff)
                     pulled = await self._pull(client)
                     await self._retain()
@@ -103,6 +104,7 @@ class Worker:
                         await conn.fetchval("SELECT 1")
                         await asyncio.sleep(self.idle_seconds)
         finally:
+            await folder.close()
             if beating is not None:
                 beating.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

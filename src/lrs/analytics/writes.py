@@ -199,6 +199,33 @@ class Total:
         return cls(row.hour, row.statements, row.completions, row.duration)
 
 
+@dataclass(frozen=True)
+class Added:
+    """What some statements add to the rollups, computed before it is written (the worker
+    computes the next batch while the last one's SQL runs)."""
+
+    pairs: list[tuple[str, str]]  # (parent, child) activities
+    named: dict[str, tuple[str, dict[str, str]]]  # activity key: (activity, name)
+    hours: list[Row]  # merged by (activity, hour, learner)
+    learners: list[Row]  # merged by (activity, learner)
+
+
+def added(statements: list[dict[str, Any]], settings: StoreSettings) -> Added:
+    """What newly stored, non-voided statements add (pure: no I/O)."""
+    named: dict[str, tuple[str, dict[str, str]]] = {}
+    for s in statements:
+        for activity, name in names(s):
+            known = named.get(_key(activity), (activity, {}))[1]
+            named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
+    rows = [row for s in statements for row in contributions(s, settings)]
+    return Added(
+        sorted({pair for s in statements for pair in children(s)}),
+        named,
+        merged(rows),
+        merged(rows, per_learner),
+    )
+
+
 async def add(
     conn: AsyncConnection,
     store_id: int,
@@ -210,7 +237,12 @@ async def add(
 
     ``zone`` is the store's time zone, recorded for its period figures on its first write.
     """
-    pairs = sorted({pair for s in statements for pair in children(s)})
+    await write_added(conn, store_id, added(statements, settings), zone)
+
+
+async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: str) -> None:
+    """Write what ``added`` computed into the rollups."""
+    pairs = found.pairs
     if pairs:
         await conn.execute(
             _CHILDREN,
@@ -221,11 +253,7 @@ async def add(
                 "ids": [c for _, c in pairs],
             },
         )
-    named: dict[str, tuple[str, dict[str, str]]] = {}
-    for s in statements:
-        for activity, name in names(s):
-            known = named.get(_key(activity), (activity, {}))[1]
-            named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
+    named = found.named
     if named:
         keys = sorted(named)
         await conn.execute(
@@ -239,16 +267,14 @@ async def add(
         )
     # Per-learner rows first; the per-activity and per-period rows, which every concurrent
     # batch shares, last.
-    rows = [row for s in statements for row in contributions(s, settings)]
-    hours = merged(rows)
-    arrived = await _upsert_hourly(conn, store_id, hours)
-    await _upsert_progress(conn, store_id, merged(rows, per_learner))
+    arrived = await _upsert_hourly(conn, store_id, found.hours)
+    await _upsert_progress(conn, store_id, found.learners)
     await _change_periods(
         conn,
         store_id,
         zone,
         [Presence(hour, learner, 1) for hour, learner in arrived],
-        [Total.of(r) for r in hours if r.activity == OVERALL],
+        [Total.of(r) for r in found.hours if r.activity == OVERALL],
     )
 
 
@@ -591,6 +617,20 @@ async def pending(conn: AsyncConnection, statements: int) -> list[Pending]:
         ),
         {"rows": max(1, statements // 10)},
     )
+    return _up_to(rows, statements)
+
+
+async def peek(conn: AsyncConnection, after: int, statements: int) -> list[Pending]:
+    """The queue rows after queue id ``after`` that the next ``pending`` will take, as far
+    as can be told now: read without locking them."""
+    rows = await conn.execute(
+        text("SELECT store_id, id, seqs, voided FROM rollup_queue WHERE id > :after ORDER BY id LIMIT :rows"),
+        {"after": after, "rows": max(1, statements // 10)},
+    )
+    return _up_to(rows, statements)
+
+
+def _up_to(rows: Any, statements: int) -> list[Pending]:
     taken: list[Pending] = []
     count = 0
     for r in rows:
@@ -601,6 +641,49 @@ async def pending(conn: AsyncConnection, statements: int) -> list[Pending]:
     return taken
 
 
+@dataclass(frozen=True)
+class Computed:
+    """A store's part of a queue batch, computed before the fold's transaction: the rows it
+    was computed from (seq and row version, so that a statement voided or redacted since is
+    noticed), the settings it was computed under, and what they add."""
+
+    versions: list[tuple[int, str]]
+    settings: StoreSettings
+    adds: Added
+
+
+_VERSIONS = text(
+    "SELECT seq, xmin::text AS version FROM statements"
+    " WHERE store_id = :s AND seq = ANY(CAST(:seqs AS bigint[])) AND NOT voided ORDER BY seq"
+)
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """Statements read for a fold ahead of its transaction: (seq, row version) and texts."""
+
+    versions: list[tuple[int, str]]
+    docs: list[str]
+
+
+async def read_ahead(conn: AsyncConnection, store_id: int, seqs: list[int]) -> Unparsed:
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT seq, xmin::text AS version, statement::text AS doc FROM statements"
+                " WHERE store_id = :s AND seq = ANY(CAST(:seqs AS bigint[])) AND NOT voided ORDER BY seq"
+            ),
+            {"s": store_id, "seqs": seqs},
+        )
+    ).all()
+    return Unparsed([(r.seq, r.version) for r in rows], [r.doc for r in rows])
+
+
+def computed(read: Unparsed, settings: StoreSettings) -> Computed:
+    """What the statements read add (pure, CPU-bound: run it off the event loop)."""
+    return Computed(read.versions, settings, added([orjson.loads(d) for d in read.docs], settings))
+
+
 async def fold(
     conn: AsyncConnection,
     store_id: int,
@@ -608,12 +691,21 @@ async def fold(
     voided: list[uuid.UUID],
     settings: StoreSettings,
     zone: str,
-) -> int:
+    ahead: Computed | None = None,
+) -> bool:
     """Fold stored statements (by seq) into the rollups, then take out what was voided.
 
     A statement voided since it was stored is passed by: the voiding's own queue row (never
-    earlier than this one) rebuilds what it touched. Returns how many were added.
+    earlier than this one) rebuilds what it touched. ``ahead``: the same statements computed
+    before this transaction, used when they and the settings are still as they were then.
+    Returns whether it was.
     """
+    if ahead is not None and ahead.settings == settings:
+        versions = [(r.seq, r.version) for r in await conn.execute(_VERSIONS, {"s": store_id, "seqs": seqs})]
+        if versions == ahead.versions:
+            await write_added(conn, store_id, ahead.adds, zone)
+            await recompute_voided(conn, store_id, voided, settings, zone)
+            return True
     rows = (
         await conn.execute(
             text(
@@ -625,7 +717,7 @@ async def fold(
     ).all()
     await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
     await recompute_voided(conn, store_id, voided, settings, zone)
-    return len(rows)
+    return False
 
 
 async def done(conn: AsyncConnection, taken: list[Pending]) -> None:

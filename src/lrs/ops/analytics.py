@@ -3,18 +3,24 @@ worker's job), recomputing a store's rollups, and how far behind the rollups are
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import logging
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics import reads as analytics_reads
 from lrs.analytics import writes as analytics_writes
 from lrs.analytics.reads import Backlog
-from lrs.config import Settings, store_settings
+from lrs.config import Settings, StoreSettings, store_settings
 from lrs.ops.stores import store_named
 from lrs.store import audit
 from lrs.store import stores as store_store
 from lrs.store.database import Database
+
+log = logging.getLogger(__name__)
 
 # Statements folded per transaction: large set-based upserts, short enough that a fold
 # never holds the rollups' row locks for long.
@@ -25,14 +31,110 @@ async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_
     """Fold the oldest queued statements into the rollups and drop their queue rows, in one
     transaction; returns how many queue rows were folded (0: nothing to do, or another
     process is folding)."""
+    return len((await _fold(db, settings, statements, None))[0])
 
-    async def work(conn: AsyncConnection) -> int:
+
+@dataclass(frozen=True)
+class Ahead:
+    """A queue batch read and computed before its transaction: its queue row ids, and each
+    store's part of it."""
+
+    queue_ids: list[int]
+    stores: dict[int, analytics_writes.Computed]
+
+
+class Folder:
+    """The worker's fold, batch after batch: while one batch's SQL runs, the next batch is
+    read and computed (parsing statements and working out what they add is about half of a
+    fold's time, and needs no lock). A batch computed ahead is used only when its transaction
+    takes the same queue rows and finds the same statement versions and store settings;
+    otherwise it is computed again inside the transaction, as ``fold_pending`` does."""
+
+    def __init__(self, db: Database, settings: Settings, statements: int = FOLD_STATEMENTS) -> None:
+        self.db = db
+        self.settings = settings
+        self.statements = statements
+        self._next: asyncio.Task[Ahead | None] | None = None
+        self.folded_ahead = 0  # batches written from what was computed ahead
+
+    @property
+    def ahead_ready(self) -> bool:
+        """Whether the next batch has been computed (or found empty)."""
+        return self._next is not None and self._next.done()
+
+    async def fold(self) -> int:
+        """Fold the next batch; returns how many queue rows were folded."""
+        ahead = await self._take_next()
+        if ahead is not None:  # the batch after it, computed while its SQL runs
+            self._next = asyncio.create_task(self._compute_after(max(ahead.queue_ids)))
+        taken, used = await _fold(self.db, self.settings, self.statements, ahead)
+        self.folded_ahead += used
+        if taken and (ahead is None or sorted(taken) != sorted(ahead.queue_ids)):
+            # It took other rows than the ones computed (a queue row committed late, or
+            # the queue grew meanwhile): compute after what it did take.
+            await self.close()
+            self._next = asyncio.create_task(self._compute_after(max(taken)))
+        return len(taken)
+
+    async def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._next
+            self._next = None
+
+    async def _take_next(self) -> Ahead | None:
+        task, self._next = self._next, None
+        if task is None:
+            return None
+        try:
+            return await task
+        except Exception:
+            log.warning("computing the next rollup batch ahead failed; folding it inline", exc_info=True)
+            return None
+
+    async def _compute_after(self, after: int) -> Ahead | None:
+        async def read(
+            conn: AsyncConnection,
+        ) -> tuple[list[int], dict[int, tuple[analytics_writes.Unparsed, StoreSettings]]]:
+            peeked = await analytics_writes.peek(conn, after, self.statements)
+            parts = {}
+            for store_id, rows in itertools.groupby(
+                sorted(peeked, key=lambda p: p.store_id), lambda p: p.store_id
+            ):
+                found = await store_store.get(conn, store_id)
+                if found is None:
+                    continue
+                own = store_settings(found.settings)
+                seqs = [seq for p in rows for seq in p.seqs]
+                parts[store_id] = (await analytics_writes.read_ahead(conn, store_id, seqs), own)
+            return [p.id for p in peeked], parts
+
+        queue_ids, parts = await self.db.read(read)
+        if not queue_ids:
+            return None
+        stores = {
+            store_id: await asyncio.to_thread(analytics_writes.computed, unparsed, own)
+            for store_id, (unparsed, own) in parts.items()
+        }
+        return Ahead(queue_ids, stores)
+
+
+async def _fold(
+    db: Database, settings: Settings, statements: int, ahead: Ahead | None
+) -> tuple[list[int], bool]:
+    """One fold transaction: the queue row ids it folded, and whether all of it was written
+    from what was computed ahead."""
+
+    async def work(conn: AsyncConnection) -> tuple[list[int], bool]:
         if not await analytics_writes.take_fold_lock(conn, wait=False):
-            return 0
+            return [], False
         taken = await analytics_writes.pending(conn, statements)
         # Gone from the queue first: what voiding rebuilds below counts these statements as
         # folded, and leaves out only the ones still queued behind them.
         await analytics_writes.done(conn, taken)
+        usable = ahead is not None and sorted(p.id for p in taken) == sorted(ahead.queue_ids)
+        used = usable
         for store_id, rows in itertools.groupby(
             sorted(taken, key=lambda p: (p.store_id, p.id)), lambda p: p.store_id
         ):
@@ -41,15 +143,18 @@ async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_
                 continue  # deleted meanwhile; its queue rows went with it
             own = store_settings(found.settings)
             items = list(rows)
-            await analytics_writes.fold(
+            computed = ahead.stores.get(store_id) if usable and ahead is not None else None
+            done_ahead = await analytics_writes.fold(
                 conn,
                 store_id,
                 [seq for p in items for seq in p.seqs],
                 [v for p in items for v in p.voided],
                 own,
                 own.zone(settings.default_timezone),
+                computed,
             )
-        return len(taken)
+            used = used and done_ahead
+        return [p.id for p in taken], used
 
     return await db.write(work)
 
