@@ -7,6 +7,7 @@ Each SQL text is whole where it is defined. What one statement contributes is co
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -681,7 +682,7 @@ async def read_ahead(conn: AsyncConnection, store_id: int, seqs: list[int]) -> U
 
 def computed(read: Unparsed, settings: StoreSettings) -> Computed:
     """What the statements read add (pure, CPU-bound: run it off the event loop)."""
-    return Computed(read.versions, settings, added([orjson.loads(d) for d in read.docs], settings))
+    return Computed(read.versions, settings, _parsed_added(read.docs, settings))
 
 
 async def fold(
@@ -753,6 +754,8 @@ async def rebuild(
     for table in _ROLLUPS:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     after, count = 0, 0
+    # Each batch is parsed and computed in a thread while the batch before it is written.
+    computing: asyncio.Future[Added] | None = None
     while True:
         rows = (
             await conn.execute(
@@ -763,7 +766,19 @@ async def rebuild(
                 {"s": store_id, "after": after, "n": batch},
             )
         ).all()
+        following = asyncio.ensure_future(asyncio.to_thread(_parsed_added, [r.doc for r in rows], settings))
+        if computing is not None:
+            try:
+                await write_added(conn, store_id, await computing, zone)
+            except BaseException:
+                following.cancel()
+                raise
         if not rows:
+            await following
             return count
-        await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
+        computing = following
         after, count = rows[-1].seq, count + len(rows)
+
+
+def _parsed_added(docs: list[str], settings: StoreSettings) -> Added:
+    return added([orjson.loads(d) for d in docs], settings)
