@@ -31,6 +31,7 @@ STORE_SCOPED = sorted(
 INSTALLATION_WIDE = [
     ("FROM rollup_queue ORDER BY id", "the worker takes the oldest queue rows of every store"),
     ("DELETE FROM rollup_queue WHERE id = ANY", "queue ids are unique installation-wide"),
+    ("FROM rollup_queue WHERE id > :after", "the worker reads ahead the next queue rows of every store"),
     ("min(stored) AS oldest", "the rollup backlog of the installation, for /metrics"),
     ("'admin' = ANY(scopes)", "whether the installation has any admin credential"),
     ("LOCK TABLE analytics_hourly", "a table lock, not a query"),
