@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.analytics.writes import ROLLUP_TABLES
 from lrs.config import Settings
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
@@ -252,24 +253,13 @@ async def test_a_rebuild_during_ingest_counts_every_statement_once(server):
     assert (group["learners_started"], group["learners_completed"]) == (learners, learners)
 
 
-ROLLUP_TABLES = [
-    "analytics_names",
-    "analytics_hourly",
-    "analytics_children",
-    "analytics_progress",
-    "analytics_activity",
-    "analytics_presence",
-    "analytics_period",
-]
-
-
 async def _figures(db: Any) -> dict[str, list[Any]]:
     """Every rollup row of every store, in a stable order (progress rows without
     `was_completed`, which only says what the row said before its last upsert)."""
 
     async def read(conn: Any) -> dict[str, list[Any]]:
         out = {}
-        for table in ROLLUP_TABLES:
+        for table in ROLLUP_TABLES:  # analytics_zone included: the zone a fold recorded
             rows = (await conn.execute(text(f"SELECT * FROM {table}"))).mappings().all()
             out[table] = sorted(
                 tuple(sorted((k, repr(v)) for k, v in r.items() if k != "was_completed")) for r in rows

@@ -667,7 +667,8 @@ class Unparsed:
     docs: list[str]
 
 
-async def read_ahead(conn: AsyncConnection, store_id: int, seqs: list[int]) -> Unparsed:
+async def read_statements(conn: AsyncConnection, store_id: int, seqs: list[int]) -> Unparsed:
+    """The statements among ``seqs`` a fold counts (not voided), in seq order."""
     rows = (
         await conn.execute(
             text(
@@ -707,16 +708,8 @@ async def fold(
             await write_added(conn, store_id, ahead.adds, zone)
             await recompute_voided(conn, store_id, voided, settings, zone)
             return True
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT statement::text AS doc FROM statements"
-                " WHERE store_id = :s AND seq = ANY(CAST(:seqs AS bigint[])) AND NOT voided ORDER BY seq"
-            ),
-            {"s": store_id, "seqs": seqs},
-        )
-    ).all()
-    await add(conn, store_id, [orjson.loads(r.doc) for r in rows], settings, zone)
+    read = await read_statements(conn, store_id, seqs)
+    await write_added(conn, store_id, _parsed_added(read.docs, settings), zone)
     await recompute_voided(conn, store_id, voided, settings, zone)
     return False
 
@@ -729,7 +722,7 @@ async def done(conn: AsyncConnection, taken: list[Pending]) -> None:
     )
 
 
-_ROLLUPS = (
+ROLLUP_TABLES = (
     "analytics_names",
     "analytics_hourly",
     "analytics_children",
@@ -751,7 +744,7 @@ async def rebuild(
     meanwhile (those stay queued), and no fold changes the rows it replaces.
     """
     await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
-    for table in _ROLLUPS:
+    for table in ROLLUP_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     after, count = 0, 0
     # Each batch is parsed and computed in a thread while the batch before it is written.

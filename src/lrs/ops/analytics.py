@@ -107,7 +107,7 @@ class Folder:
                     continue
                 own = store_settings(found.settings)
                 seqs = [seq for p in rows for seq in p.seqs]
-                parts[store_id] = (await analytics_writes.read_ahead(conn, store_id, seqs), own)
+                parts[store_id] = (await analytics_writes.read_statements(conn, store_id, seqs), own)
             return [p.id for p in peeked], parts
 
         queue_ids, parts = await self.db.read(read)
