@@ -207,8 +207,9 @@ class Added:
 
     pairs: list[tuple[str, str]]  # (parent, child) activities
     named: dict[str, tuple[str, dict[str, str]]]  # activity key: (activity, name)
-    hours: list[Row]  # merged by (activity, hour, learner)
-    learners: list[Row]  # merged by (activity, learner)
+    hours: HourlyRows  # merged by (activity, hour, learner)
+    learners: ProgressRows  # merged by (activity, learner)
+    totals: list[Total]  # what the store-wide hourly rows add to their periods
 
 
 def added(statements: list[dict[str, Any]], settings: StoreSettings) -> Added:
@@ -219,11 +220,13 @@ def added(statements: list[dict[str, Any]], settings: StoreSettings) -> Added:
             known = named.get(_key(activity), (activity, {}))[1]
             named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
     rows = [row for s in statements for row in contributions(s, settings)]
+    hours = merged(rows)
     return Added(
         sorted({pair for s in statements for pair in children(s)}),
         named,
-        merged(rows),
-        merged(rows, per_learner),
+        HourlyRows.of(hours),
+        ProgressRows.of(merged(rows, per_learner)),
+        [Total.of(r) for r in hours if r.activity == OVERALL],
     )
 
 
@@ -275,7 +278,7 @@ async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: 
         store_id,
         zone,
         [Presence(hour, learner, 1) for hour, learner in arrived],
-        [Total.of(r) for r in found.hours if r.activity == OVERALL],
+        found.totals,
     )
 
 
@@ -316,37 +319,32 @@ def _rating(row: Row) -> dict[str, Any]:
     }
 
 
-async def _upsert_hourly(conn: AsyncConnection, store_id: int, rows: list[Row]) -> list[tuple[datetime, str]]:
-    """Upsert hourly rows; returns (hour, learner key) of the store-wide rows that are new."""
-    if not rows:
-        return []
-    payload = [
-        {"activity_key": _key(r.activity), "hour": r.hour, "learner_key": _key(r.learner), **_figures(r)}
-        for r in rows
-    ]
-    # One JSON text, parsed by PostgreSQL in C: binding a dozen arrays of tens of thousands of
-    # elements costs asyncpg a type check per element (a fifth of a fold's time).
-    result = await conn.execute(_UPSERT_HOURLY, {"store": store_id, "rows": dumps(payload)})
-    return [(r.hour, r.learner_key) for r in result]
+@dataclass(frozen=True)
+class HourlyRows:
+    """Hourly rows, ready to send."""
+
+    payload: str | None  # None: no rows
+
+    @classmethod
+    def of(cls, rows: list[Row]) -> HourlyRows:
+        # One JSON text, parsed by PostgreSQL in C: binding a dozen arrays of tens of
+        # thousands of elements costs asyncpg a type check per element (a fifth of a fold).
+        payload = [
+            {"activity_key": _key(r.activity), "hour": r.hour, "learner_key": _key(r.learner), **_figures(r)}
+            for r in rows
+        ]
+        return cls(dumps(payload) if payload else None)
 
 
-@dataclass
-class ActivityChange:
-    activity: str
-    started: int = 0
-    completed: int = 0
-    duration: float = 0.0
+@dataclass(frozen=True)
+class ProgressRows:
+    """Progress rows, ready to send, with the time they add to each activity."""
 
+    payload: str | None  # None: no rows
+    durations: dict[str, tuple[str, float]]  # activity key: (activity id, seconds)
 
-async def _upsert_progress(
-    conn: AsyncConnection, store_id: int, rows: list[Row], changes: dict[str, ActivityChange] | None = None
-) -> None:
-    """Upsert progress rows, and count what they change in their activities' figures.
-
-    ``changes`` may already hold what removing rows took away (when voiding).
-    """
-    changes = {} if changes is None else changes
-    if rows:
+    @classmethod
+    def of(cls, rows: list[Row]) -> ProgressRows:
         payload = [
             {
                 "activity_key": _key(r.activity),
@@ -360,16 +358,50 @@ async def _upsert_progress(
             }
             for r in rows
         ]
-        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, "rows": dumps(payload)})
+        durations: dict[str, tuple[str, float]] = {}
+        for row in rows:
+            if row.activity != OVERALL:
+                key = _key(row.activity)
+                durations[key] = (row.activity, durations.get(key, (row.activity, 0.0))[1] + row.duration)
+        return cls(dumps(payload) if payload else None, durations)
+
+
+async def _upsert_hourly(
+    conn: AsyncConnection, store_id: int, rows: HourlyRows
+) -> list[tuple[datetime, str]]:
+    """Upsert hourly rows; returns (hour, learner key) of the store-wide rows that are new."""
+    if rows.payload is None:
+        return []
+    result = await conn.execute(_UPSERT_HOURLY, {"store": store_id, "rows": rows.payload})
+    return [(r.hour, r.learner_key) for r in result]
+
+
+@dataclass
+class ActivityChange:
+    activity: str
+    started: int = 0
+    completed: int = 0
+    duration: float = 0.0
+
+
+async def _upsert_progress(
+    conn: AsyncConnection, store_id: int, rows: ProgressRows, changes: dict[str, ActivityChange] | None = None
+) -> None:
+    """Upsert progress rows, and count what they change in their activities' figures.
+
+    ``changes`` may already hold what removing rows took away (when voiding).
+    """
+    changes = {} if changes is None else changes
+    if rows.payload is not None:
+        result = await conn.execute(_UPSERT_PROGRESS, {"store": store_id, "rows": rows.payload})
         for r in result:
             if r.activity_id == OVERALL:
                 continue  # store-wide rows carry learners' groups; the activity list skips them
             change = changes.setdefault(r.activity_key, ActivityChange(r.activity_id))
             change.started += r.arrived
             change.completed += r.completed and not r.was_completed
-        for row in rows:
-            if row.activity != OVERALL:
-                changes[_key(row.activity)].duration += row.duration
+        for key, (activity, seconds) in rows.durations.items():
+            changes.setdefault(key, ActivityChange(activity)).duration += seconds
     if changes:
         keys = sorted(changes)
         await conn.execute(
@@ -494,9 +526,12 @@ async def take_out(
     )
     left = [row for src in sources for row in contributions(src.statement, settings)]
     rebuilt = merged([row for row in left if row.key in touched])
-    await _upsert_hourly(conn, store_id, rebuilt)
+    await _upsert_hourly(conn, store_id, HourlyRows.of(rebuilt))
     await _upsert_progress(
-        conn, store_id, merged([r for r in left if per_learner(r) in touched_progress], per_learner), changes
+        conn,
+        store_id,
+        ProgressRows.of(merged([r for r in left if per_learner(r) in touched_progress], per_learner)),
+        changes,
     )
     still = {(r.hour, _key(r.learner)) for r in rebuilt if r.activity == OVERALL}
     emptied = [

@@ -8,6 +8,7 @@ filter by (``xapi.statements`` says which); the statement index keeps one row pe
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 # What a key identifies, as its prefix in the statement index.
 PREFIXES = {"agent": "a:", "activity": "i:", "verb": "v:", "registration": "r:"}
@@ -18,6 +19,9 @@ PREFIXES = {"agent": "a:", "activity": "i:", "verb": "v:", "registration": "r:"}
 MAX_KEY_BYTES = 512
 
 
+# The same learners, activities and verbs recur in every batch: a fold asks for ~20 keys a
+# statement, and the cache makes most of those a lookup.
+@lru_cache(maxsize=1 << 16)
 def short(value: str, prefix: str = "") -> str:
     """``prefix + value``, or ``prefix + "#" + sha256(value)`` when that is too long."""
     key = prefix + value
