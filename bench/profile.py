@@ -16,14 +16,15 @@ from typing import Any
 
 import psutil
 
-# Functions whose time (with what they call) is a stage of ingest worth reporting.
+# Functions whose time (with what they call) is a stage of ingest worth reporting: a sample
+# counts for a stage when a frame of its stack starts with one of these.
 STAGES = {
-    "parse JSON": "loads",
-    "validate (prepare)": "prepare",
-    "store.statements.insert": "insert",
-    "rollup fold (worker)": "fold_pending",
-    "forwarding enqueue": "enqueue",
-    "asyncpg protocol": "asyncpg/protocol",
+    "parse JSON": ("loads (",),
+    "validate (prepare)": ("prepare (",),
+    "store.statements.insert": ("insert (",),
+    # the fold's transaction, and the batch computed ahead in a thread
+    "rollup fold (worker)": ("_fold (", "_parsed_added ("),
+    "forwarding enqueue": ("enqueue (",),
 }
 
 
@@ -109,8 +110,8 @@ def _hot(files: list[str]) -> dict[str, Any]:
             frames = stack.split(";")
             samples += n
             own[_short(frames[-1])] += n
-            for stage, needle in STAGES.items():
-                if any(needle in f for f in frames):
+            for stage, starts in STAGES.items():
+                if any(f.startswith(starts) for f in frames):
                     stages[stage] += n
         Path(path).unlink(missing_ok=True)
     if not samples:
