@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import text
@@ -23,6 +25,8 @@ from lrs.config import StoreSettings
 from lrs.jsontext import dumps
 from lrs.store.keys import analytics_key as _key
 from lrs.store.keys import index_key
+
+T = TypeVar("T")
 
 # Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
 # rows carry figures only; who the learner is, and their groups, are kept once per
@@ -794,7 +798,7 @@ async def rebuild(
                 {"s": store_id, "after": after, "n": batch},
             )
         ).all()
-        following = asyncio.ensure_future(asyncio.to_thread(_parsed_added, [r.doc for r in rows], settings))
+        following = in_fold_thread(_parsed_added, [r.doc for r in rows], settings)
         if computing is not None:
             try:
                 await write_added(conn, store_id, await computing, zone)
@@ -806,6 +810,16 @@ async def rebuild(
             return count
         computing = following
         after, count = rows[-1].seq, count + len(rows)
+
+
+# One thread computes batches off the event loop. One, not a pool: each thread that
+# allocates gets a malloc arena of its own, and the memory it frees stays with the process.
+_FOLD_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-fold")
+
+
+def in_fold_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run ``fn(*args)`` in the fold's own thread."""
+    return asyncio.get_running_loop().run_in_executor(_FOLD_THREAD, fn, *args)
 
 
 def _parsed_added(docs: list[str], settings: StoreSettings) -> Added:

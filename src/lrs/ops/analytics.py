@@ -114,7 +114,7 @@ class Folder:
         if not queue_ids:
             return None
         stores = {
-            store_id: await asyncio.to_thread(analytics_writes.computed, unparsed, own)
+            store_id: await analytics_writes.in_fold_thread(analytics_writes.computed, unparsed, own)
             for store_id, (unparsed, own) in parts.items()
         }
         return Ahead(queue_ids, stores)
