@@ -99,14 +99,8 @@ class Folder:
         ) -> tuple[list[int], dict[int, tuple[analytics_writes.Unparsed, StoreSettings]]]:
             peeked = await analytics_writes.peek(conn, after, self.statements)
             parts = {}
-            for store_id, rows in itertools.groupby(
-                sorted(peeked, key=lambda p: p.store_id), lambda p: p.store_id
-            ):
-                found = await store_store.get(conn, store_id)
-                if found is None:
-                    continue
-                own = store_settings(found.settings)
-                seqs = [seq for p in rows for seq in p.seqs]
+            for store_id, own, items in await _by_store(conn, peeked):
+                seqs = [seq for p in items for seq in p.seqs]
                 parts[store_id] = (await analytics_writes.read_statements(conn, store_id, seqs), own)
             return [p.id for p in peeked], parts
 
@@ -118,6 +112,21 @@ class Folder:
             for store_id, (unparsed, own) in parts.items()
         }
         return Ahead(queue_ids, stores)
+
+
+async def _by_store(
+    conn: AsyncConnection, rows: list[analytics_writes.Pending]
+) -> list[tuple[int, StoreSettings, list[analytics_writes.Pending]]]:
+    """Queue rows by store, in queue order, with each store's settings; a store deleted
+    meanwhile is left out (its queue rows went with it)."""
+    out = []
+    for store_id, group in itertools.groupby(
+        sorted(rows, key=lambda p: (p.store_id, p.id)), lambda p: p.store_id
+    ):
+        found = await store_store.get(conn, store_id)
+        if found is not None:
+            out.append((store_id, store_settings(found.settings), list(group)))
+    return out
 
 
 async def _fold(
@@ -133,17 +142,11 @@ async def _fold(
         # Gone from the queue first: what voiding rebuilds below counts these statements as
         # folded, and leaves out only the ones still queued behind them.
         await analytics_writes.done(conn, taken)
-        usable = ahead is not None and sorted(p.id for p in taken) == sorted(ahead.queue_ids)
-        used = usable
-        for store_id, rows in itertools.groupby(
-            sorted(taken, key=lambda p: (p.store_id, p.id)), lambda p: p.store_id
-        ):
-            found = await store_store.get(conn, store_id)
-            if found is None:
-                continue  # deleted meanwhile; its queue rows went with it
-            own = store_settings(found.settings)
-            items = list(rows)
-            computed = ahead.stores.get(store_id) if usable and ahead is not None else None
+        # What was computed ahead serves only the queue rows it was computed for.
+        same_rows = ahead is not None and sorted(p.id for p in taken) == sorted(ahead.queue_ids)
+        computed_ahead = ahead.stores if same_rows and ahead is not None else {}
+        used = same_rows
+        for store_id, own, items in await _by_store(conn, taken):
             done_ahead = await analytics_writes.fold(
                 conn,
                 store_id,
@@ -151,7 +154,7 @@ async def _fold(
                 [v for p in items for v in p.voided],
                 own,
                 own.zone(settings.default_timezone),
-                computed,
+                computed_ahead.get(store_id),
             )
             used = used and done_ahead
         return [p.id for p in taken], used
