@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = database_url(settings)
-        engine = create_engine(url, settings.pool_size)
+        engine = create_engine(url, settings.pool_size, sql_trace_dir=settings.sql_trace_dir)
         replicas = create_replicas(settings)
         db = Database(engine, replicas)
         await migrate.upgrade(engine)

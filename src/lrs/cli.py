@@ -46,7 +46,7 @@ def _run(settings: Settings, operation: Callable[[Database], Awaitable[T]]) -> T
     command with the operation's own message."""
 
     async def go() -> T:
-        engine = create_engine(database_url(settings), pool_size=1)
+        engine = create_engine(database_url(settings), pool_size=1, sql_trace_dir=settings.sql_trace_dir)
         try:
             await migrate.upgrade(engine)
             return await operation(Database(engine))

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         "<token>'. Unset, it answers anyone who can reach the server.",
     )
     log_level: str = "info"
+    sql_trace_dir: Path | None = Field(
+        default=None,
+        description="When set, each process appends every distinct SQL text it runs to a file "
+        "of its own here (for finding what a workload asks of the database; the tests' "
+        "store_id check reads it).",
+    )
 
     @field_validator("read_database_url", mode="before")
     @classmethod

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lrs.config import Settings
@@ -24,8 +30,10 @@ def as_asyncpg(url: str) -> str:
     return url
 
 
-def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 60.0) -> AsyncEngine:
-    return create_async_engine(
+def create_engine(
+    url: str, pool_size: int = 10, connect_timeout: float = 60.0, sql_trace_dir: Path | None = None
+) -> AsyncEngine:
+    engine = create_async_engine(
         as_asyncpg(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -36,13 +44,34 @@ def create_engine(url: str, pool_size: int = 10, connect_timeout: float = 60.0) 
         # compilation alone costs 50-100 ms per query. Nothing here runs long enough to win.
         connect_args={"server_settings": {"jit": "off"}, "timeout": connect_timeout},
     )
+    if sql_trace_dir is not None:
+        trace_sql(engine, sql_trace_dir)
+    return engine
+
+
+def trace_sql(engine: AsyncEngine, directory: Path) -> None:
+    """Append every distinct SQL text the engine runs to ``<directory>/<pid>.jsonl``, one JSON
+    string per line. One file per process, so that workers never interleave their lines."""
+    seen: set[str] = set()
+    path = directory / f"{os.getpid()}.jsonl"
+
+    def record(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if statement not in seen and not conn.get_execution_options().get("lrs_migration"):
+            seen.add(statement)
+            with path.open("a") as out:
+                out.write(json.dumps(statement) + "\n")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
 
 
 def create_replicas(settings: Settings) -> Replicas:
     """The configured read replicas. A replica that does not answer within two seconds is
     skipped for a while rather than making readers wait for it."""
     engines = [
-        (url, create_engine(url, settings.pool_size, connect_timeout=2.0))
+        (
+            url,
+            create_engine(url, settings.pool_size, connect_timeout=2.0, sql_trace_dir=settings.sql_trace_dir),
+        )
         for url in settings.read_database_url
     ]
     return Replicas(engines, settings.replica_max_lag_seconds)

@@ -34,6 +34,9 @@ def alembic_config() -> Config:
 async def upgrade(engine: AsyncEngine) -> None:
     """Bring the database to the newest schema."""
     async with engine.begin() as conn:
+        # Migrations rewrite every store's rows once: not the queries the service runs, so
+        # the SQL trace (store.db.trace_sql) leaves them out.
+        await conn.execution_options(lrs_migration=True)
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
 
