@@ -765,6 +765,40 @@ async def test_activities_list_sorted_and_paged(world):
         assert row["time_spent_seconds"] == approx(sum(v["time"] for v in ref.values()))
 
 
+async def test_activities_within_a_window(world):
+    """Within since/until, each activity's learners, completions and time are those of the
+    statements in the window; grouped by unit, each learner counts under the unit of their
+    latest statement on the activity (of all time)."""
+    everything = world["a"] + world["b"]
+    since, until = BASE + timedelta(hours=1), BASE + timedelta(days=3)
+    inside = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < until]
+    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
+    window = {"since": since.isoformat(), "until": until.isoformat(), "limit": 1000}
+    listed = (await analytics(world, "/activities", **window)).json()["activities"]
+    got = {row["activity"]: row for row in listed}
+    assert set(got) == {a for a, ref in want.items() if len(ref) >= 2}
+    for a, row in got.items():
+        assert row["learners_started"] == len(want[a]), a
+        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
+        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+    all_time = (await analytics(world, "/activities", limit=1000)).json()["activities"]
+    assert {r["activity"]: r["learners_started"] for r in all_time} != {
+        a: r["learners_started"] for a, r in got.items()
+    }
+
+    grouped = await analytics(world, "/activities", group_by=f"extension:{UNIT}", **window)
+    rows = {(r["activity"], r["group"]): r for r in grouped.json()["activities"]}
+    expected: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
+    for a, ref in want.items():
+        units = reference(everything, a)
+        for learner_ifi, v in ref.items():
+            expected[(a, units[learner_ifi]["unit"])].append(v)
+    assert set(rows) == {k for k, v in expected.items() if len(v) >= 2}
+    for key, row in rows.items():
+        assert row["learners_started"] == len(expected[key]), key
+        assert row["learners_completed"] == sum(1 for v in expected[key] if v["completed"]), key
+
+
 async def test_csv_output(world):
     fire = course("brannvern")
     r = await analytics(world, "/completion", activity=fire, format="csv")

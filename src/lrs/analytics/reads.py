@@ -6,8 +6,9 @@ subquery, ``_per_learner``; the questions that aggregate them include it whole.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -1062,21 +1063,30 @@ async def activity_summaries(
         )
     else:
         join, where, group = _hourly_among(None, window, among, params)
+        # Within one activity the window is a range of the hourly rows' key (store, activity,
+        # hour): read activity by activity, a short window costs what it holds, not the
+        # store's history. With cohorts joined (no nested loops, see _hash_joins), one pass.
+        each = among.group_by != "cohort" and among.cohort is None
+        activity = "= a.activity_key" if each else "<> :overall"
+        figures = f"""
+            SELECT activity_key, grp, count(*) AS started,
+                   count(*) FILTER (WHERE completed) AS completed, sum(duration) AS duration
+              FROM (SELECT h.activity_key, h.learner_key, {group} AS grp,
+                           bool_or(h.completed_at IS NOT NULL) AS completed,
+                           sum(h.duration_seconds) AS duration
+                      FROM analytics_hourly h{join}
+                     WHERE h.store_id = :store AND h.activity_key {activity}
+                           {_window_sql(window, params, "h.hour")}{where}
+                     GROUP BY 1, 2, 3) AS per_learner
+             GROUP BY activity_key, grp"""
+        if each:
+            source = f"""analytics_activity a CROSS JOIN LATERAL ({figures}) AS w
+             WHERE a.store_id = :store AND a.activity_key <> :overall"""
+        else:
+            source = f"""({figures}) AS w
+              JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key"""
         rows = await conn.execute(
-            text(f"""
-            SELECT a.activity_id, w.grp, w.started, w.completed, w.duration
-              FROM (SELECT activity_key, grp, count(*) AS started,
-                           count(*) FILTER (WHERE completed) AS completed, sum(duration) AS duration
-                      FROM (SELECT h.activity_key, h.learner_key, {group} AS grp,
-                                   bool_or(h.completed_at IS NOT NULL) AS completed,
-                                   sum(h.duration_seconds) AS duration
-                              FROM analytics_hourly h{join}
-                             WHERE h.store_id = :store AND h.activity_key <> :overall
-                                   {_window_sql(window, params, "h.hour")}{where}
-                             GROUP BY 1, 2, 3) AS per_learner
-                     GROUP BY activity_key, grp) AS w
-              JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
-            """),
+            text(f"SELECT a.activity_id, w.grp, w.started, w.completed, w.duration FROM {source}"),
             params,
         )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
@@ -1089,45 +1099,42 @@ async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignme
 
 @dataclass(frozen=True)
 class Trend:
-    """Learners who had started and completed an activity by the end of each week."""
+    """Learners who had started and completed an activity by a past instant, and now."""
 
     activity: str
-    weeks: list[datetime]
-    started: list[int]
-    completed: list[int]
+    then: datetime
+    started_then: int
+    completed_then: int
+    started: int
+    completed: int
 
 
-async def trends(
-    conn: AsyncConnection, store_id: int, activities: list[str], weeks: list[datetime], tz: str
-) -> list[Trend]:
-    """Learners who had started and completed each activity by the end of each week
-    (``weeks``: the local Monday each starts on, oldest first), from each learner's first
-    statement and first completion: one pass over the activities' progress rows, counting
-    against each week's end."""
-    ends = [
-        (week + timedelta(weeks=1)).replace(tzinfo=ZoneInfo(tz)) for week in weeks
-    ]  # local midnights, as instants
-    params: dict[str, Any] = {"store": store_id, "keys": [_key(a) for a in activities]}
-    counts = []
-    for i, end in enumerate(ends):
-        params[f"end{i}"] = end
-        counts.append(f"count(*) FILTER (WHERE first_at < :end{i}) AS s{i}")
-        counts.append(f"count(*) FILTER (WHERE completed_at < :end{i}) AS c{i}")
+async def trends(conn: AsyncConnection, store_id: int, activities: list[str], then: datetime) -> list[Trend]:
+    """How far each activity had come by ``then``: today's learners (the activity's kept
+    totals) less those who started, or completed, since. Those are read from the progress
+    rows by time, so the cost follows what happened since ``then``, not the activity's size."""
     rows = await conn.execute(
-        text(f"""
-        SELECT activity_id, {", ".join(counts)}
-          FROM analytics_progress
-         WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
-         GROUP BY activity_id
+        text("""
+        SELECT a.activity_id, a.learners_started AS started, a.learners_completed AS completed,
+               (SELECT count(*) FROM analytics_progress p
+                 WHERE p.store_id = a.store_id AND p.activity_key = a.activity_key
+                   AND p.first_at >= :then) AS started_since,
+               (SELECT count(*) FROM analytics_progress p
+                 WHERE p.store_id = a.store_id AND p.activity_key = a.activity_key
+                   AND p.completed_at >= :then) AS completed_since
+          FROM analytics_activity a
+         WHERE a.store_id = :store AND a.activity_key = ANY(CAST(:keys AS text[]))
         """),
-        params,
+        {"store": store_id, "keys": [_key(a) for a in activities], "then": then},
     )
     return [
         Trend(
             r.activity_id,
-            weeks,
-            [int(getattr(r, f"s{i}")) for i in range(len(ends))],
-            [int(getattr(r, f"c{i}")) for i in range(len(ends))],
+            then,
+            r.started - r.started_since,
+            r.completed - r.completed_since,
+            r.started,
+            r.completed,
         )
         for r in rows
     ]
@@ -1294,21 +1301,17 @@ async def region_completion(
         return []
     params: dict[str, Any] = {}
     learners = _per_learner(stores, [activity], window, Among(group_by), params)
-    rows = (
-        await conn.execute(
-            text(f"""
-            SELECT grp, store_id, GROUPING(store_id) = 1 AS total, {_FIGURES}
-              FROM ({learners}) AS learners
-             GROUP BY GROUPING SETS ((grp), (grp, store_id))
-            """),
-            params,
-        )
-    ).all()
-    shares: dict[Any, dict[int, int]] = {}
-    for r in rows:
-        if not r.total:
-            shares.setdefault(r.grp, {})[r.store_id] = r.started
-    return [Shared(_group_figures(r), shares.get(r.grp, {})) for r in rows if r.total]
+    # Each group's stores as a list (one entry per learner), counted here: grouping by store
+    # in SQL as well would work out every figure a second time for a count.
+    rows = await conn.execute(
+        text(f"""
+        SELECT grp, {_FIGURES}, array_agg(store_id) AS stores
+          FROM ({learners}) AS learners
+         GROUP BY grp
+        """),
+        params,
+    )
+    return [Shared(_group_figures(r), dict(Counter(r.stores))) for r in rows]
 
 
 async def region_activities(

@@ -322,11 +322,10 @@ def _trend(w: Words, trend: analytics_reads.Trend | None, min_group: int) -> str
     if trend is None:
         return EMPTY
 
-    def rate(i: int) -> str:
-        started = trend.started[i]
-        return w.percent(trend.completed[i] / started) if started >= min_group else EMPTY
+    def rate(started: int, completed: int) -> str:
+        return w.percent(completed / started) if started >= min_group else EMPTY
 
-    return f"{rate(0)} \u2192 {rate(-1)}"
+    return f"{rate(trend.started_then, trend.completed_then)} \u2192 {rate(trend.started, trend.completed)}"
 
 
 def _period_pickers(w: Words, period: Period) -> list[Picker]:
@@ -368,15 +367,12 @@ async def overview(
             await analytics_reads.assignment_status(c, store, window), min_group
         )
         shown = {r["activity"] for r in listed["activities"]} | {a["activity"] for a in status["assignments"]}
-        trends = await analytics_reads.trends(
-            c, store, [r["activity"] for r in listed["activities"]], weeks, zone.key
-        )
+        trends = await analytics_reads.trends(c, store, [r["activity"] for r in listed["activities"]], then)
         return as_of, listed, status, await analytics_reads.activity_names(c, store, shown), trends
 
-    # The last eight weeks, as the local Mondays they start on.
-    monday = datetime.now(zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    monday -= timedelta(days=monday.weekday())
-    weeks = [monday - timedelta(weeks=n) for n in range(TREND_WEEKS - 1, -1, -1)]
+    # The trend starts at the local midnight that ended the week seven Mondays ago.
+    monday = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    then = monday - timedelta(days=monday.weekday(), weeks=TREND_WEEKS - 1) + timedelta(weeks=1)
     as_of, listed, status, names, found_trends = await app.db.read(work, reader=who.key)
     trend_of = {t.activity: t for t in found_trends}
     courses = Table(

@@ -264,6 +264,17 @@ analytics_progress = Table(
     Column("rating_max", Float),
     Column("rating_response", Text),
     PrimaryKeyConstraint("store_id", "activity_key", "learner_key"),
+    # Trends count learners who started or completed since a date; assignments read who
+    # completed. Both read ranges of these instead of every learner of the activity.
+    Index("analytics_progress_started", "store_id", "activity_key", "first_at"),
+    Index(
+        "analytics_progress_completed",
+        "store_id",
+        "activity_key",
+        "completed_at",
+        postgresql_include=["learner_key"],
+        postgresql_where=text("completed_at IS NOT NULL"),
+    ),
 )
 
 # Learners started and completed, and time spent, per activity (the activity list).
