@@ -381,10 +381,10 @@ async def overview(
         [w("course"), w("started"), w("completed"), w("completion_rate"), w("trend"), w("time_spent")],
         note=_suppressed(w, listed["suppressed_groups"], min_group),
     )
+    # Looked up once: url_for walks every route of the app, and a page links hundreds of rows.
+    course_page = request.url_for("dashboard-course")
     for r in listed["activities"]:
-        link = str(
-            request.url_for("dashboard-course").include_query_params(activity=r["activity"], **picked.query())
-        )
+        link = str(course_page.include_query_params(activity=r["activity"], **picked.query()))
         courses.rows.append(
             [
                 (_name(request, names, r["activity"]), link),
@@ -417,11 +417,7 @@ async def overview(
         text_columns=2,
     )
     for a in status["assignments"]:
-        link = str(
-            request.url_for("dashboard-course").include_query_params(
-                activity=a["activity"], group="cohort", **picked.query()
-            )
-        )
+        link = str(course_page.include_query_params(activity=a["activity"], group="cohort", **picked.query()))
         mandatory.rows.append(
             [
                 a["cohort"],
