@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from lrs.analytics.metrics import withheld, withheld_by_largest
 from tests.factories import COMPLETED, activity, agent, statement
 from tests.harness import Server, make_credential, new_store, rollups_folded, run_cli
 
@@ -346,3 +349,17 @@ async def test_each_route_compares_members_side_by_side(server, region):
             assert [row[figure] for row in groups[shown]] == [row[figure] for row in mine], (path, shown)
     r = await ask(server, region["auth"], base + "/elements", activity=course, group_by="platform")
     assert r.status_code == 400 and "group_by" in r.json()["message"]
+
+
+@given(
+    shares=st.lists(st.integers(min_value=1, max_value=40), max_size=8),
+    min_group=st.integers(min_value=1, max_value=12),
+)
+def test_suppression_from_the_largest_share_is_suppression_from_every_share(shares, min_group):
+    """The region's activity list decides from two numbers what the other answers decide
+    from every member's share."""
+    per_store = dict(enumerate(shares))
+    total = sum(shares)
+    assert withheld_by_largest(total, len(shares), max(shares, default=0), min_group) == withheld(
+        total, per_store, min_group
+    )

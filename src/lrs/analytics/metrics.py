@@ -23,6 +23,7 @@ from lrs.analytics.reads import (
     Period,
     RatingCount,
     Reach,
+    RegionSummary,
     Shared,
 )
 from lrs.xapi.errors import BadRequest
@@ -517,6 +518,15 @@ def withheld(total: int, per_store: dict[int, int], min_group: int) -> bool:
     return any(0 < total - own < min_group for own in per_store.values())
 
 
+def withheld_by_largest(total: int, members: int, largest: int, min_group: int) -> bool:
+    """``withheld`` from the number of members with learners and the largest one's share:
+    with two or more, the largest leaves the fewest when it subtracts its own, and every
+    member leaves at least one; with one, it leaves none."""
+    if 0 < total < min_group:
+        return True
+    return members > 1 and total - largest < min_group
+
+
 def region_completion(
     activity: str, shared: list[Shared], group_by: str | None, min_group: int, shown_as: dict[int, str]
 ) -> dict[str, Any]:
@@ -538,7 +548,7 @@ def region_completion(
 
 
 def region_activities(
-    summaries: list[tuple[ActivitySummary, dict[int, int]]],
+    summaries: list[RegionSummary],
     sort: str,
     descending: bool,
     limit: int,
@@ -547,7 +557,11 @@ def region_activities(
 ) -> dict[str, Any]:
     """The region's activity list: an activity whose figures a member could subtract its way
     into a small group is left out, as one with too few learners is."""
-    shown = [s for s, per_store in summaries if not withheld(s.learners_started, per_store, min_group)]
+    shown = [
+        r.summary
+        for r in summaries
+        if not withheld_by_largest(r.summary.learners_started, r.members, r.largest, min_group)
+    ]
     body = activities(shown, sort, descending, limit, offset, min_group)
     body["suppressed_groups"] += len(summaries) - len(shown)
     return body

@@ -772,13 +772,12 @@ async def reach(
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"parent": _key(parent)}
     learners = _per_learner(store_id, [parent, *children], window, among, params)
-    # In a region, each store's share of every step too (the rows whose store_id is set).
-    sets = "(c.grp, c.activity_key), (c.grp, c.activity_key, c.store_id)"
-    groups = f"GROUPING SETS ({sets})" if isinstance(store_id, list) else "c.grp, c.activity_key"
+    # In a region, each store's share of every step too: the stores of its learners, counted
+    # here (grouping by store in SQL as well would work out every figure a second time).
     result = await conn.execute(
         text(f"""
         WITH learners AS ({learners})
-        SELECT c.grp, {"c.store_id" if isinstance(store_id, list) else "NULL::bigint"} AS share_of,
+        SELECT c.grp, {"array_agg(c.store_id)" if isinstance(store_id, list) else "NULL"} AS stores,
                min(c.activity_id) AS activity, count(*) AS learners,
                count(c.completed_at) AS completed,
                count(*) FILTER (WHERE c.passed) AS passed,
@@ -796,15 +795,10 @@ async def reach(
                        FROM learners WHERE activity_key = :parent) p
                  ON p.store_id = c.store_id AND p.learner_key = c.learner_key
          WHERE c.activity_key <> :parent
-         GROUP BY {groups}
+         GROUP BY c.grp, c.activity_key
     """),
         params,
     )
-    rows = result.all()
-    shares: dict[tuple[Any, str], dict[int, int]] = {}
-    for r in rows:
-        if r.share_of is not None:
-            shares.setdefault((r.grp, r.activity), {})[r.share_of] = r.learners
     return [
         Reach(
             r.activity,
@@ -820,10 +814,9 @@ async def reach(
             r.time_median,
             r.ratings,
             r.rating_mean,
-            shares.get((r.grp, r.activity), {}),
+            dict(Counter(r.stores or ())),
         )
-        for r in rows
-        if r.share_of is None
+        for r in result
     ]
 
 
@@ -1202,21 +1195,32 @@ async def backlog(conn: AsyncConnection) -> Backlog:
 
 
 async def activity_names(
-    conn: AsyncConnection, store_id: int, activities: set[str]
+    conn: AsyncConnection, store_id: int | list[int], activities: set[str]
 ) -> dict[str, dict[str, str]]:
     """Each activity's name (a language map): the canonical definition's, else the one its
-    statements last gave it; activities never named are left out."""
+    statements last gave it; activities never named are left out.
+
+    Given several stores (a region), the first of them, in order, that names an activity
+    names it (members that share a course usually name it alike)."""
+    if not activities:
+        return {}
+    stores = store_id if isinstance(store_id, list) else [store_id]
     carried = await conn.execute(
         text(
-            "SELECT activity_id, name FROM analytics_names"
-            " WHERE store_id = :s AND activity_key = ANY(CAST(:keys AS text[]))"
+            "SELECT store_id, activity_id, name FROM analytics_names"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND activity_key = ANY(CAST(:keys AS text[]))"
         ),
-        {"s": store_id, "keys": [_key(a) for a in activities]},
+        {"stores": stores, "keys": [_key(a) for a in activities]},
     )
-    found: dict[str, dict[str, str]] = {r.activity_id: r.name for r in carried}
-    for activity, definition in (await definitions(conn, store_id, activities)).items():
+    by_store: dict[int, dict[str, dict[str, str]]] = {}
+    for r in carried:
+        by_store.setdefault(r.store_id, {})[r.activity_id] = r.name
+    for store, activity, definition in await definitions(conn, stores, activities):
         if definition.get("name"):
-            found[activity] = definition["name"]
+            by_store.setdefault(store, {})[activity] = definition["name"]
+    found: dict[str, dict[str, str]] = {}
+    for store in reversed(stores):  # the first store's names last, so they win
+        found.update(by_store.get(store, {}))
     return found
 
 
@@ -1315,16 +1319,23 @@ async def region_completion(
     return [Shared(_group_figures(r), dict(Counter(r.stores))) for r in rows]
 
 
-async def region_activities(
-    conn: AsyncConnection, stores: list[int]
-) -> list[tuple[ActivitySummary, dict[int, int]]]:
-    """Every activity the member stores have figures for, summed over them, with each
-    store's learners."""
+@dataclass(frozen=True)
+class RegionSummary:
+    """An activity summed over a region's member stores, with how many members have learners
+    on it and the largest member's learners (what complementary suppression needs)."""
+
+    summary: ActivitySummary
+    members: int
+    largest: int
+
+
+async def region_activities(conn: AsyncConnection, stores: list[int]) -> list[RegionSummary]:
+    """Every activity the member stores have figures for, summed over them."""
     rows = await conn.execute(
         text("""
         SELECT activity_id, sum(learners_started) AS started, sum(learners_completed) AS completed,
-               sum(duration_seconds) AS duration, array_agg(store_id) AS stores,
-               array_agg(learners_started) AS shares
+               sum(duration_seconds) AS duration, count(*) AS members,
+               max(learners_started) AS largest
           FROM analytics_activity
          WHERE store_id = ANY(CAST(:stores AS bigint[])) AND learners_started > 0
          GROUP BY activity_id
@@ -1332,9 +1343,10 @@ async def region_activities(
         {"stores": stores},
     )
     return [
-        (
+        RegionSummary(
             ActivitySummary(r.activity_id, int(r.started), int(r.completed), float(r.duration)),
-            dict(zip(r.stores, r.shares, strict=True)),
+            r.members,
+            r.largest,
         )
         for r in rows
     ]

@@ -61,18 +61,6 @@ def _about(region: Sharing) -> dict[str, Any]:
 Named = dict[str, dict[str, str]]  # activity IRI: its name, a language map
 
 
-async def _names_of(conn: AsyncConnection, region: Sharing, activities: set[str]) -> Named:
-    """The activities' names as the first member store that names each gives them (members
-    that share a course usually name it alike, so most answers need one store)."""
-    named: Named = {}
-    for store_id in region.store_ids:
-        wanted = activities - named.keys()
-        if not wanted:
-            break
-        named.update(await analytics_reads.activity_names(conn, store_id, wanted))
-    return named
-
-
 ByStore = Annotated[
     Literal["store"] | None,
     Query(description="`store`: each member store's own figures side by side, under the name it allows"),
@@ -177,7 +165,9 @@ async def activities(
     async def work(conn: AsyncConnection, region: Sharing) -> tuple[dict[str, Any], Named]:
         summaries = await analytics_reads.region_activities(conn, region.store_ids)
         body = metrics.region_activities(summaries, sort, order == "desc", limit, offset, region.min_group)
-        named = await _names_of(conn, region, {row["activity"] for row in body["activities"]})
+        named = await analytics_reads.activity_names(
+            conn, region.store_ids, {row["activity"] for row in body["activities"]}
+        )
         return {**_about(region), **body}, named
 
     body, named = await ask.read(work)
@@ -257,7 +247,7 @@ async def _per_step(
         kids = await analytics_reads.child_activities(conn, region.store_ids, activity)
         among = Among("store") if by else EVERYONE
         steps = await analytics_reads.reach(conn, region.store_ids, activity, kids, ask.window, among)
-        return region, steps, await _names_of(conn, region, set(kids))
+        return region, steps, await analytics_reads.activity_names(conn, region.store_ids, set(kids))
 
     region, steps, named = await ask.read(work)
     names = names_in(ask.request, named)

@@ -186,5 +186,6 @@ async def _rendered(
     definitions: dict[str, dict[str, Any]] = {}
     if fmt is Format.CANONICAL:
         wanted = set().union(*(activity_ids(d) for d in docs))
-        definitions = await activity_store.get_many(conn, store_id, wanted)
+        found = await activity_store.get_many(conn, [store_id], wanted)
+        definitions = {activity: definition for _, activity, definition in found}
     return [render(d, fmt, languages, definitions) for d in docs]

@@ -79,17 +79,20 @@ async def get(conn: AsyncConnection, store_id: int, activity_id: str) -> dict[st
     return definition
 
 
-async def get_many(conn: AsyncConnection, store_id: int, activity_ids: set[str]) -> dict[str, dict[str, Any]]:
-    if not activity_ids:
-        return {}
+async def get_many(
+    conn: AsyncConnection, store_ids: list[int], activity_ids: set[str]
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """The canonical definitions of these activities in these stores: (store, id, definition)."""
+    if not activity_ids or not store_ids:
+        return []
     rows = await conn.execute(
         text(
-            "SELECT activity_id, definition FROM activities"
-            " WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"
+            "SELECT store_id, activity_id, definition FROM activities"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND key = ANY(CAST(:keys AS text[]))"
         ),
-        {"store": store_id, "keys": [analytics_key(i) for i in activity_ids]},
+        {"stores": store_ids, "keys": [analytics_key(i) for i in activity_ids]},
     )
-    return {r.activity_id: r.definition for r in rows}
+    return [(r.store_id, r.activity_id, r.definition) for r in rows]
 
 
 async def export_page(
