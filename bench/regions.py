@@ -1,6 +1,7 @@
 """Regions at size: aggregates across many member stores.
 
     python -m bench.regions [--statements 1000000] [--stores 50] [--database URL] [--keep]
+                            [--embedded DIR]
 
 ``--statements`` generated statements (20,000 learners, 100 courses of 9 modules, as
 bench.leaders fills them) are spread over ``--stores`` stores, each learner in one store
@@ -8,6 +9,9 @@ bench.leaders fills them) are spread over ``--stores`` stores, each learner in o
 and join one region. Then every region route is asked for every course with a region
 credential, and the same question of one member store (`/analytics/...`) in the same run
 as the yardstick. Results go to bench/results/regions.{json,md}.
+
+The database is LRS_TEST_DATABASE_URL's server (default 127.0.0.1:5432), or with
+``--embedded DIR`` the product's embedded PostgreSQL with its settings (lrs.embedded).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bench.generate import Generator
 from bench.leaders import leader_statements
 from bench.loadgen import basic, request, run
 from bench.run import HOST, caught_up, get_many, q, start_lrs, stop, write_results
+from lrs.embedded import EMBEDDED_SERVER_SETTINGS, start_embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REGION = "vestland"
@@ -101,8 +106,14 @@ async def fill(port: int, writers: dict[str, str], stores: int, statements: int)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if args.embedded is not None:
+        os.environ["LRS_TEST_DATABASE_URL"] = start_embedded(args.embedded)
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     out: dict[str, Any] = {"statements_target": args.statements, "stores": args.stores}
+    if args.embedded is not None:
+        out["database"] = "embedded PostgreSQL, " + ", ".join(
+            f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items()
+        )
     if args.database:
         url, admin_url = args.database, None
         out["fill"] = "an earlier --keep run of this benchmark"
@@ -170,9 +181,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def write(out: dict[str, Any]) -> None:
+def write(out: dict[str, Any], name: str = "regions") -> None:
     command = f"python -m bench.regions --statements {out['statements_target']} --stores {out['stores']}"
-    write_results("regions", "Regions at size", command, out)
+    if "database" in out:
+        command += f" --embedded DIR  ({out['database']})"
+    write_results(name, "Regions at size", command, out)
 
 
 def main() -> int:
@@ -182,8 +195,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--database", help="a database an earlier --keep run filled")
     parser.add_argument("--keep", action="store_true", help="keep the filled database for --database")
+    parser.add_argument(
+        "--embedded", type=Path, default=None, metavar="DIR", help="run on an embedded PostgreSQL kept in DIR"
+    )
+    parser.add_argument("--name", default="regions", help="results file name under bench/results")
     args = parser.parse_args()
-    write(asyncio.run(main_async(args)))
+    write(asyncio.run(main_async(args)), args.name)
     return 0
 
 
