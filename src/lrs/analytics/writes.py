@@ -8,8 +8,9 @@ Each SQL text is whole where it is defined. What one statement contributes is co
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -216,17 +217,22 @@ class Added:
     totals: list[Total]  # what the store-wide hourly rows add to their periods
 
 
-def added(statements: list[dict[str, Any]], settings: StoreSettings) -> Added:
-    """What newly stored, non-voided statements add (pure: no I/O)."""
+def added(statements: Iterable[dict[str, Any]], settings: StoreSettings) -> Added:
+    """What newly stored, non-voided statements add (pure: no I/O). One pass: given a
+    generator, each statement can be freed once read (a batch's parsed statements are
+    most of the fold's memory)."""
     named: dict[str, tuple[str, dict[str, str]]] = {}
+    rows: list[Row] = []
+    pairs: set[tuple[str, str]] = set()
     for s in statements:
         for activity, name in names(s):
             known = named.get(_key(activity), (activity, {}))[1]
             named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
-    rows = [row for s in statements for row in contributions(s, settings)]
+        rows.extend(contributions(s, settings))
+        pairs.update(children(s))
     hours = merged(rows)
     return Added(
-        sorted({pair for s in statements for pair in children(s)}),
+        sorted(pairs),
         named,
         HourlyRows.of(hours),
         ProgressRows.of(merged(rows, per_learner)),
@@ -819,8 +825,27 @@ _FOLD_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs-fold")
 
 def in_fold_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """Run ``fn(*args)`` in the fold's own thread."""
-    return asyncio.get_running_loop().run_in_executor(_FOLD_THREAD, fn, *args)
+    return asyncio.get_running_loop().run_in_executor(_FOLD_THREAD, _trimmed, fn, *args)
+
+
+def _trimmed(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    finally:
+        # A batch's parsed statements are freed at once, but glibc keeps the freed pages in
+        # the thread's arena; handing them back keeps the worker's memory at one batch.
+        _malloc_trim(0)
+
+
+def _no_trim(pad: int) -> int:
+    return 0
+
+
+try:
+    _malloc_trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):  # not glibc: nothing to trim
+    _malloc_trim = _no_trim
 
 
 def _parsed_added(docs: list[str], settings: StoreSettings) -> Added:
-    return added([orjson.loads(d) for d in docs], settings)
+    return added((orjson.loads(d) for d in docs), settings)

@@ -23,8 +23,10 @@ from lrs.store.database import Database
 log = logging.getLogger(__name__)
 
 # Statements folded per transaction: large set-based upserts, short enough that a fold
-# never holds the rollups' row locks for long.
-FOLD_STATEMENTS = 5000
+# never holds the rollups' row locks for long. The worker holds two batches at once (one
+# written, the next computed): at 2,500 its memory grows by about 80 MB while folding, half
+# what 5,000 took, at the same rate (40,000 statements: 13.6 s against 13.8 s).
+FOLD_STATEMENTS = 2500
 
 
 async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_STATEMENTS) -> int:
