@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import string
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.corpus import INVALID, invalid_statement
 from tests.factories import activity, statement
-from tests.harness import Server, make_credential, start_server, stop_server
+from tests.harness import Server, make_credential, metric, start_server, stop_server
 
 V2 = {"X-Experience-API-Version": "2.0.0"}
 
@@ -238,8 +239,9 @@ def test_failed_authentication_is_rate_limited(database_url):
 def test_sigterm_drains_in_flight_requests(database_url):
     """A batch in flight when the server is told to stop is answered and stored.
 
-    The body goes in two halves with the signal between them, so the request is in flight
-    (its headers read, its body not yet) when the signal comes, whatever the timing.
+    The body goes in two halves with the signal between them, and the signal waits until
+    the server counts the request in progress (its headers read, its body not yet): a
+    connection whose request the server has not yet read is idle, and closed at shutdown.
     """
     import threading
 
@@ -265,6 +267,11 @@ def test_sigterm_drains_in_flight_requests(database_url):
     worker = threading.Thread(target=send)
     worker.start()
     assert half_sent.wait(30)
+    deadline = time.monotonic() + 30
+    # The /metrics request counts itself too.
+    while (metric(httpx.get(srv.url + "/metrics").text, "lrs_http_requests_in_progress") or 0) < 2:
+        assert time.monotonic() < deadline, "the server never began the request"
+        time.sleep(0.05)
     srv.process.send_signal(signal.SIGTERM)
     signalled.set()
     worker.join(60)

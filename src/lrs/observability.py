@@ -36,6 +36,11 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+IN_PROGRESS = Gauge(
+    "lrs_http_requests_in_progress",
+    "Requests whose headers are read and whose answer is not yet sent",
+    multiprocess_mode="livesum",
+)
 STATEMENTS = Counter("lrs_statements_ingested_total", "Statements newly stored")
 BATCH = Histogram(
     "lrs_ingest_batch_size",
@@ -236,9 +241,11 @@ class ObservabilityMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_wrapped)
         finally:
+            IN_PROGRESS.dec()
             elapsed = time.perf_counter() - started
             template = self._template(scope)
             REQUESTS.labels(scope["method"], template, str(status)).inc()
