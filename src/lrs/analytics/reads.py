@@ -1096,7 +1096,6 @@ class Trend:
     """Learners who had started and completed an activity by a past instant, and now."""
 
     activity: str
-    then: datetime
     started_then: int
     completed_then: int
     started: int
@@ -1124,7 +1123,6 @@ async def trends(conn: AsyncConnection, store_id: int, activities: list[str], th
     return [
         Trend(
             r.activity_id,
-            then,
             r.started - r.started_since,
             r.completed - r.completed_since,
             r.started,

@@ -833,7 +833,8 @@ def _trimmed(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     finally:
         # A batch's parsed statements are freed at once, but glibc keeps the freed pages in
-        # the thread's arena; handing them back keeps the worker's memory at one batch.
+        # the thread's arena; handing them back lowers what the worker holds between batches
+        # (the peak, while a batch is computed, stays as it is).
         _malloc_trim(0)
 
 
