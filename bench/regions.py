@@ -32,8 +32,8 @@ from tests.harness import create_database, drop_database, make_credential
 from bench.generate import Generator
 from bench.leaders import leader_statements
 from bench.loadgen import basic, request, run
-from bench.run import HOST, caught_up, get_many, q, start_lrs, stop, write_results
-from lrs.embedded import EMBEDDED_SERVER_SETTINGS, start_embedded
+from bench.run import EMBEDDED, HOST, caught_up, get_many, q, start_lrs, stop, write_results
+from lrs.embedded import start_embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REGION = "vestland"
@@ -111,9 +111,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     out: dict[str, Any] = {"statements_target": args.statements, "stores": args.stores}
     if args.embedded is not None:
-        out["database"] = "embedded PostgreSQL, " + ", ".join(
-            f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items()
-        )
+        out["database"] = EMBEDDED
     if args.database:
         url, admin_url = args.database, None
         out["fill"] = "an earlier --keep run of this benchmark"

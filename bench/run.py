@@ -271,6 +271,10 @@ async def walk(port: int, auth: str, first: str, statements: int) -> dict[str, A
     }
 
 
+# How results name the embedded server they ran on (--embedded DIR).
+EMBEDDED = "embedded PostgreSQL, " + ", ".join(f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items())
+
+
 def q(path: str, **params: Any) -> str:
     return path + "?" + urllib.parse.urlencode(params)
 
@@ -288,9 +292,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.without_rollups:
         out["without_rollups"] = True  # every phase after the ceilings: storage alone
     if args.embedded is not None:
-        out["database"] = "embedded PostgreSQL, " + ", ".join(
-            f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items()
-        )
+        out["database"] = EMBEDDED
     gen = Generator()
     sample = [orjson.dumps(s).decode() for s in Generator(seed=1).statements(2000)]
     out["statement_bytes_mean"] = round(sum(map(len, sample)) / len(sample))
