@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lrs.jsontext import UnrepresentableNumber, loads
 from lrs.xapi.durations import parse_duration
@@ -14,7 +16,7 @@ from lrs.xapi.formats import render
 from lrs.xapi.langtags import best_language, is_language_tag, parse_accept_language
 from lrs.xapi.query import Format, decode_more, encode_more, parse_query
 from lrs.xapi.statements import prepare, same_statement
-from lrs.xapi.timestamps import format_timestamp, parse_timestamp
+from lrs.xapi.timestamps import _COMMON, _parse_any, format_timestamp, parse_timestamp
 from lrs.xapi.validate import validator_for
 from lrs.xapi.versions import Version, negotiate
 from tests.corpus import INVALID, invalid_statement
@@ -71,6 +73,25 @@ def test_valid_timestamps(value):
 )
 def test_invalid_timestamps(value):
     assert parse_timestamp(value) is None
+
+
+@given(
+    st.tuples(
+        st.integers(0, 9999),
+        st.integers(0, 19),
+        st.integers(0, 39),
+        st.integers(0, 29),
+        st.integers(0, 69),
+        st.integers(0, 69),
+        st.text("0123456789", max_size=6),
+        st.sampled_from(["Z", "+00:00"]),
+    )
+)
+def test_common_timestamps_read_as_the_general_parser_reads_them(parts):
+    y, mo, d, h, mi, s, fraction, zone = parts
+    value = f"{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}" + (f".{fraction}" if fraction else "") + zone
+    assert _COMMON.fullmatch(value)
+    assert parse_timestamp(value) == _parse_any(value)
 
 
 def test_timestamp_offsets_are_instants():

@@ -6,13 +6,18 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.config import Settings
+from lrs.ops import transfer
+from lrs.store.database import Database
 from tests.factories import activity, agent, voiding
 from tests.factories import statement_with_id as statement
 from tests.harness import (
@@ -256,3 +261,66 @@ async def test_cli_import_of_another_lrss_statements(second, tmp_path):
     failed = run_cli(second.database_url, "import", str(broken), "--store", target, check=False)
     assert failed.returncode == 1
     assert f"{broken}:2: line 2" in failed.stderr and "stopped at line 2" in failed.stderr
+
+
+async def _chunks(lines: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    yield "".join(json.dumps(s) + "\n" for s in lines).encode()
+
+
+async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_line(second):
+    """Batches queue up behind the one being written: a stop keeps those before the bad line
+    (and only those), whether parsing or a write found the fault."""
+    target = new_store(second.database_url, "batches")
+    engine = create_async_engine(second.database_url)
+    db = Database(engine)
+    settings = Settings(database_url=second.database_url)
+
+    async def stored(lines: list[dict[str, Any]]) -> list[bool]:
+        ids = [uuid.UUID(s["id"]) for s in lines]
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
+                    " WHERE t.name = :name AND s.id = ANY(:ids)"
+                ),
+                {"name": target, "ids": ids},
+            )
+            there = {r.id for r in found}
+        return [i in there for i in ids]
+
+    try:
+        # Parsing finds it: two whole batches before line 6 are kept, line 5 is not.
+        good = [statement() for _ in range(6)]
+        no_verb = statement()
+        del no_verb["verb"]
+        lines = [*good[:5], no_verb, good[5]]
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        assert report.stopped and report.statements == 4 and [n for n, _ in report.errors] == [6]
+        assert await stored(lines) == [True] * 4 + [False] * 3
+
+        # A write finds it: line 4 clashes with a stored statement; its batch and the ones
+        # queued after it are not written.
+        clash = {**good[0], "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
+        more = [statement() for _ in range(7)]
+        lines = [*more[:3], clash, *more[3:]]
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        assert report.stopped and report.statements == 2 and [n for n, _ in report.errors] == [4]
+        assert await stored(more) == [True] * 2 + [False] * 5
+
+        # Skipping: everything but the clash, in the file's order.
+        report = await transfer.import_lines(
+            db, settings, "test", target, _chunks(lines), batch=2, on_error="skip"
+        )
+        assert not report.stopped and report.statements == 7 and [n for n, _ in report.errors] == [4]
+        assert await stored(more) == [True] * 7
+        async with engine.connect() as conn:
+            order = await conn.execute(
+                text(
+                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
+                    " WHERE t.name = :name AND s.id = ANY(:ids) ORDER BY s.seq"
+                ),
+                {"name": target, "ids": [uuid.UUID(s["id"]) for s in more]},
+            )
+            assert [str(r.id) for r in order] == [s["id"] for s in more]
+    finally:
+        await engine.dispose()

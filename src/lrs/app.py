@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from lrs.api.services import Services
 from lrs.background import Worker
 from lrs.config import Settings
 from lrs.dashboard import pages as dashboard
+from lrs.gctuning import collect_less
 from lrs.observability import ObservabilityMiddleware, configure_logging
 from lrs.ops import credentials as credential_ops
 from lrs.ops import statements as statement_ops
@@ -76,11 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Credential changes reach every process at once; the cache TTL is only a backstop.
         listener = Listener(url, credential_ops.CHANNEL, authenticator.forget, authenticator.forget_all)
         listener.start()
-        # What start-up built lives as long as the process: leaving it out of the cyclic
-        # collector's scans, and collecting the youngest objects less often, keeps the
-        # collector from rescanning a large heap while batches are parsed.
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        collect_less()
         try:
             yield
         finally:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from lrs import __version__, embedded
 from lrs.config import Settings, StoreSettings, store_settings
+from lrs.gctuning import collect_less
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
@@ -49,6 +50,7 @@ def _run(settings: Settings, operation: Callable[[Database], Awaitable[T]]) -> T
         engine = create_engine(database_url(settings), pool_size=1, sql_trace_dir=settings.sql_trace_dir)
         try:
             await migrate.upgrade(engine)
+            collect_less()
             return await operation(Database(engine))
         finally:
             await engine.dispose()

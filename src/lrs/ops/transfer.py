@@ -29,7 +29,7 @@ import itertools
 import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import IO, Any, Literal
@@ -59,6 +59,8 @@ FORMAT = 1
 HEADER, ATTACHMENT, ACTIVITY, DOCUMENT = "lrs:export", "lrs:attachment", "lrs:activity", "lrs:document"
 SPAN = 5000  # seq numbers per read while exporting (at most as many statements)
 BATCH = 1000  # statements per transaction while importing
+YIELD_EVERY = 16  # lines read between turns of the batch being written
+AHEAD = 2  # whole batches parsed ahead of the one being written
 KINDS = {Kind.STATE: "state", Kind.ACTIVITY_PROFILE: "activity_profile", Kind.AGENT_PROFILE: "agent_profile"}
 OnError = Literal["skip", "stop"]
 
@@ -320,27 +322,48 @@ async def import_lines(
             report.statements += len(written)
             return
 
-    # One batch is written while the next is parsed and validated (PostgreSQL and Python
-    # work at once); never more than one, so batches are stored in the file's order.
-    writing: asyncio.Task[None] | None = None
+    # One task writes the batches, one at a time and in the file's order, while the lines
+    # after them are parsed and validated: PostgreSQL and Python work at once. Up to AHEAD
+    # whole batches wait their turn, so that one slow write does not stall the parsing.
+    queue: asyncio.Queue[list[tuple[int, Prepared]] | None] = asyncio.Queue(AHEAD)
+    failed: list[Exception] = []  # the writer's failure, raised again by the parser
+
+    async def writer() -> None:
+        while (written := await queue.get()) is not None:
+            if failed:
+                continue  # what comes after a failed batch is not written
+            try:
+                await write(written)
+            except Exception as exc:
+                failed.append(exc)
+            if progress is not None:
+                progress(report)
+
+    writing = asyncio.create_task(writer())
 
     async def flush() -> None:
-        nonlocal writing
-        if writing is not None:
-            task, writing = writing, None
-            await task
         if pending:
-            writing = asyncio.create_task(write(pending.copy()))
+            await queue.put(pending.copy())
             pending.clear()
             ids.clear()
-        if progress is not None:
-            progress(report)
+        if failed:
+            raise failed[0]
+
+    async def finish() -> None:
+        await queue.put(None)
+        await writing
+        if failed:
+            raise failed[0]
 
     ids: set[uuid.UUID] = set()
     try:
         async for raw in _lines(chunks):
             report.lines += 1
             n = report.lines
+            if n % YIELD_EVERY == 0:
+                # Reading a file never suspends: without this the batch being written would
+                # wait for each of its round trips until the next batch is whole.
+                await asyncio.sleep(0)
             if not raw.strip():
                 continue
             try:
@@ -367,14 +390,14 @@ async def import_lines(
             if len(pending) >= batch:
                 await flush()
         await flush()
-        await flush()
+        await finish()
     except _Stop:
-        # Stopped while parsing: the batch already being written is before the bad line.
-        if writing is not None:
-            with contextlib.suppress(_Stop):
-                await writing
+        # Stopped at a bad line: the batches already queued are before it and are written
+        # (unless the stop came from one of them).
+        with contextlib.suppress(_Stop):
+            await finish()
     finally:
-        if writing is not None and not writing.done():
+        if not writing.done():
             writing.cancel()
             with contextlib.suppress(BaseException):
                 await writing
@@ -397,9 +420,9 @@ def _prepared(value: dict[str, Any], who: Caller, n: int) -> Prepared:
     if stored is not None and kept is None:
         raise BadRequest(f"{path}.stored: not an ISO 8601 timestamp")
     authority = value.get("authority", who.authority)
-    return replace(
-        prepare(value, _version(value), authority, path, pseudonym=who.pseudonym), kept_stored=kept
-    )
+    prepared = prepare(value, _version(value), authority, path, pseudonym=who.pseudonym)
+    prepared.kept_stored = kept
+    return prepared
 
 
 async def _record(

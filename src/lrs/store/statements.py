@@ -54,7 +54,17 @@ SELECT :store, u.id, COALESCE(u.stored, :stored), u.ts, u.verb,
 RETURNING id, seq, voided
 """)
 
+# The rows of statements stored in this transaction cannot be there yet (their seqs are new),
+# so they go in without ON CONFLICT, which costs PostgreSQL a third more per row.
 _INSERT_INDEX = text("""
+INSERT INTO statement_index (store_id, key, seq, related)
+SELECT :store, u.key, u.seq, u.related
+  FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
+       AS u(key, seq, related)
+""")
+
+# Earlier statements that refer to new ones may already have some of these rows.
+_INSERT_REFERRER_INDEX = text("""
 INSERT INTO statement_index (store_id, key, seq, related)
 SELECT :store, u.key, u.seq, u.related
   FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
@@ -136,13 +146,19 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     keys: list[str] = []
     seq_list: list[int] = []
     related: list[bool] = []
-    by_id = {p.id: p for p in inserted}
     for p in inserted:
-        for key, rel in inherited[p.id].items():
-            keys.append(key)
-            seq_list.append(seqs[p.id])
-            related.append(rel)
+        seq = seqs[p.id]
+        index = inherited[p.id]
+        keys.extend(index)
+        related.extend(index.values())
+        seq_list.extend([seq] * len(index))
+    if keys:
+        await conn.execute(
+            _INSERT_INDEX, {"store": store_id, "keys": keys, "seqs": seq_list, "related": related}
+        )
     # Statements stored earlier that refer to one of these now match what it matches.
+    by_id = {p.id: p for p in inserted}
+    keys, seq_list, related = [], [], []
     for target_id, referrer_seq in referrers:
         if target_id in by_id:
             for key, rel in inherited[target_id].items():
@@ -151,7 +167,7 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
                 related.append(rel)
     if keys:
         await conn.execute(
-            _INSERT_INDEX, {"store": store_id, "keys": keys, "seqs": seq_list, "related": related}
+            _INSERT_REFERRER_INDEX, {"store": store_id, "keys": keys, "seqs": seq_list, "related": related}
         )
     outside = [v for v in voided_here if v not in by_id]
     voided_now: list[uuid.UUID] = []

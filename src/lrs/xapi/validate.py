@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from lrs.xapi.attachments import SIGNATURE_CONTENT_TYPE, SIGNATURE_USAGE
@@ -147,7 +148,16 @@ def is_uuid(value: Any) -> bool:
 
 
 def is_iri(value: Any) -> bool:
-    return isinstance(value, str) and _IRI.match(value) is not None
+    if not isinstance(value, str):
+        return False
+    return _short_iri(value) if len(value) <= 256 else _IRI.match(value) is not None
+
+
+# Verbs, activities, homepages and extension keys recur in statement after statement; only
+# short ones are remembered, so that a client cannot fill the cache with huge strings.
+@lru_cache(maxsize=1 << 14)
+def _short_iri(value: str) -> bool:
+    return _IRI.match(value) is not None
 
 
 def check_iri(value: str, name: str) -> str:
@@ -169,6 +179,9 @@ class StatementValidator:
     def _object(self, value: Any, path: str, allowed: frozenset[str]) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise fail(path, f"must be an object, not {_type_name(value)}")
+        # Almost every object is fine: two checks in C, and the walk only to name a fault.
+        if value.keys() <= allowed and None not in value.values():
+            return value
         for key, item in value.items():
             if key not in allowed:
                 raise fail(f"{path}.{key}", "is not a property allowed here (names are case-sensitive)")
@@ -206,7 +219,7 @@ class StatementValidator:
         if not isinstance(value, dict):
             raise fail(path, f"must be a language map (an object), not {_type_name(value)}")
         for tag, text in value.items():
-            if not is_language_tag(tag) or _repeated_singleton(tag):
+            if not _good_tag(tag):
                 raise fail(f"{path}", f"key {tag!r} is not an RFC 5646 language tag")
             if not isinstance(text, str):
                 raise fail(f"{path}.{tag}", f"must be a string, not {_type_name(text)}")
@@ -430,7 +443,7 @@ class StatementValidator:
                     raise fail(f"{path}.{key}", "is only allowed when the object is an Activity")
         if "language" in obj:
             language = self._string(obj["language"], f"{path}.language")
-            if not is_language_tag(language) or _repeated_singleton(language):
+            if not _good_tag(language):
                 raise fail(f"{path}.language", f"{language!r} is not an RFC 5646 language tag")
         if "statement" in obj:
             self.statement_ref(obj["statement"], f"{path}.statement")
@@ -553,6 +566,16 @@ class StatementValidator:
         verb_id = obj["verb"]["id"]
         if verb_id == VOIDED_VERB and obj["object"].get("objectType") != "StatementRef":
             raise fail(f"{path}.object", "a voiding statement's object must be a StatementRef")
+
+
+def _good_tag(tag: str) -> bool:
+    return _short_good_tag(tag) if len(tag) <= 64 else is_language_tag(tag) and not _repeated_singleton(tag)
+
+
+# The same few tags ("nb", "en-US") are in nearly every statement.
+@lru_cache(maxsize=1024)
+def _short_good_tag(tag: str) -> bool:
+    return is_language_tag(tag) and not _repeated_singleton(tag)
 
 
 def _repeated_singleton(tag: str) -> bool:
