@@ -1,6 +1,6 @@
 """Export and import speed and memory, against the COPY ceiling measured in the same run.
 
-    python -m bench.transfer [--statements 200000] [--small 50000]
+    python -m bench.transfer [--statements 200000] [--small 50000] [--copy-sample N] [--name transfer]
 
 Generated statements are written to a JSON Lines file; ``lrs import`` reads it into a fresh
 store (every statement validated as the API does, stored in batches, rollups queued), and
@@ -8,7 +8,9 @@ store (every statement validated as the API does, stored in batches, rollups que
 its own, whose peak RSS is read afterwards. The same run measures COPY of the same
 statements into a bare table of the statements' shape (bench.run.copy_ceiling), and does
 it all twice, at ``--small`` and at ``--statements``: flat memory means the same peak RSS
-at both sizes. Results go to bench/results/transfer.{json,md}.
+at both sizes. The rate between the two sizes is reported too: what a command sustains
+once it has started. For a file too large to hold in memory, ``--copy-sample`` measures
+COPY on its first N statements. Results go to bench/results/NAME.{json,md}.
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ def lrs(url: str, *args: str) -> tuple[float, float]:
     return seconds, round(rss_kib / 1024, 1)
 
 
-def one_size(url: str, count: int, workdir: Path) -> dict[str, Any]:
+def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str, Any]:
     source = workdir / f"statements-{count}.jsonl"
     with source.open("wb") as f:
         docs = []
-        for s in Generator(seed=count).statements(count):
+        for n, s in enumerate(Generator(seed=count).statements(count)):
             line = orjson.dumps(s)
-            docs.append(line.decode())
+            if n < copy_sample:
+                docs.append(line.decode())
             f.write(line + b"\n")
     copy = asyncio.run(copy_ceiling(url, docs))
     del docs
@@ -74,9 +77,13 @@ def one_size(url: str, count: int, workdir: Path) -> dict[str, Any]:
     export_s, export_rss = lrs(url, "export", "--store", store, "--output", str(out))
     exported = sum(1 for _ in out.open("rb"))
     assert exported == count, (exported, count)
+    size = source.stat().st_size
+    source.unlink()
+    out.unlink()
     return {
         "statements": count,
-        "file_mib": round(source.stat().st_size / 2**20, 1),
+        "file_mib": round(size / 2**20, 1),
+        "copy_statements": min(count, copy_sample),
         "copy_per_second": round(copy),
         "import_seconds": round(import_s, 2),
         "import_per_second": round(count / import_s),
@@ -92,6 +99,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.transfer", description=__doc__)
     parser.add_argument("--statements", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=50_000)
+    parser.add_argument(
+        "--copy-sample",
+        type=int,
+        default=10**9,
+        help="measure COPY on the first N statements of each file (all of them by default;"
+        " COPY is given them in memory)",
+    )
+    parser.add_argument("--name", default="transfer", help="results file name under bench/results")
     args = parser.parse_args()
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     url, admin = create_database()
@@ -99,21 +114,40 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for count in (args.small, args.statements):
-                out[str(count)] = one_size(url, count, Path(tmp))
+                out[str(count)] = one_size(url, count, Path(tmp), args.copy_sample)
                 print(count, out[str(count)], flush=True)
     finally:
         drop_database(url, admin)
+    small, big = (out[str(c)] for c in (args.small, args.statements))
+    # Each command starts up (imports, migration check) in about a second and a half; the
+    # rate between the two sizes is what the command sustains once running.
+    added = big["statements"] - small["statements"]
+    for step in ("import", "export"):
+        out[f"{step}_sustained_per_second"] = round(
+            added / (big[f"{step}_seconds"] - small[f"{step}_seconds"])
+        )
+    out["import_sustained_vs_copy"] = round(out["import_sustained_per_second"] / big["copy_per_second"], 3)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=2) + "\n")
-    sizes = [out[str(c)] for c in (args.small, args.statements)]
-    rows = ["| measure | " + " | ".join(f"{s['statements']:,}" for s in sizes) + " |", "| --- | --- | --- |"]
-    for key in sizes[0]:
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
+    rows = [
+        "| measure | " + " | ".join(f"{s['statements']:,}" for s in (small, big)) + " |",
+        "| --- | --- | --- |",
+    ]
+    for key in small:
         if key != "statements":
-            rows.append(f"| {key} | " + " | ".join(str(s[key]) for s in sizes) + " |")
-    (RESULTS / "transfer.md").write_text(
+            rows.append(f"| {key} | " + " | ".join(str(s[key]) for s in (small, big)) + " |")
+    sustained = [
+        f"- {key}: {out[key]}" for key in ("import_sustained_per_second", "export_sustained_per_second")
+    ]
+    sustained.append(
+        f"- import_sustained_vs_copy (COPY at the larger size): {out['import_sustained_vs_copy']}"
+    )
+    (RESULTS / f"{args.name}.md").write_text(
         f"# Export and import\n\nCommand: `{out['command']}` (2 cores shared by PostgreSQL and the"
         " command; the import validates every statement and queues it for the rollups).\n\n"
         + "\n".join(rows)
+        + "\n\nBetween the two sizes (start-up left out):\n\n"
+        + "\n".join(sustained)
         + "\n"
     )
     return 0

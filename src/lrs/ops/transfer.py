@@ -122,7 +122,7 @@ async def export(db: Database, actor: str, store_name: str, ask: ExportRequest) 
         return
     first, last = bounds
 
-    def read(after: int) -> asyncio.Task[list[str]]:
+    def read(after: int) -> asyncio.Task[bytes]:
         page = partial(
             statement_store.export_range,
             store_id=store.id,
@@ -140,12 +140,12 @@ async def export(db: Database, actor: str, store_name: str, ask: ExportRequest) 
     reading = [read(after) for after in itertools.islice(starts, 2)]
     try:
         while reading:
-            docs = await reading.pop(0)
+            lines = await reading.pop(0)
             after = next(starts, None)
             if after is not None:
                 reading.append(read(after))
-            if docs:
-                yield "".join(doc + "\n" for doc in docs).encode()
+            if lines:
+                yield lines
     finally:
         for task in reading:
             task.cancel()

@@ -346,6 +346,18 @@ async def seq_bounds(conn: AsyncConnection, store_id: int, since: datetime | Non
     return None if row.first is None else (row.first, row.last)
 
 
+# The statements of one seq range as COPY writes them: one JSON text a line, PostgreSQL
+# doing all the work (a row at a time through the driver cost more in Python than in the
+# database). Parameters: store, after seq, through seq, since (or NULL), until.
+# (asyncpg puts the parameters in as literals and wraps the query in COPY ... TO STDOUT).
+_EXPORT_RANGE = """
+SELECT statement FROM statements
+ WHERE store_id = $1 AND seq > $2 AND seq <= $3 AND stored <= $5
+   AND ($4::timestamptz IS NULL OR stored > $4::timestamptz)
+ ORDER BY seq
+"""
+
+
 async def export_range(
     conn: AsyncConnection,
     store_id: int,
@@ -353,19 +365,22 @@ async def export_range(
     through_seq: int,
     since: datetime | None,
     until: datetime,
-) -> list[str]:
+) -> bytes:
     """The statements with ``seq`` in (after_seq, through_seq] stored in (since, until], in
-    the order they were stored, as their JSON text (voided ones included)."""
-    rows = await conn.execute(
-        text(
-            "SELECT statement::text AS doc FROM statements"
-            " WHERE store_id = :store AND seq > :after AND seq <= :through AND stored <= :until"
-            " AND (CAST(:since AS timestamptz) IS NULL OR stored > CAST(:since AS timestamptz))"
-            " ORDER BY seq"
-        ),
-        {"store": store_id, "after": after_seq, "through": through_seq, "since": since, "until": until},
+    the order they were stored, as JSON Lines (voided ones included)."""
+    chunks: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        chunks.append(data)
+
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_from_query(  # type: ignore[union-attr]
+        _EXPORT_RANGE, store_id, after_seq, through_seq, since, until, output=sink
     )
-    return [r.doc for r in rows]
+    # COPY's text format escapes a backslash by doubling it; a JSON text has no tab, newline
+    # or carriage return outside its strings (inside them they are written as escapes), so
+    # halving the backslashes gives back the exact text.
+    return b"".join(chunks).replace(b"\\\\", b"\\")
 
 
 async def max_seq(conn: AsyncConnection) -> int:
