@@ -15,6 +15,10 @@ ends, and fails the run if a store-scoped table in it is not tied to a store:
 Subqueries and CTEs are checked on their own; a row source made of one counts as tied, and
 so does a column of an enclosing query (correlation). Installation-wide questions are listed
 in ``INSTALLATION_WIDE`` with the reason.
+
+What goes to the driver past SQLAlchemy is not recorded: the export's COPY
+(``store.statements.export_range``) and LISTEN. tests/test_store_scoped_sql.py still checks
+that every SQL text in the source names ``store_id``.
 """
 
 from __future__ import annotations
