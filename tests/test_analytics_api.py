@@ -799,6 +799,26 @@ async def test_activities_within_a_window(world):
         assert row["learners_completed"] == sum(1 for v in expected[key] if v["completed"]), key
 
 
+@pytest.mark.parametrize(
+    "since", [timedelta(hours=1), timedelta(days=2), timedelta(days=4), timedelta(days=5, hours=3)]
+)
+async def test_activities_since_an_hour_until_now(world, since):
+    """A window open to the present is counted without every hourly row in it (learners by
+    their latest statement, time from the smaller side of its start): early starts leave most
+    statements inside, late ones few, and the figures are those of the statements inside."""
+    everything = world["a"] + world["b"]
+    start = BASE + since
+    inside = [s for s in everything if start <= datetime.fromisoformat(s["timestamp"])]
+    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
+    listed = (await analytics(world, "/activities", since=start.isoformat(), limit=1000)).json()["activities"]
+    got = {row["activity"]: row for row in listed}
+    assert got and set(got) == {a for a, ref in want.items() if len(ref) >= 2}
+    for a, row in got.items():
+        assert row["learners_started"] == len(want[a]), a
+        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
+        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+
+
 async def test_csv_output(world):
     fire = course("brannvern")
     r = await analytics(world, "/completion", activity=fire, format="csv")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -1038,6 +1038,8 @@ async def activity_summaries(
             )
             for r in stored
         ]
+    if among.plain and window.until is None and window.since is not None and _on_the_hour(window.since):
+        return await _summaries_since(conn, store_id, window.since)
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     if window.unbounded:
@@ -1084,6 +1086,59 @@ async def activity_summaries(
             params,
         )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
+
+
+def _on_the_hour(instant: datetime) -> bool:
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == instant
+
+
+async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime) -> list[ActivitySummary]:
+    """Each activity's figures from ``since`` (a whole hour) to now, as the hourly rows in
+    that window give them, without counting distinct learners over all of those rows: a
+    learner was there when their latest statement on the activity is that recent; the
+    completers are read from the hourly rows that hold a completion; the time is summed from
+    the hours on whichever side of ``since`` held fewer of the store's statements (the
+    activity's total less the hours before, for a window that holds most of them)."""
+    params: dict[str, Any] = {"store": store_id, "overall": OVERALL, "since": since}
+    # Which side is smaller only steers the plan, so the store's days in UTC are near enough.
+    sides = (
+        await conn.execute(
+            text("""
+            SELECT COALESCE(sum(statements) FILTER (WHERE period < d.day), 0) AS before,
+                   COALESCE(sum(statements) FILTER (WHERE period >= d.day), 0) AS after
+              FROM analytics_period,
+                   LATERAL (SELECT analytics_period_of('day', CAST(:since AS timestamptz) AT TIME ZONE 'UTC')
+                           AS day) AS d
+             WHERE store_id = :store AND kind = 'day'
+            """),
+            params,
+        )
+    ).one()
+    if sides.before < sides.after:
+        duration = """GREATEST(a.duration_seconds - (SELECT COALESCE(sum(h.duration_seconds), 0)
+                                 FROM analytics_hourly h
+                                WHERE h.store_id = :store AND h.activity_key = a.activity_key
+                                  AND h.hour < :since), 0)"""
+    else:
+        duration = """(SELECT COALESCE(sum(h.duration_seconds), 0) FROM analytics_hourly h
+                        WHERE h.store_id = :store AND h.activity_key = a.activity_key
+                          AND h.hour >= :since)"""
+    rows = await conn.execute(
+        text(f"""
+        SELECT a.activity_id, s.started, COALESCE(c.completed, 0) AS completed, {duration} AS duration
+          FROM (SELECT activity_key, count(*) AS started FROM analytics_progress
+                 WHERE store_id = :store AND activity_key <> :overall AND last_at >= :since
+                 GROUP BY activity_key) AS s
+          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = s.activity_key
+          LEFT JOIN (SELECT activity_key, count(DISTINCT learner_key) AS completed
+                       FROM analytics_hourly
+                      WHERE store_id = :store AND activity_key <> :overall AND hour >= :since
+                        AND completed_at IS NOT NULL
+                      GROUP BY activity_key) AS c ON c.activity_key = s.activity_key
+        """),
+        params,
+    )
+    return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration)) for r in rows]
 
 
 async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignment]:

@@ -229,6 +229,15 @@ analytics_hourly = Table(
     Column("sessions", Integer, nullable=False, server_default=text("0")),
     Column("abandoned", Integer, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
+    # A window open to the present counts its completers from the hours that hold one.
+    Index(
+        "analytics_hourly_completed",
+        "store_id",
+        "activity_key",
+        "hour",
+        postgresql_include=["learner_key"],
+        postgresql_where=text("completed_at IS NOT NULL"),
+    ),
 )
 
 # The same per (activity, learner), over all time: what completion, drop-off and the learner
