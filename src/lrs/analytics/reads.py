@@ -1038,7 +1038,13 @@ async def activity_summaries(
             )
             for r in stored
         ]
-    if among.plain and window.until is None and window.since is not None and _on_the_hour(window.since):
+    if (
+        among.plain
+        and window.until is None
+        and window.since is not None
+        and _on_the_hour(window.since)
+        and await _mostly_since(conn, store_id, window.since)
+    ):
         return await _summaries_since(conn, store_id, window.since)
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
@@ -1092,15 +1098,9 @@ def _on_the_hour(instant: datetime) -> bool:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == instant
 
 
-async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime) -> list[ActivitySummary]:
-    """Each activity's figures from ``since`` (a whole hour) to now, as the hourly rows in
-    that window give them, without counting distinct learners over all of those rows: a
-    learner was there when their latest statement on the activity is that recent; the
-    completers are read from the hourly rows that hold a completion; the time is summed from
-    the hours on whichever side of ``since`` held fewer of the store's statements (the
-    activity's total less the hours before, for a window that holds most of them)."""
-    params: dict[str, Any] = {"store": store_id, "overall": OVERALL, "since": since}
-    # Which side is smaller only steers the plan, so the store's days in UTC are near enough.
+async def _mostly_since(conn: AsyncConnection, store_id: int, since: datetime) -> bool:
+    """Whether most of the store's statements are from ``since`` on (its daily totals say;
+    days in UTC are near enough to choose how to count)."""
     sides = (
         await conn.execute(
             text("""
@@ -1111,21 +1111,27 @@ async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime
                            AS day) AS d
              WHERE store_id = :store AND kind = 'day'
             """),
-            params,
+            {"store": store_id, "since": since},
         )
     ).one()
-    if sides.before < sides.after:
-        duration = """GREATEST(a.duration_seconds - (SELECT COALESCE(sum(h.duration_seconds), 0)
-                                 FROM analytics_hourly h
-                                WHERE h.store_id = :store AND h.activity_key = a.activity_key
-                                  AND h.hour < :since), 0)"""
-    else:
-        duration = """(SELECT COALESCE(sum(h.duration_seconds), 0) FROM analytics_hourly h
-                        WHERE h.store_id = :store AND h.activity_key = a.activity_key
-                          AND h.hour >= :since)"""
+    return bool(sides.before < sides.after)
+
+
+async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime) -> list[ActivitySummary]:
+    """Each activity's figures from ``since`` (a whole hour) to now, for a window that holds
+    most of the store's statements, as the hourly rows in it give them, without counting
+    distinct learners over all of those rows: a learner was there when their latest
+    statement on the activity is that recent; the completers are read from the hourly rows
+    that hold a completion; the time is the activity's total less the hours before.
+
+    A narrower window is cheaper read from its own hourly rows (activity_summaries)."""
     rows = await conn.execute(
-        text(f"""
-        SELECT a.activity_id, s.started, COALESCE(c.completed, 0) AS completed, {duration} AS duration
+        text("""
+        SELECT a.activity_id, s.started, COALESCE(c.completed, 0) AS completed,
+               GREATEST(a.duration_seconds - (SELECT COALESCE(sum(h.duration_seconds), 0)
+                                                FROM analytics_hourly h
+                                               WHERE h.store_id = :store AND h.activity_key = a.activity_key
+                                                 AND h.hour < :since), 0) AS duration
           FROM (SELECT activity_key, count(*) AS started FROM analytics_progress
                  WHERE store_id = :store AND activity_key <> :overall AND last_at >= :since
                  GROUP BY activity_key) AS s
@@ -1136,7 +1142,7 @@ async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime
                         AND completed_at IS NOT NULL
                       GROUP BY activity_key) AS c ON c.activity_key = s.activity_key
         """),
-        params,
+        {"store": store_id, "overall": OVERALL, "since": since},
     )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration)) for r in rows]
 
