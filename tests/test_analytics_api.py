@@ -800,12 +800,20 @@ async def test_activities_within_a_window(world):
 
 
 @pytest.mark.parametrize(
-    "since", [timedelta(hours=1), timedelta(days=2), timedelta(days=4), timedelta(days=5, hours=3)]
+    "since",
+    [
+        timedelta(days=-1),
+        timedelta(hours=1),
+        timedelta(days=2),
+        timedelta(days=4),
+        timedelta(days=5, hours=3),
+    ],
 )
 async def test_activities_since_an_hour_until_now(world, since):
-    """A window open to the present is counted without every hourly row in it (learners by
-    their latest statement, time from the smaller side of its start): early starts leave most
-    statements inside, late ones few, and the figures are those of the statements inside."""
+    """A window open to the present is counted without every hourly row in it when it holds
+    most statements (learners by their latest statement, time as the total less the hours
+    before it), from the kept totals when it holds all of them, and from its own hours when
+    it holds few: the figures are those of the statements inside, whichever way."""
     everything = world["a"] + world["b"]
     start = BASE + since
     inside = [s for s in everything if start <= datetime.fromisoformat(s["timestamp"])]

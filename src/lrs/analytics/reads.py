@@ -1024,6 +1024,12 @@ class ActivitySummary:
 async def activity_summaries(
     conn: AsyncConnection, store_id: int, window: Window, among: Among = EVERYONE
 ) -> list[ActivitySummary]:
+    since = window.since
+    if among.plain and window.until is None and since is not None and _on_the_hour(since):
+        if not await _anything_before(conn, store_id, since):
+            window = Window(None, None)  # it holds every statement: the kept totals answer
+        elif await _mostly_since(conn, store_id, since):
+            return await _summaries_since(conn, store_id, since)
     if window.unbounded and among.plain:
         stored = await conn.execute(
             text(
@@ -1038,14 +1044,6 @@ async def activity_summaries(
             )
             for r in stored
         ]
-    if (
-        among.plain
-        and window.until is None
-        and window.since is not None
-        and _on_the_hour(window.since)
-        and await _mostly_since(conn, store_id, window.since)
-    ):
-        return await _summaries_since(conn, store_id, window.since)
     await _hash_joins(conn, among)
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
     if window.unbounded:
@@ -1096,6 +1094,19 @@ async def activity_summaries(
 
 def _on_the_hour(instant: datetime) -> bool:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == instant
+
+
+async def _anything_before(conn: AsyncConnection, store_id: int, since: datetime) -> bool:
+    """Whether any statement of the store counts before ``since`` (every counted statement has
+    its learner's store-wide hourly row)."""
+    found = await conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM analytics_hourly"
+            " WHERE store_id = :store AND activity_key = :overall AND hour < :since)"
+        ),
+        {"store": store_id, "overall": OVERALL, "since": since},
+    )
+    return bool(found.scalar_one())
 
 
 async def _mostly_since(conn: AsyncConnection, store_id: int, since: datetime) -> bool:
