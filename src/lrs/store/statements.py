@@ -56,21 +56,16 @@ RETURNING id, seq, voided
 
 # The rows of statements stored in this transaction cannot be there yet (their seqs are new),
 # so they go in without ON CONFLICT, which costs PostgreSQL a third more per row.
-_INSERT_INDEX = text("""
+_INDEX_ROWS = """
 INSERT INTO statement_index (store_id, key, seq, related)
 SELECT :store, u.key, u.seq, u.related
   FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
        AS u(key, seq, related)
-""")
+"""
+_INSERT_INDEX = text(_INDEX_ROWS)
 
 # Earlier statements that refer to new ones may already have some of these rows.
-_INSERT_REFERRER_INDEX = text("""
-INSERT INTO statement_index (store_id, key, seq, related)
-SELECT :store, u.key, u.seq, u.related
-  FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
-       AS u(key, seq, related)
-    ON CONFLICT DO NOTHING
-""")
+_INSERT_REFERRER_INDEX = text(_INDEX_ROWS + "    ON CONFLICT DO NOTHING\n")
 
 # Voiding statements cannot be voided; a statement already voided stays as it is.
 _VOID = text("""

@@ -150,7 +150,7 @@ def is_uuid(value: Any) -> bool:
 def is_iri(value: Any) -> bool:
     if not isinstance(value, str):
         return False
-    return _short_iri(value) if len(value) <= 256 else _IRI.match(value) is not None
+    return (_short_iri if len(value) <= 256 else _short_iri.__wrapped__)(value)
 
 
 # Verbs, activities, homepages and extension keys recur in statement after statement; only
@@ -569,7 +569,7 @@ class StatementValidator:
 
 
 def _good_tag(tag: str) -> bool:
-    return _short_good_tag(tag) if len(tag) <= 64 else is_language_tag(tag) and not _repeated_singleton(tag)
+    return (_short_good_tag if len(tag) <= 64 else _short_good_tag.__wrapped__)(tag)
 
 
 # The same few tags ("nb", "en-US") are in nearly every statement.
