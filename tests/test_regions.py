@@ -317,6 +317,46 @@ async def test_small_cells_across_members_are_withheld_not_zero(server, region):
     assert (0, 13) not in cells and r.json()["suppressed_groups"] == 1
 
 
+async def test_store_wide_hours_and_weeks_add_up_and_withhold_what_a_member_could_subtract(server, region):
+    """Store-wide and over all time, a region reads its members' kept cells and periods (in
+    the stores' own zone), added up in SQL: each shown figure is the members' own figures
+    added up, and each figure that a member could subtract its way into is withheld."""
+    course = f"https://kurs.example.no/tidlig/{uuid.uuid4().hex[:6]}"
+    # Beside the fixture's statements (this week, both members): Monday 2026-11-02 at 05 UTC,
+    # 6 learners in Bergen and 2 in Voss: 8 in all, but Bergen could subtract its 6.
+    await fill(server, region["stores"]["bergen"], module_statements(course, 1, 6, hour=5))
+    await fill(server, region["stores"]["voss"], module_statements(course, 1, 2, hour=5))
+    await rollups_folded(server.database_url)
+    base = f"/regions/{region['name']}/analytics"
+    members = [region["stores"][s] for s in ("bergen", "voss")]
+    for path, params, key, at in (
+        ("/engagement/hours", {}, "cells", lambda row: (row["weekday"], row["hour"])),
+        ("/engagement", {"interval": "week"}, "series", lambda row: row["period"]),
+    ):
+        r = await ask(server, region["auth"], base + path, **params)
+        assert r.status_code == 200, r.text
+        shown = {at(row): row for row in r.json()[key] if row["active_learners"]}
+        shares: dict[Any, dict[str, list[int]]] = {}
+        for store in members:
+            for row in (await own(server, store, path, **params))[key]:
+                if row["active_learners"]:
+                    mine = shares.setdefault(at(row), {})
+                    mine[store] = [row["active_learners"], row["statements"]]
+        withheld_here = {
+            k
+            for k, per in shares.items()
+            if withheld(sum(a for a, _ in per.values()), {s: a for s, (a, _) in enumerate(per.values())}, 5)
+        }
+        assert withheld_here and set(shares) - withheld_here, (path, shares)  # both kinds occur
+        assert set(shown) == set(shares) - withheld_here, path
+        assert r.json()["suppressed_groups"] == len(withheld_here), path
+        for k, row in shown.items():
+            assert [row["active_learners"], row["statements"]] == [
+                sum(v[0] for v in shares[k].values()),
+                sum(v[1] for v in shares[k].values()),
+            ], (path, k)
+
+
 async def test_each_route_compares_members_side_by_side(server, region):
     course = f"https://kurs.example.no/side/{uuid.uuid4().hex[:6]}"
     # Every step of every store reaches the region's minimum (5), so each shows as in its store.

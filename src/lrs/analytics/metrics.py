@@ -23,8 +23,8 @@ from lrs.analytics.reads import (
     Period,
     RatingCount,
     Reach,
-    RegionSummary,
     Shared,
+    Summed,
 )
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.timestamps import format_timestamp
@@ -548,7 +548,7 @@ def region_completion(
 
 
 def region_activities(
-    summaries: list[RegionSummary],
+    summaries: list[Summed[ActivitySummary]],
     sort: str,
     descending: bool,
     limit: int,
@@ -558,52 +558,34 @@ def region_activities(
     """The region's activity list: an activity whose figures a member could subtract its way
     into a small group is left out, as one with too few learners is."""
     shown = [
-        r.summary
+        r.figure
         for r in summaries
-        if not withheld_by_largest(r.summary.learners_started, r.members, r.largest, min_group)
+        if not withheld_by_largest(r.figure.learners_started, r.members, r.largest, min_group)
     ]
     body = activities(shown, sort, descending, limit, offset, min_group)
     body["suppressed_groups"] += len(summaries) - len(shown)
     return body
 
 
-def merged_cells(by_store: dict[int, list[Cell]], min_group: int) -> tuple[list[Cell], set[tuple[int, int]]]:
-    """The member stores' hours of the week added up, and the cells a member could subtract
-    its way into (to be withheld)."""
-    totals: dict[tuple[int, int], list[int]] = {}
-    shares: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
-    for store_id, cells in by_store.items():
-        for c in cells:
-            total = totals.setdefault((c.weekday, c.hour), [0, 0])
-            total[0] += c.statements
-            total[1] += c.active_learners
-            shares[(c.weekday, c.hour)][store_id] = c.active_learners
-    merged = [Cell(w, h, t[0], t[1]) for (w, h), t in totals.items()]
-    hidden = {k for k, t in totals.items() if withheld(t[1], shares[k], min_group)}
-    return merged, hidden
+def summed_cells(summed: list[Summed[Cell]], min_group: int) -> tuple[list[Cell], set[tuple[int, int]]]:
+    """A region's hours of the week, and the cells a member could subtract its way into (to
+    be withheld)."""
+    hidden = {
+        (s.figure.weekday, s.figure.hour)
+        for s in summed
+        if withheld_by_largest(s.figure.active_learners, s.members, s.largest, min_group)
+    }
+    return [s.figure for s in summed], hidden
 
 
-def merged_periods(by_store: dict[int, list[Period]], min_group: int) -> tuple[list[Period], set[datetime]]:
-    """The member stores' periods added up, and those to withhold (see ``withheld``)."""
-    totals: dict[datetime, Period] = {}
-    shares: dict[datetime, dict[int, int]] = defaultdict(dict)
-    for store_id, rows in by_store.items():
-        for r in rows:
-            seen = totals.get(r.start)
-            totals[r.start] = (
-                r
-                if seen is None
-                else Period(
-                    r.start,
-                    seen.active_learners + r.active_learners,
-                    seen.statements + r.statements,
-                    seen.completions + r.completions,
-                    seen.duration + r.duration,
-                )
-            )
-            shares[r.start][store_id] = r.active_learners
-    hidden = {k for k, p in totals.items() if withheld(p.active_learners, shares[k], min_group)}
-    return list(totals.values()), hidden
+def summed_periods(summed: list[Summed[Period]], min_group: int) -> tuple[list[Period], set[datetime]]:
+    """A region's periods, and those to withhold (see ``withheld``)."""
+    hidden = {
+        s.figure.start
+        for s in summed
+        if withheld_by_largest(s.figure.active_learners, s.members, s.largest, min_group)
+    }
+    return [s.figure for s in summed], hidden
 
 
 def shared_steps(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -24,6 +24,8 @@ from lrs.store.costs import Cost as Cost
 from lrs.store.database import now as now
 from lrs.store.keys import analytics_key as _key
 from lrs.store.statements import consistent_through
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -774,9 +776,14 @@ async def reach(
     learners = _per_learner(store_id, [parent, *children], window, among, params)
     # In a region, each store's share of every step too: the stores of its learners, counted
     # here (grouping by store in SQL as well would work out every figure a second time).
+    # Only the columns used below: the CTE is kept in memory whole (a course across a region is
+    # tens of thousands of rows, which with every column spilled to disk).
     result = await conn.execute(
         text(f"""
-        WITH learners AS ({learners})
+        WITH learners AS (
+            SELECT store_id, activity_key, activity_id, learner_key, first_at, completed_at, passed,
+                   failed, best_score, duration, rating_scaled, grp
+              FROM ({learners}) b)
         SELECT c.grp, {"array_agg(c.store_id)" if isinstance(store_id, list) else "NULL"} AS stores,
                min(c.activity_id) AS activity, count(*) AS learners,
                count(c.completed_at) AS completed,
@@ -1390,16 +1397,16 @@ async def region_completion(
 
 
 @dataclass(frozen=True)
-class RegionSummary:
-    """An activity summed over a region's member stores, with how many members have learners
-    on it and the largest member's learners (what complementary suppression needs)."""
+class Summed(Generic[T]):
+    """A figure summed over a region's member stores, with how many members have learners in
+    it and the largest member's learners (what complementary suppression needs)."""
 
-    summary: ActivitySummary
+    figure: T
     members: int
     largest: int
 
 
-async def region_activities(conn: AsyncConnection, stores: list[int]) -> list[RegionSummary]:
+async def region_activities(conn: AsyncConnection, stores: list[int]) -> list[Summed[ActivitySummary]]:
     """Every activity the member stores have figures for, summed over them."""
     rows = await conn.execute(
         text("""
@@ -1413,7 +1420,7 @@ async def region_activities(conn: AsyncConnection, stores: list[int]) -> list[Re
         {"stores": stores},
     )
     return [
-        RegionSummary(
+        Summed(
             ActivitySummary(r.activity_id, int(r.started), int(r.completed), float(r.duration)),
             r.members,
             r.largest,
@@ -1434,37 +1441,35 @@ async def _zoned(conn: AsyncConnection, stores: list[int], tz: str) -> list[int]
     return [r.store_id for r in rows]
 
 
-async def region_engagement(
-    conn: AsyncConnection, stores: list[int], activity: str | None, interval: str, tz: str, window: Window
-) -> dict[int, list[Period]]:
-    """Each member store's periods (as ``engagement`` gives one store's), in one query per
-    kind of source: the kept period figures where a store keeps them in ``tz``, else its
-    hourly rows."""
+async def _region_periods(
+    conn: AsyncConnection,
+    stores: list[int],
+    activity: str | None,
+    interval: str,
+    tz: str,
+    window: Window,
+    params: dict[str, Any],
+) -> str:
+    """SQL for each member store's periods (``store_id, period, learners, statements,
+    completions, duration``): the kept period figures where a store keeps them in ``tz``,
+    else its hourly rows."""
     stored: list[int] = []
     if activity is None and _whole_periods(window, interval, tz):
         stored = await _zoned(conn, stores, tz)
-    out: dict[int, list[Period]] = {s: [] for s in stores}
-    params: dict[str, Any] = {"kind": interval, "interval": interval, "tz": tz}
+    params.update(kind=interval, interval=interval, tz=tz)
+    parts = []
     if stored:
-        bounds = _period_bounds(window, params)
-        rows = await conn.execute(
-            text(f"""
+        params["stored"] = stored
+        parts.append(f"""
             SELECT store_id, analytics_period_start(:kind, period)::timestamp AS period, learners,
                    statements, completions, duration_seconds AS duration
               FROM analytics_period
-             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0{bounds}
-            """),
-            {**params, "stored": stored},
-        )
-        for r in rows:
-            out[r.store_id].append(
-                Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration))
-            )
+             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0
+                   {_period_bounds(window, params)}""")
     hourly = [s for s in stores if s not in set(stored)]
     if hourly:
         params.update(hourly=hourly, activity=_key(activity or OVERALL))
-        rows = await conn.execute(
-            text(f"""
+        parts.append(f"""
             SELECT h.store_id, h.period, count(*) AS learners, sum(h.statements) AS statements,
                    sum(h.completions) AS completions, sum(h.duration) AS duration
               FROM (SELECT store_id, learner_key, date_trunc(:interval, hour AT TIME ZONE :tz) AS period,
@@ -1474,39 +1479,71 @@ async def region_engagement(
                      WHERE store_id = ANY(CAST(:hourly AS bigint[])) AND activity_key = :activity
                            {_window_sql(window, params)}
                      GROUP BY 1, 2, 3) h
-             GROUP BY 1, 2
-            """),
-            params,
-        )
-        for r in rows:
-            out[r.store_id].append(
-                Period(r.period, r.learners, int(r.statements), int(r.completions), float(r.duration))
-            )
+             GROUP BY 1, 2""")
+    return " UNION ALL ".join(parts)
+
+
+def _period(r: Any) -> Period:
+    return Period(r.period, int(r.learners), int(r.statements), int(r.completions), float(r.duration))
+
+
+async def region_engagement(
+    conn: AsyncConnection, stores: list[int], activity: str | None, interval: str, tz: str, window: Window
+) -> dict[int, list[Period]]:
+    """Each member store's periods (as ``engagement`` gives one store's)."""
+    params: dict[str, Any] = {}
+    out: dict[int, list[Period]] = {s: [] for s in stores}
+    for r in await conn.execute(
+        text(await _region_periods(conn, stores, activity, interval, tz, window, params)), params
+    ):
+        out[r.store_id].append(_period(r))
     return out
 
 
-async def region_hours(
-    conn: AsyncConnection, stores: list[int], activity: str | None, tz: str, window: Window
-) -> dict[int, list[Cell]]:
-    """Each member store's hours of the week (as ``hours`` gives one store's), in one query
-    per kind of source."""
+async def region_engagement_summed(
+    conn: AsyncConnection, stores: list[int], activity: str | None, interval: str, tz: str, window: Window
+) -> list[Summed[Period]]:
+    """The member stores' periods added up, in SQL: a region's answer is a few rows however
+    many members it has."""
+    params: dict[str, Any] = {}
+    periods = await _region_periods(conn, stores, activity, interval, tz, window, params)
+    rows = await conn.execute(
+        text(f"""
+        SELECT period, sum(learners) AS learners, sum(statements) AS statements,
+               sum(completions) AS completions, sum(duration) AS duration,
+               count(*) AS members, max(learners) AS largest
+          FROM ({periods}) p
+         GROUP BY period
+        """),
+        params,
+    )
+    return [Summed(_period(r), r.members, int(r.largest)) for r in rows]
+
+
+async def _region_cells(
+    conn: AsyncConnection,
+    stores: list[int],
+    activity: str | None,
+    tz: str,
+    window: Window,
+    params: dict[str, Any],
+) -> str:
+    """SQL for each member store's hours of the week (``store_id, weekday, hour_of_day,
+    statements, learners``): the kept cells where a store keeps them in ``tz`` (all time,
+    store-wide), else its hourly rows."""
     stored = await _zoned(conn, stores, tz) if activity is None and window.unbounded else []
-    out: dict[int, list[Cell]] = {s: [] for s in stores}
+    params.update(activity=_key(activity or OVERALL), tz=tz)
+    parts = []
     if stored:
-        rows = await conn.execute(
-            text(
-                "SELECT store_id, period, statements, learners FROM analytics_period"
-                " WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = 'cell' AND learners > 0"
-            ),
-            {"stored": stored},
-        )
-        for r in rows:
-            out[r.store_id].append(Cell(r.period // 24, r.period % 24, int(r.statements), r.learners))
+        params["stored"] = stored
+        parts.append("""
+            SELECT store_id, period / 24 AS weekday, period % 24 AS hour_of_day, statements, learners
+              FROM analytics_period
+             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = 'cell' AND learners > 0""")
     hourly = [s for s in stores if s not in set(stored)]
     if hourly:
-        params: dict[str, Any] = {"hourly": hourly, "activity": _key(activity or OVERALL), "tz": tz}
-        rows = await conn.execute(
-            text(f"""
+        params["hourly"] = hourly
+        parts.append(f"""
             SELECT h.store_id, h.weekday, h.hour_of_day, sum(h.statements) AS statements,
                    count(*) AS learners
               FROM (SELECT store_id, learner_key,
@@ -1517,10 +1554,40 @@ async def region_hours(
                      WHERE store_id = ANY(CAST(:hourly AS bigint[])) AND activity_key = :activity
                            {_window_sql(window, params)}
                      GROUP BY 1, 2, 3, 4) h
-             GROUP BY 1, 2, 3
-            """),
-            params,
-        )
-        for r in rows:
-            out[r.store_id].append(Cell(r.weekday, r.hour_of_day, int(r.statements), r.learners))
+             GROUP BY 1, 2, 3""")
+    return " UNION ALL ".join(parts)
+
+
+async def region_hours(
+    conn: AsyncConnection, stores: list[int], activity: str | None, tz: str, window: Window
+) -> dict[int, list[Cell]]:
+    """Each member store's hours of the week (as ``hours`` gives one store's)."""
+    params: dict[str, Any] = {}
+    out: dict[int, list[Cell]] = {s: [] for s in stores}
+    cells = await _region_cells(conn, stores, activity, tz, window, params)
+    for r in await conn.execute(text(cells), params):
+        out[r.store_id].append(Cell(r.weekday, r.hour_of_day, int(r.statements), int(r.learners)))
     return out
+
+
+async def region_hours_summed(
+    conn: AsyncConnection, stores: list[int], activity: str | None, tz: str, window: Window
+) -> list[Summed[Cell]]:
+    """The member stores' hours of the week added up, in SQL (at most 168 rows: a course
+    across fifty members is thousands of per-store cells, too many to add up in Python
+    within the answer's time)."""
+    params: dict[str, Any] = {}
+    cells = await _region_cells(conn, stores, activity, tz, window, params)
+    rows = await conn.execute(
+        text(f"""
+        SELECT weekday, hour_of_day, sum(statements) AS statements, sum(learners) AS learners,
+               count(*) AS members, max(learners) AS largest
+          FROM ({cells}) c
+         GROUP BY weekday, hour_of_day
+        """),
+        params,
+    )
+    return [
+        Summed(Cell(r.weekday, r.hour_of_day, int(r.statements), int(r.learners)), r.members, int(r.largest))
+        for r in rows
+    ]

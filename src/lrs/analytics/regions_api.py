@@ -191,11 +191,11 @@ async def engagement(
     since, until = ask.window.since, ask.window.until
 
     async def work(conn: AsyncConnection, region: Sharing) -> dict[str, Any]:
-        by_store = await analytics_reads.region_engagement(
-            conn, region.store_ids, activity, interval, zone.key, ask.window
-        )
         least = region.min_group
         if _by_store(group_by):
+            by_store = await analytics_reads.region_engagement(
+                conn, region.store_ids, activity, interval, zone.key, ask.window
+            )
             rows = [replace(p, group=region.shown_as[s]) for s, found in by_store.items() for p in found]
             starts = [p.start for p in rows]
 
@@ -204,7 +204,10 @@ async def engagement(
 
             body = metrics.by_group(rows, lambda p: p.group, series, "series")
             return {**_about(region), "interval": interval, "tz": zone.key, **body}
-        merged, hidden = metrics.merged_periods(by_store, least)
+        summed = await analytics_reads.region_engagement_summed(
+            conn, region.store_ids, activity, interval, zone.key, ask.window
+        )
+        merged, hidden = metrics.summed_periods(summed, least)
         total = metrics.engagement(merged, interval, zone, since, until, least, hidden=hidden)
         return {**_about(region), **total}
 
@@ -220,15 +223,20 @@ async def engagement_hours(
     zone = zone_named(tz or ask.app.settings.default_timezone)
 
     async def work(conn: AsyncConnection, region: Sharing) -> dict[str, Any]:
-        by_store = await analytics_reads.region_hours(conn, region.store_ids, activity, zone.key, ask.window)
         least = region.min_group
         if _by_store(group_by):
+            by_store = await analytics_reads.region_hours(
+                conn, region.store_ids, activity, zone.key, ask.window
+            )
             cells = [replace(c, group=region.shown_as[s]) for s, found in by_store.items() for c in found]
             body = metrics.by_group(
                 cells, lambda c: c.group, lambda found: metrics.hours(found, zone, least), "cells"
             )
             return {**_about(region), "tz": zone.key, **body}
-        merged, hidden = metrics.merged_cells(by_store, least)
+        summed = await analytics_reads.region_hours_summed(
+            conn, region.store_ids, activity, zone.key, ask.window
+        )
+        merged, hidden = metrics.summed_cells(summed, least)
         return {**_about(region), **metrics.hours(merged, zone, least, hidden)}
 
     return ask.respond(await ask.read(work), "cells")
