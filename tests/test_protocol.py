@@ -32,6 +32,29 @@ def test_invalid_statement_is_rejected_naming_the_property(name, mutation, names
     assert names in err.value.message
 
 
+@pytest.mark.parametrize(
+    ("mutation", "names"),
+    [
+        (lambda s: s.update(id=str(uuid.uuid4()) + "\n"), "id"),
+        (lambda s: s["verb"].update(id="http://example.no/verb\n"), "verb.id"),
+        (lambda s: s["actor"].update(mbox="mailto:kari@example.no\n"), "actor.mbox"),
+        (lambda s: s.update(actor={"mbox_sha1sum": "a" * 40 + "\n"}), "mbox_sha1sum"),
+    ],
+    ids=["id", "verb.id", "mbox", "mbox_sha1sum"],
+)
+def test_a_value_with_a_trailing_newline_is_refused(mutation, names):
+    """A pattern's end is the end of the text, not a final newline before it."""
+    with pytest.raises(BadRequest) as err:
+        validator_for(Version.V2).statement(invalid_statement(mutation))
+    assert names in err.value.message
+
+
+def test_versions_are_ascii_and_whole():
+    for value in ("1.0.\u0663", "2.0.\u0660"):
+        with pytest.raises(BadRequest):
+            negotiate(value)
+
+
 def test_context_agents_are_unknown_in_1_0_3():
     s = statement(context={"contextAgents": [{"objectType": "contextAgent", "agent": agent()}]})
     validator_for(Version.V2).statement(s)
@@ -69,6 +92,9 @@ def test_valid_timestamps(value):
         "2008-09-15T15:53:00.601-00:00",
         "2026-13-01T00:00:00Z",
         "2026-11-28",
+        "2026-11-28T10:00:00Z\n",
+        "2026-11-28T10:00:00.5+01:00\n",
+        "\u0662\u0660\u0662\u0666-11-28T10:00:00Z",  # Arabic-Indic digits
     ],
 )
 def test_invalid_timestamps(value):
@@ -114,7 +140,9 @@ def test_durations(value, seconds):
     assert parse_duration(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["P", "PT", "P4W1D", "PA1H0M0S", "1H", "P1DT"])
+@pytest.mark.parametrize(
+    "value", ["P", "PT", "P4W1D", "PA1H0M0S", "1H", "P1DT", "PT1S\n", "P4W\n", "PT\u0661S"]
+)
 def test_invalid_durations(value):
     assert parse_duration(value) is None
 
@@ -126,7 +154,9 @@ def test_language_tags(tag):
     assert is_language_tag(tag)
 
 
-@pytest.mark.parametrize("tag", ["a12345678", "a12345", "en_US", "", "zh-z-aaa-z-bbb-c-ccc"])
+@pytest.mark.parametrize(
+    "tag", ["a12345678", "a12345", "en_US", "", "zh-z-aaa-z-bbb-c-ccc", "en\n", "es-\u0664\u0661\u0669"]
+)
 def test_invalid_language_tags(tag):
     validator = validator_for(Version.V2)
     with pytest.raises(BadRequest):

@@ -6,11 +6,12 @@ import re
 
 # ISO 8601 allows weeks only on their own ("P4W", never "P4W1D").
 _DURATION = re.compile(
-    r"^P(?!$)(?:(?P<w>\d+(?:[.,]\d+)?)W$|"
+    r"^P(?!\Z)(?:(?P<w>\d+(?:[.,]\d+)?)W\Z|"
     r"(?:(?P<y>\d+(?:[.,]\d+)?)Y)?(?:(?P<mo>\d+(?:[.,]\d+)?)M)?"
     r"(?:(?P<d>\d+(?:[.,]\d+)?)D)?"
     r"(?:T(?=\d)(?:(?P<h>\d+(?:[.,]\d+)?)H)?(?:(?P<mi>\d+(?:[.,]\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:[.,]\d+)?)S)?)?$)"
+    r"(?:(?P<s>\d+(?:[.,]\d+)?)S)?)?\Z)",
+    re.ASCII,
 )
 _SECONDS = {
     "y": 365 * 86400.0,

@@ -16,8 +16,8 @@ _LANGTAG = re.compile(
       |x(-[a-z\d]{1,8})+
       |en-gb-oed|i-ami|i-bnn|i-default|i-enochian|i-hak|i-klingon|i-lux|i-mingo
       |i-navajo|i-pwn|i-tao|i-tay|i-tsu|sgn-be-fr|sgn-be-nl|sgn-ch-de
-    )$""",
-    re.VERBOSE | re.IGNORECASE,
+    )\Z""",
+    re.VERBOSE | re.IGNORECASE | re.ASCII,
 )
 
 

@@ -190,7 +190,7 @@ def _index(index: dict[Indexed, bool], statement: dict[str, Any], *, top: bool) 
 
 # Set by the LRS, so never part of what a client's copy of a statement is compared on.
 _SET_BY_LRS = ("stored", "authority", "version")
-_FRACTION_BEYOND_HUNDREDTHS = re.compile(r"(\.\d{2})\d+S$")
+_FRACTION_BEYOND_HUNDREDTHS = re.compile(r"(\.\d{2})\d+S\Z", re.ASCII)
 
 
 def comparable(

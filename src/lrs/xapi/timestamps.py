@@ -8,17 +8,19 @@ from datetime import UTC, datetime, timedelta, timezone
 _EXTENDED = re.compile(
     r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})[Tt](?P<h>\d{2}):(?P<mi>\d{2})"
     r"(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?\Z",
+    re.ASCII,
 )
 _BASIC = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})(?P<d>\d{2})[Tt](?P<h>\d{2})(?P<mi>\d{2})"
     r"(?:(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}(?:\d{2})?)?$"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?:\d{2})?)?\Z",
+    re.ASCII,
 )
 # The form nearly every client sends (and this LRS writes); Python reads it alone, fast.
 _COMMON = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)")
 # ISO 8601 forbids a negative zero offset ("-00", "-0000", "-00:00"): it means "unknown".
-_NEGATIVE_ZERO = re.compile(r"-00(:?00)?$")
+_NEGATIVE_ZERO = re.compile(r"-00(:?00)?\Z")
 
 
 def parse_timestamp(value: str) -> datetime | None:

@@ -21,11 +21,11 @@ from lrs.xapi.versions import Version, statement_version_ok
 
 VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
-_MAILTO = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
-_SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
-_SHA2 = re.compile(r"^[0-9a-fA-F]{56,128}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+\Z")
+_MAILTO = re.compile(r"^mailto:[^@\s]+@[^@\s]+\Z")
+_SHA1 = re.compile(r"^[0-9a-fA-F]{40}\Z")
+_SHA2 = re.compile(r"^[0-9a-fA-F]{56,128}\Z")
 # type/subtype with optional parameters; only characters a header can carry, since the value
 # becomes the Content-Type of a multipart part (a CR/LF here would end that part's headers).
 _MEDIA_TYPE = re.compile(r"[\w!#$&^.+\-]+/[\w!#$&^.+\-]+(?:[ \t]*;[\t\x20-\x7e]*)?", re.ASCII)

@@ -17,7 +17,7 @@ class Version(StrEnum):
 
 # Every version this LRS can speak, newest first. An installation may serve fewer.
 SUPPORTED = (Version.V2, Version.V1)
-_ACCEPTED = re.compile(r"^(1\.0(\.\d+)?|2\.0(\.\d+)?)$")
+_ACCEPTED = re.compile(r"^(1\.0(\.\d+)?|2\.0(\.\d+)?)\Z", re.ASCII)
 
 
 def negotiate(header: str | None, served: tuple[Version, ...] = SUPPORTED) -> Version:
