@@ -1033,9 +1033,10 @@ async def activity_summaries(
 ) -> list[ActivitySummary]:
     since = window.since
     if among.plain and window.until is None and since is not None and _on_the_hour(since):
-        if not await _anything_before(conn, store_id, since):
+        anything_before, mostly_since = await _before_and_since(conn, store_id, since)
+        if not anything_before:
             window = Window(None, None)  # it holds every statement: the kept totals answer
-        elif await _mostly_since(conn, store_id, since):
+        elif mostly_since:
             return await _summaries_since(conn, store_id, since)
     if window.unbounded and among.plain:
         stored = await conn.execute(
@@ -1103,36 +1104,27 @@ def _on_the_hour(instant: datetime) -> bool:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == instant
 
 
-async def _anything_before(conn: AsyncConnection, store_id: int, since: datetime) -> bool:
+async def _before_and_since(conn: AsyncConnection, store_id: int, since: datetime) -> tuple[bool, bool]:
     """Whether any statement of the store counts before ``since`` (every counted statement has
-    its learner's store-wide hourly row)."""
-    found = await conn.execute(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM analytics_hourly"
-            " WHERE store_id = :store AND activity_key = :overall AND hour < :since)"
-        ),
-        {"store": store_id, "overall": OVERALL, "since": since},
-    )
-    return bool(found.scalar_one())
-
-
-async def _mostly_since(conn: AsyncConnection, store_id: int, since: datetime) -> bool:
-    """Whether most of the store's statements are from ``since`` on (its daily totals say;
-    days in UTC are near enough to choose how to count)."""
-    sides = (
+    its learner's store-wide hourly row), and whether most of them are from ``since`` on (its
+    daily totals say; days in UTC are near enough to choose how to count)."""
+    found = (
         await conn.execute(
             text("""
-            SELECT COALESCE(sum(statements) FILTER (WHERE period < d.day), 0) AS before,
-                   COALESCE(sum(statements) FILTER (WHERE period >= d.day), 0) AS after
+            SELECT EXISTS (SELECT 1 FROM analytics_hourly
+                            WHERE store_id = :store AND activity_key = :overall AND hour < :since)
+                       AS anything_before,
+                   COALESCE(sum(statements) FILTER (WHERE period < d.day), 0)
+                       < COALESCE(sum(statements) FILTER (WHERE period >= d.day), 0) AS mostly_since
               FROM analytics_period,
                    LATERAL (SELECT analytics_period_of('day', CAST(:since AS timestamptz) AT TIME ZONE 'UTC')
                            AS day) AS d
              WHERE store_id = :store AND kind = 'day'
             """),
-            {"store": store_id, "since": since},
+            {"store": store_id, "overall": OVERALL, "since": since},
         )
     ).one()
-    return bool(sides.before < sides.after)
+    return bool(found.anything_before), bool(found.mostly_since)
 
 
 async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime) -> list[ActivitySummary]:
