@@ -781,7 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull = command(sub, "pull", "pull statements from another LRS (again: from where it stopped)")
     pull.add_argument("--from", dest="source", required=True, help="the other LRS's xAPI base URL")
     pull.add_argument("--key", required=True, help="a key of the other LRS with statements/read")
-    pull.add_argument("--secret", required=True, help="its secret (kept encrypted)")
+    pull.add_argument(
+        "--secret", required=True, help="its secret (kept encrypted; --secret=VALUE if it starts with -)"
+    )
     pull.add_argument("--since", type=_timestamp, help="the first time only: statements stored after this")
     pull.add_argument("--store", default="default", help="the store to pull into")
     pull.add_argument("--name", help="the source's name (default: the URL's host)")
@@ -858,7 +860,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint", required=True, help="the target's xAPI base URL, e.g. https://region.example/xapi"
     )
     add.add_argument("--key", required=True, help="the target credential's key")
-    add.add_argument("--secret", required=True, help="the target credential's secret (kept encrypted)")
+    add.add_argument(
+        "--secret",
+        required=True,
+        help="the target credential's secret (kept encrypted; --secret=VALUE if it starts with -)",
+    )
     add.add_argument(
         "--version", choices=("2.0.0", "1.0.3"), default="2.0.0", help="the xAPI version to speak"
     )

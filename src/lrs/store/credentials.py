@@ -47,16 +47,21 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def new_key() -> str:
-    """A random key that never starts with "-", which a command line would take for an option."""
+def _no_leading_dash(nbytes: int) -> str:
+    """A random URL-safe token that never starts with "-", which a command line (``--key``,
+    ``--secret``) would take for an option."""
     while True:
-        key = secrets.token_urlsafe(18)
-        if not key.startswith("-"):
-            return key
+        token = secrets.token_urlsafe(nbytes)
+        if not token.startswith("-"):
+            return token
+
+
+def new_key() -> str:
+    return _no_leading_dash(18)
 
 
 def new_secret() -> str:
-    return secrets.token_urlsafe(32)
+    return _no_leading_dash(32)
 
 
 def default_authority(key: str, label: str, home_page: str) -> dict[str, Any]:
