@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 # Statements folded per transaction: large set-based upserts, short enough that a fold
 # never holds the rollups' row locks for long. The worker holds two batches at once (one
-# written, the next computed): at 2,500 its memory grows by about 80 MB while folding, half
-# what 5,000 took, at the same rate (40,000 statements: 13.6 s against 13.8 s).
-FOLD_STATEMENTS = 2500
+# written, the next computed), so the batch sets what folding adds to its memory: about
+# 65 MB at 2,500, 24 MB at 1,500, 10 to 17 MB at 1,000, at rates within this machine's noise
+# of each other (30,000 statements a round, alternating; 5,000 took twice 2,500's memory).
+FOLD_STATEMENTS = 1000
 
 
 async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_STATEMENTS) -> int:
