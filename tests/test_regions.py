@@ -357,6 +357,26 @@ async def test_store_wide_hours_and_weeks_add_up_and_withhold_what_a_member_coul
             ], (path, k)
 
 
+async def test_a_region_without_members_answers_with_no_figures(server):
+    name = f"tom-{uuid.uuid4().hex[:6]}"
+    admin = make_credential(server.database_url, "admin")
+    async with httpx.AsyncClient(base_url=server.url, auth=admin.auth) as c:
+        assert (await c.post("/admin/regions", json={"name": name})).status_code == 201
+        made = (await c.post(f"/admin/regions/{name}/credentials", json={"label": "tom"})).json()
+    auth = (made["key"], made["secret"])
+    course = "https://kurs.example.no/ingen"
+    for path, params, key in (
+        ("/engagement/hours", {}, "cells"),
+        ("/engagement/hours", {"activity": course}, "cells"),
+        ("/engagement", {"interval": "week"}, "series"),
+        ("/engagement", {"interval": "week", "activity": course}, "series"),
+    ):
+        r = await ask(server, auth, f"/regions/{name}/analytics{path}", **params)
+        assert r.status_code == 200, (path, params, r.text)
+        assert not any(row["active_learners"] for row in r.json()[key]), (path, params)
+        assert r.json()["suppressed_groups"] == 0
+
+
 async def test_each_route_compares_members_side_by_side(server, region):
     course = f"https://kurs.example.no/side/{uuid.uuid4().hex[:6]}"
     # Every step of every store reaches the region's minimum (5), so each shows as in its store.

@@ -1459,7 +1459,7 @@ async def _region_periods(
              WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0
                    {_period_bounds(window, params)}""")
     hourly = [s for s in stores if s not in set(stored)]
-    if hourly:
+    if hourly or not parts:  # a region without members: no rows, from valid SQL
         params.update(hourly=hourly, activity=_key(activity or OVERALL))
         parts.append(f"""
             SELECT h.store_id, h.period, count(*) AS learners, sum(h.statements) AS statements,
@@ -1533,7 +1533,7 @@ async def _region_cells(
               FROM analytics_period
              WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = 'cell' AND learners > 0""")
     hourly = [s for s in stores if s not in set(stored)]
-    if hourly:
+    if hourly or not parts:  # a region without members: no rows, from valid SQL
         params["hourly"] = hourly
         parts.append(f"""
             SELECT h.store_id, h.weekday, h.hour_of_day, sum(h.statements) AS statements,
@@ -1550,6 +1550,10 @@ async def _region_cells(
     return " UNION ALL ".join(parts)
 
 
+def _cell(r: Any) -> Cell:
+    return Cell(r.weekday, r.hour_of_day, int(r.statements), int(r.learners))
+
+
 async def region_hours(
     conn: AsyncConnection, stores: list[int], activity: str | None, tz: str, window: Window
 ) -> dict[int, list[Cell]]:
@@ -1558,7 +1562,7 @@ async def region_hours(
     out: dict[int, list[Cell]] = {s: [] for s in stores}
     cells = await _region_cells(conn, stores, activity, tz, window, params)
     for r in await conn.execute(text(cells), params):
-        out[r.store_id].append(Cell(r.weekday, r.hour_of_day, int(r.statements), int(r.learners)))
+        out[r.store_id].append(_cell(r))
     return out
 
 
@@ -1579,7 +1583,4 @@ async def region_hours_summed(
         """),
         params,
     )
-    return [
-        Summed(Cell(r.weekday, r.hour_of_day, int(r.statements), int(r.learners)), r.members, int(r.largest))
-        for r in rows
-    ]
+    return [Summed(_cell(r), r.members, int(r.largest)) for r in rows]
