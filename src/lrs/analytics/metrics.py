@@ -7,7 +7,7 @@ import io
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from lrs.analytics.reads import (
@@ -567,21 +567,20 @@ def region_activities(
     return body
 
 
-def summed_cells(summed: list[Summed[Cell]], min_group: int) -> tuple[list[Cell], set[tuple[int, int]]]:
-    """A region's hours of the week, and the cells a member could subtract its way into (to
-    be withheld)."""
-    hidden = {
-        (s.figure.weekday, s.figure.hour)
-        for s in summed
-        if withheld_by_largest(s.figure.active_learners, s.members, s.largest, min_group)
-    }
-    return [s.figure for s in summed], hidden
+class _Active(Protocol):
+    @property
+    def active_learners(self) -> int: ...
 
 
-def summed_periods(summed: list[Summed[Period]], min_group: int) -> tuple[list[Period], set[datetime]]:
-    """A region's periods, and those to withhold (see ``withheld``)."""
+A = TypeVar("A", bound=_Active)
+K = TypeVar("K")
+
+
+def summed_figures(summed: list[Summed[A]], key: Callable[[A], K], min_group: int) -> tuple[list[A], set[K]]:
+    """A region's cells or periods, and the keys of those a member could subtract its way
+    into (to be withheld)."""
     hidden = {
-        s.figure.start
+        key(s.figure)
         for s in summed
         if withheld_by_largest(s.figure.active_learners, s.members, s.largest, min_group)
     }

@@ -207,7 +207,7 @@ async def engagement(
         summed = await analytics_reads.region_engagement_summed(
             conn, region.store_ids, activity, interval, zone.key, ask.window
         )
-        merged, hidden = metrics.summed_periods(summed, least)
+        merged, hidden = metrics.summed_figures(summed, lambda p: p.start, least)
         total = metrics.engagement(merged, interval, zone, since, until, least, hidden=hidden)
         return {**_about(region), **total}
 
@@ -236,7 +236,7 @@ async def engagement_hours(
         summed = await analytics_reads.region_hours_summed(
             conn, region.store_ids, activity, zone.key, ask.window
         )
-        merged, hidden = metrics.summed_cells(summed, least)
+        merged, hidden = metrics.summed_figures(summed, lambda c: (c.weekday, c.hour), least)
         return {**_about(region), **metrics.hours(merged, zone, least, hidden)}
 
     return ask.respond(await ask.read(work), "cells")
