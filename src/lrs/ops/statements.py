@@ -147,11 +147,11 @@ async def query(db: Database, who: Caller, q: StatementQuery, languages: list[st
         q = replace(q, agent=who.pseudonym.key(q.agent))
 
     async def work(conn: AsyncConnection) -> Result:
-        through = await statement_store.consistent_through(conn)
         if q.ceiling is None:
-            ceiling = await statement_store.max_seq(conn)
-            replayed = await statement_store.wal_position(conn)
+            bounds = await statement_store.first_page_bounds(conn)
+            through, ceiling, replayed = bounds.through, bounds.ceiling, bounds.replayed
         else:
+            through = await statement_store.consistent_through(conn)
             ceiling, replayed = q.ceiling, q.replayed or 0
         page = await statement_store.query(conn, who.store_id, replace(q, ceiling=ceiling), credential=mine)
         docs = [orjson.loads(d) for d in page.statements] if parse_all else []

@@ -378,11 +378,6 @@ async def export_range(
     return b"".join(chunks).replace(b"\\\\", b"\\")
 
 
-async def max_seq(conn: AsyncConnection) -> int:
-    row = (await conn.execute(text("SELECT last_value FROM statement_seq"))).one()
-    return int(row.last_value)
-
-
 # A visibility bound, computed by the server that holds the data. On a read replica, whose
 # own sessions say nothing of the primary's transactions, the read is given the bound it can
 # prove instead (store/replicas.py), as this execution option.
@@ -397,14 +392,36 @@ CONSISTENT_THROUGH_SQL = (
 WAL_POSITION_OPTION = "lrs_wal_position"
 
 
-async def wal_position(conn: AsyncConnection) -> int:
-    """The WAL position the connection's data reflects: a replica's replay position (given
-    as this execution option), else the primary's, read after the transaction's snapshot."""
+@dataclass(frozen=True)
+class Bounds:
+    """What a query's first page fixes: the consistent-through time, the highest ``seq``
+    the query may show, and the WAL position the data reflects."""
+
+    through: datetime
+    ceiling: int
+    replayed: int
+
+
+async def first_page_bounds(conn: AsyncConnection) -> Bounds:
+    """The bounds of a query's first page, read together in one round trip (and so from one
+    snapshot). On a replica the time and position are those given as execution options."""
     options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
-    given = options.get(WAL_POSITION_OPTION)
-    if given is not None:
-        return int(given)
-    return int((await conn.execute(text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))).scalar_one())
+    given_through = options.get(CONSISTENT_THROUGH_OPTION)
+    given_position = options.get(WAL_POSITION_OPTION)
+    columns = ["(SELECT last_value FROM statement_seq) AS ceiling"]
+    source = ""
+    if given_through is None:
+        columns.append("s.through")
+        source = f" FROM ({CONSISTENT_THROUGH_SQL}) AS s"
+    if given_position is None:
+        # Read in the outer query, after the time: as in replicas.primary_position.
+        columns.append("pg_current_wal_lsn() - '0/0'::pg_lsn AS position")
+    row = (await conn.execute(text(f"SELECT {', '.join(columns)}{source}"))).one()
+    return Bounds(
+        through=given_through if given_through is not None else row.through,
+        ceiling=int(row.ceiling),
+        replayed=int(given_position if given_position is not None else row.position),
+    )
 
 
 async def consistent_through(conn: AsyncConnection) -> datetime:
