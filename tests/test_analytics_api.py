@@ -583,6 +583,34 @@ async def test_store_wide_engagement_by_day_and_week(world):
     check_series(series, store_wide(week, lambda t: "2026-03-02"))
 
 
+async def test_engagement_in_a_window_that_cuts_periods(world):
+    """A window from Tuesday 09:00 to Saturday 09:00 (Oslo), and from Tuesday 09:00 on: the
+    whole days and weeks come from the kept figures, the cut ones from the hours in the
+    window only."""
+    everything = world["a"] + world["b"]
+    since, until = BASE + timedelta(days=1, hours=2), BASE + timedelta(days=5, hours=2)
+    inside = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < until]
+    on_day = lambda t: t.astimezone(OSLO).date().isoformat()  # noqa: E731
+    # The data does cut both end days: the whole days hold more than the window's parts.
+    whole, cut = store_wide(everything, on_day), store_wide(inside, on_day)
+    assert whole["2026-03-03"]["n"] > cut["2026-03-03"]["n"] > 0
+    assert whole["2026-03-07"]["n"] > cut["2026-03-07"]["n"] > 0
+    to_now = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"])]
+
+    def on_week(t: datetime) -> str:
+        day = t.astimezone(OSLO).date()
+        return (day - timedelta(days=day.weekday())).isoformat()
+
+    for interval, period in (("day", on_day), ("week", on_week)):
+        for bounds, held in (({"until": until.isoformat()}, inside), ({}, to_now)):
+            r = await analytics(world, "/engagement", interval=interval, since=since.isoformat(), **bounds)
+            assert r.status_code == 200, r.text
+            want = store_wide(held, period)
+            check_series(r.json()["series"], want)
+            shown = {p["period"] for p in r.json()["series"] if p["statements"]}
+            assert shown == {k for k, v in want.items() if len(v["learners"]) >= 2}, (interval, bounds)
+
+
 def weekday_hour(t: datetime, zone: ZoneInfo) -> tuple[int, int]:
     local = t.astimezone(zone)
     return (local.weekday(), local.hour)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -874,13 +874,29 @@ async def engagement(
     window: Window,
     among: Among = EVERYONE,
 ) -> list[Period]:
-    if (
-        activity is None
-        and among.plain
-        and _whole_periods(window, interval, tz)
-        and await recorded_zone(conn, store_id) == tz
-    ):
-        return await _stored_periods(conn, store_id, interval, tz, window)
+    if activity is None and among.plain and await recorded_zone(conn, store_id) == tz:
+        inner = _inner_periods(window, interval, tz)
+        if inner is not None:
+            # The whole periods from the kept figures; only the part periods at the window's
+            # ends (when it cuts any) are added up from hourly rows, each within one period.
+            found = await _stored_periods(conn, store_id, interval, tz, inner)
+            for edge in (Window(window.since, inner.since), Window(inner.until, window.until)):
+                if edge.since != edge.until:
+                    found += await _hourly_periods(conn, store_id, None, interval, tz, edge, among)
+            return sorted(found, key=lambda p: p.start)
+    return await _hourly_periods(conn, store_id, activity, interval, tz, window, among)
+
+
+async def _hourly_periods(
+    conn: AsyncConnection,
+    store_id: int,
+    activity: str | None,
+    interval: str,
+    tz: str,
+    window: Window,
+    among: Among,
+) -> list[Period]:
+    """The periods of ``window`` added up from the hourly rollup."""
     await _hash_joins(conn, among)
     params: dict[str, Any] = {
         "store": store_id,
@@ -913,16 +929,36 @@ async def engagement(
 
 def _whole_periods(window: Window, interval: str, tz: str) -> bool:
     """Whether since and until fall on period starts in ``tz`` (or are not given)."""
+    return _inner_periods(window, interval, tz) == window
+
+
+def _period_start(instant: datetime, interval: str, zone: ZoneInfo, *, later: bool) -> datetime:
+    """The start of the period (in ``zone``) that holds ``instant``; ``later``: of the first
+    period starting at or after it."""
+    day = instant.astimezone(zone).date()
+    if interval == "week":
+        day -= timedelta(days=day.weekday())
+    elif interval == "month":
+        day = day.replace(day=1)
+    start = datetime.combine(day, time(0), zone)
+    if later and start < instant:
+        if interval == "month":
+            day = (day + timedelta(days=31)).replace(day=1)
+        else:
+            day += timedelta(days=7 if interval == "week" else 1)
+        start = datetime.combine(day, time(0), zone)
+    return start.astimezone(UTC)
+
+
+def _inner_periods(window: Window, interval: str, tz: str) -> Window | None:
+    """The part of ``window`` made of whole periods in ``tz`` (a bound not given stays open),
+    or None when it holds no whole period."""
     zone = ZoneInfo(tz)
-    for bound in (window.since, window.until):
-        if bound is None:
-            continue
-        local = bound.astimezone(zone)
-        if local.time() != time(0) or (interval == "week" and local.weekday() != 0):
-            return False
-        if interval == "month" and local.day != 1:
-            return False
-    return True
+    since = None if window.since is None else _period_start(window.since, interval, zone, later=True)
+    until = None if window.until is None else _period_start(window.until, interval, zone, later=False)
+    if since is not None and until is not None and since >= until:
+        return None
+    return Window(since, until)
 
 
 def _period_bounds(window: Window, params: dict[str, Any]) -> str:
