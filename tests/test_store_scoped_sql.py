@@ -108,6 +108,10 @@ def test_the_checker_refuses_queries_not_held_to_stores():
             "UPDATE on statements without a store_id condition"
         ],
         "DELETE FROM analytics_hourly": ["DELETE on analytics_hourly without a store_id condition"],
+        # A text PostgreSQL cannot parse is a finding too (it used to crash the session's end).
+        "SELEC * FROM statements": [
+            'SQL that cannot be parsed (syntax error at or near "SELEC", at index 0)'
+        ],
     }
     assert {sql: violations(sql) for sql in loose} == loose
 
