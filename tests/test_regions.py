@@ -332,6 +332,13 @@ async def test_store_wide_hours_and_weeks_add_up_and_withhold_what_a_member_coul
     for path, params, key, at in (
         ("/engagement/hours", {}, "cells", lambda row: (row["weekday"], row["hour"])),
         ("/engagement", {"interval": "week"}, "series", lambda row: row["period"]),
+        # From 04 UTC on Monday: that day (in the stores' zone) is cut, the later ones whole.
+        (
+            "/engagement",
+            {"interval": "day", "since": "2026-11-02T04:00:00Z"},
+            "series",
+            lambda row: row["period"],
+        ),
     ):
         r = await ask(server, region["auth"], base + path, **params)
         assert r.status_code == 200, r.text

@@ -38,14 +38,16 @@ class Window:
         return self.since is None and self.until is None
 
 
-def _window_sql(window: Window, params: dict[str, Any], column: str = "hour") -> str:
+def _window_sql(window: Window, params: dict[str, Any], column: str = "hour", name: str = "") -> str:
+    """SQL keeping ``column`` in the window; ``name`` tells its parameters apart from another
+    window's in the same query."""
     clauses = []
     if window.since is not None:
-        clauses.append(f"{column} >= :since")
-        params["since"] = window.since
+        clauses.append(f"{column} >= :since{name}")
+        params[f"since{name}"] = window.since
     if window.until is not None:
-        clauses.append(f"{column} < :until")
-        params["until"] = window.until
+        clauses.append(f"{column} < :until{name}")
+        params[f"until{name}"] = window.until
     return "".join(f" AND {c}" for c in clauses)
 
 
@@ -927,11 +929,6 @@ async def _hourly_periods(
     ]
 
 
-def _whole_periods(window: Window, interval: str, tz: str) -> bool:
-    """Whether since and until fall on period starts in ``tz`` (or are not given)."""
-    return _inner_periods(window, interval, tz) == window
-
-
 def _period_start(instant: datetime, interval: str, zone: ZoneInfo, *, later: bool) -> datetime:
     """The start of the period (in ``zone``) that holds ``instant``; ``later``: of the first
     period starting at or after it."""
@@ -1482,32 +1479,41 @@ async def _region_periods(
     completions, duration``): the kept period figures where a store keeps them in ``tz``,
     else its hourly rows."""
     stored: list[int] = []
-    if activity is None and _whole_periods(window, interval, tz):
+    inner = _inner_periods(window, interval, tz) if activity is None else None
+    if inner is not None:
         stored = await _zoned(conn, stores, tz)
-    params.update(kind=interval, interval=interval, tz=tz)
-    parts = []
-    if stored:
-        params["stored"] = stored
-        parts.append(f"""
-            SELECT store_id, analytics_period_start(:kind, period)::timestamp AS period, learners,
-                   statements, completions, duration_seconds AS duration
-              FROM analytics_period
-             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0
-                   {_period_bounds(window, params)}""")
-    hourly = [s for s in stores if s not in set(stored)]
-    if hourly or not parts:  # a region without members: no rows, from valid SQL
-        params.update(hourly=hourly, activity=_key(activity or OVERALL))
-        parts.append(f"""
+    params.update(kind=interval, interval=interval, tz=tz, activity=_key(activity or OVERALL))
+
+    def hourly(members: str, within: Window, name: str) -> str:
+        return f"""
             SELECT h.store_id, h.period, count(*) AS learners, sum(h.statements) AS statements,
                    sum(h.completions) AS completions, sum(h.duration) AS duration
               FROM (SELECT store_id, learner_key, date_trunc(:interval, hour AT TIME ZONE :tz) AS period,
                            sum(statements) AS statements, sum(completions) AS completions,
                            sum(duration_seconds) AS duration
                       FROM analytics_hourly
-                     WHERE store_id = ANY(CAST(:hourly AS bigint[])) AND activity_key = :activity
-                           {_window_sql(window, params)}
+                     WHERE store_id = ANY(CAST(:{members} AS bigint[])) AND activity_key = :activity
+                           {_window_sql(within, params, name=name)}
                      GROUP BY 1, 2, 3) h
-             GROUP BY 1, 2""")
+             GROUP BY 1, 2"""
+
+    parts = []
+    if stored and inner is not None:
+        # As in ``engagement``: whole periods kept, the cut ones at the ends from hourly rows.
+        params["stored"] = stored
+        parts.append(f"""
+            SELECT store_id, analytics_period_start(:kind, period)::timestamp AS period, learners,
+                   statements, completions, duration_seconds AS duration
+              FROM analytics_period
+             WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0
+                   {_period_bounds(inner, params)}""")
+        for n, edge in enumerate((Window(window.since, inner.since), Window(inner.until, window.until))):
+            if edge.since != edge.until:
+                parts.append(hourly("stored", edge, f"_edge{n}"))
+    rest = [s for s in stores if s not in set(stored)]
+    if rest or not parts:  # a region without members: no rows, from valid SQL
+        params["hourly"] = rest
+        parts.append(hourly("hourly", window, ""))
     return " UNION ALL ".join(parts)
 
 
