@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -56,6 +57,52 @@ def test_ready_is_503_when_the_database_is_down():
         assert r.json()["checks"]["database"].startswith("unreachable")
     finally:
         stop_server(srv)
+
+
+def test_connections_cut_by_postgresql_are_replaced_unnoticed():
+    """PostgreSQL ends every connection of a running server (a restart, a failover, an idle
+    timeout): each pooled connection is checked as it is taken, so no request fails."""
+    import asyncpg
+    from sqlalchemy import make_url
+
+    from tests.harness import create_database, drop_database, make_credential
+
+    url, admin = create_database()
+    srv = start_server(url)
+    try:
+        cred = make_credential(url, "all")
+        headers = {"X-Experience-API-Version": "2.0.0"}
+        with httpx.Client(base_url=srv.xapi, auth=cred.auth, headers=headers) as c:
+            # Several at once, so that the pools hold more than one connection each.
+            with httpx.Client(base_url=srv.xapi, auth=cred.auth, headers=headers) as other:
+                for _ in range(5):
+                    assert c.get("/statements").status_code == 200
+                    assert other.get("/statements").status_code == 200
+
+            async def cut() -> int:
+                conn = await asyncpg.connect(admin.replace("postgresql+asyncpg://", "postgresql://"))
+                try:
+                    ended: int = await conn.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        make_url(url).database,
+                    )
+                    return ended
+                finally:
+                    await conn.close()
+
+            assert asyncio.run(cut()) > 0
+            statement = {
+                "actor": {"mbox": "mailto:cut@example.no"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": "https://kurs.example.no/cut"},
+            }
+            statuses = [c.get("/statements").status_code for _ in range(20)]
+            statuses.append(c.post("/statements", json=statement).status_code)
+            assert statuses == [200] * 21
+    finally:
+        stop_server(srv)
+        drop_database(url, admin)
 
 
 async def test_metrics_count_requests_and_statements(client, server):

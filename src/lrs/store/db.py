@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lrs.config import Settings
@@ -37,16 +38,26 @@ def create_engine(
         as_asyncpg(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=3600,
         # PostgreSQL compiles a query when its estimated cost is high, and analytics over
         # cohorts are estimated high (recursive CTEs) while running in milliseconds: the
         # compilation alone costs 50-100 ms per query. Nothing here runs long enough to win.
         connect_args={"server_settings": {"jit": "off"}, "timeout": connect_timeout},
     )
+    event.listen(engine.sync_engine, "checkout", _ping)
     if sql_trace_dir is not None:
         trace_sql(engine, sql_trace_dir)
     return engine
+
+
+def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Check a pooled connection as it is taken, in one round trip. SQLAlchemy's own
+    ``pool_pre_ping`` wraps its ping in a transaction for PgBouncer's transaction mode (three
+    round trips), which this LRS does not run behind: it holds session advisory locks."""
+    try:
+        dbapi_connection.run_async(lambda c: c.execute("SELECT 1"))
+    except Exception as exc:
+        raise DisconnectionError("the connection was lost") from exc
 
 
 def trace_sql(engine: AsyncEngine, directory: Path) -> None:
