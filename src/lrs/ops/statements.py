@@ -122,7 +122,7 @@ async def get_one(
         docs = [] if found is None else [orjson.loads(found.statement)]
         return Single(through, found, await _rendered(conn, who.store_id, docs, fmt, languages))
 
-    return await db.read(work, reader=who.key)
+    return await db.read(work, reader=who.key, autocommit=True)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ async def query(db: Database, who: Caller, q: StatementQuery, languages: list[st
         rendered = await _rendered(conn, who.store_id, docs, q.format, languages)
         return Result(through, page, ceiling, replayed, rendered)
 
-    return await db.read(work, reader=who.key, replayed=q.replayed)
+    return await db.read(work, reader=who.key, replayed=q.replayed, autocommit=True)
 
 
 async def consistent_through(db: Database) -> datetime:

@@ -88,18 +88,24 @@ class Database:
         *,
         reader: str | None = None,
         replayed: int | None = None,
+        autocommit: bool = False,
     ) -> T:
-        """Run ``work`` on a connection in a read-only transaction. ``reader``: the
+        """Run ``work`` on a connection in a transaction that is rolled back. ``reader``: the
         credential asking, when a read replica may answer (it must have replayed the
         credential's own last write, and the WAL position ``replayed`` when given); without
-        one, or when none may, the primary answers."""
+        one, or when none may, the primary answers. ``autocommit``: each statement on its
+        own, which saves the BEGIN and ROLLBACK round trips; at READ COMMITTED each statement
+        sees its own snapshot either way, so only work that sets something for the
+        transaction (``SET LOCAL``) needs one."""
         if reader is not None and self.replicas:
             try:
-                return await self._on_replica(work, reader, replayed)
+                return await self._on_replica(work, reader, replayed, autocommit)
             except _OnPrimary:
                 pass
         try:
             async with self.engine.connect() as conn:
+                if autocommit:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await work(conn)
         except DBAPIError as exc:
             raise _translate(exc) from exc
@@ -107,7 +113,11 @@ class Database:
             raise Unavailable("the database is unavailable; try again") from exc
 
     async def _on_replica(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], reader: str, replayed: int | None
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        reader: str,
+        replayed: int | None,
+        autocommit: bool,
     ) -> T:
         try:
             async with self.engine.connect() as conn:
@@ -118,6 +128,8 @@ class Database:
         for replica in self.replicas.in_turn():
             try:
                 async with replica.engine.connect() as conn:
+                    if autocommit:
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     replay = await replica_store.replay_position(conn)
                     fresh = replica_store.freshness(primary, replay, self.replicas.max_lag)
                     if isinstance(fresh, str):
