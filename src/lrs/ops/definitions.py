@@ -19,7 +19,7 @@ _IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 async def activity(db: Database, who: Caller, activity_id: str) -> dict[str, Any]:
     """The Activity object; one the LRS has no definition for is still an Activity (2.0)."""
     definition = await db.read(
-        lambda conn: activity_store.get(conn, who.store_id, activity_id), reader=who.key
+        lambda conn: activity_store.get(conn, who.store_id, activity_id), reader=who.key, autocommit=True
     )
     return activity_object(activity_id, definition)
 
@@ -31,5 +31,7 @@ async def agent(db: Database, who: Caller, agent: dict[str, Any]) -> dict[str, A
     key = ifi_key(agent)
     assert key is not None
     ifi = {k: agent[k] for k in _IFIS if k in agent}
-    names = await db.read(lambda conn: agent_store.names(conn, who.store_id, key, dumps(ifi)), reader=who.key)
+    names = await db.read(
+        lambda conn: agent_store.names(conn, who.store_id, key, dumps(ifi)), reader=who.key, autocommit=True
+    )
     return person(agent, names)

@@ -35,7 +35,9 @@ def _owned(who: Caller, address: Address) -> Address:
 
 async def get(db: Database, who: Caller, address: Address) -> Document | None:
     address = _owned(who, address)
-    return await db.read(lambda conn: document_store.get(conn, who.store_id, address), reader=who.key)
+    return await db.read(
+        lambda conn: document_store.get(conn, who.store_id, address), reader=who.key, autocommit=True
+    )
 
 
 async def list_ids(
@@ -44,7 +46,9 @@ async def list_ids(
     """(id, updated) of the owner's documents, updated after ``since`` when given."""
     address = _owned(who, address)
     return await db.read(
-        lambda conn: document_store.list_ids(conn, who.store_id, address, since), reader=who.key
+        lambda conn: document_store.list_ids(conn, who.store_id, address, since),
+        reader=who.key,
+        autocommit=True,
     )
 
 
