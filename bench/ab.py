@@ -1,12 +1,14 @@
-"""Ingest rates of two or more source trees, measured alternately in one run.
+"""Ingest or read rates of two or more source trees, measured alternately in one run.
 
-    python -m bench.ab base=/path/to/old/src new=src [--rounds 2] [--seconds 8]
+    python -m bench.ab base=/path/to/old/src new=src [--rounds 2] [--seconds 8] [--reads N]
 
 Each tree (a `src/` directory, e.g. of a `git worktree` at an older commit) is served in
 turn on a fresh database with the same load: single statements at c8 and c32, batches of
-100 at c8. Rounds alternate the trees, so a busy machine slows them alike; compare the
-trees' figures within a round, and the spread between rounds tells the noise. Results go
-to standard output as JSON.
+100 at c8. With ``--reads N``, one database is filled with N statements first (by the first
+tree), and each tree in turn answers the benchmark's statement queries (bench.run) on it,
+four at a time: requests per second and p95 per kind of query. Rounds alternate the trees,
+so a busy machine slows them alike; compare the trees' figures within a round, and the
+spread between rounds tells the noise. Results go to standard output as JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tests.harness import create_database, drop_database, make_credential
 
 from bench.generate import Generator
 from bench.loadgen import basic
-from bench.run import ingest, start_lrs, stop
+from bench.run import caught_up, get_many, ingest, start_lrs, statement_queries, stop
 
 PHASES = (("single_c8", 1, 8), ("single_c32", 1, 32), ("batch100_c8", 100, 8))
 
@@ -43,12 +45,50 @@ async def measure(src: str, seconds: float, workers: int) -> dict[str, float]:
         await asyncio.to_thread(drop_database, url, admin)
 
 
-async def main_async(trees: dict[str, str], rounds: int, seconds: float, workers: int) -> dict[str, Any]:
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    for _ in range(rounds):
-        for name, src in trees.items():
-            results[name].append(await measure(os.path.abspath(src), seconds, workers))
-            print(name, results[name][-1], flush=True)
+async def fill(url: str, src: str, statements: int, workers: int) -> str:
+    """Fill the database with ``statements`` (and their rollups); the credential's auth."""
+    os.environ["PYTHONPATH"] = src
+    server, port = start_lrs(url, workers)
+    try:
+        cred = await asyncio.to_thread(make_credential, url)
+        auth = basic(cred.key, cred.secret)
+        await ingest(port, auth, Generator(), 500, 4, 3600, max_requests=-(-statements // 500))
+        await caught_up(port, limit=3600)
+        return auth
+    finally:
+        stop(server)
+
+
+async def read(src: str, url: str, auth: str, workers: int) -> dict[str, list[float]]:
+    os.environ["PYTHONPATH"] = src
+    server, port = start_lrs(url, workers)
+    try:
+        out = {}
+        for name, paths in statement_queries(200).items():
+            found = await get_many(port, auth, paths, 4)
+            out[name] = [found["per_second"], found["p95_ms"]]
+        return out
+    finally:
+        stop(server)
+
+
+async def main_async(
+    trees: dict[str, str], rounds: int, seconds: float, workers: int, reads: int
+) -> dict[str, Any]:
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    url, admin = await asyncio.to_thread(create_database) if reads else ("", "")
+    try:
+        auth = await fill(url, os.path.abspath(next(iter(trees.values()))), reads, workers) if reads else ""
+        for _ in range(rounds):
+            for name, src in trees.items():
+                if reads:
+                    results[name].append(await read(os.path.abspath(src), url, auth, workers))
+                else:
+                    results[name].append(await measure(os.path.abspath(src), seconds, workers))
+                print(name, results[name][-1], flush=True)
+    finally:
+        if reads:
+            await asyncio.to_thread(drop_database, url, admin)
     return results
 
 
@@ -58,10 +98,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--reads", type=int, default=0, metavar="N", help="compare reads on N statements")
     args = parser.parse_args()
     trees = dict(tree.split("=", 1) for tree in args.trees)
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
-    print(json.dumps(asyncio.run(main_async(trees, args.rounds, args.seconds, args.workers)), indent=2))
+    print(
+        json.dumps(
+            asyncio.run(main_async(trees, args.rounds, args.seconds, args.workers, args.reads)), indent=2
+        )
+    )
     return 0
 
 

@@ -275,6 +275,24 @@ async def walk(port: int, auth: str, first: str, statements: int) -> dict[str, A
 EMBEDDED = "embedded PostgreSQL, " + ", ".join(f"{k}={v}" for k, v in EMBEDDED_SERVER_SETTINGS.items())
 
 
+def statement_queries(count: int = 100) -> dict[str, list[str]]:
+    """The statement queries the benchmark asks of a filled store, ``count`` of each kind."""
+    probe = Generator()
+    learners = [json.dumps(probe.learner(n)) for n in range(0, 20_000, 97)][:count]
+    verbs = ["http://adlnet.gov/expapi/verbs/completed", "http://adlnet.gov/expapi/verbs/passed"]
+    since = (START + timedelta(days=60)).isoformat()
+    courses = [probe.course(c) for c in range(count)]
+    regs = [probe.statement()["context"]["registration"] for _ in range(count)]
+    return {
+        "query_agent": [q("/xapi/statements", agent=a) for a in learners],
+        "query_verb_since": [q("/xapi/statements", verb=verbs[i % 2], since=since) for i in range(count)],
+        "query_activity_related": [
+            q("/xapi/statements", activity=c, related_activities="true") for c in courses
+        ],
+        "query_registration": [q("/xapi/statements", registration=r) for r in regs],
+    }
+
+
 def q(path: str, **params: Any) -> str:
     return path + "?" + urllib.parse.urlencode(params)
 
@@ -381,24 +399,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         }
         print("ingest_batch100_c8_at_size", out["ingest_batch100_c8_at_size"], flush=True)
 
-        probe = Generator()
-        learners = [json.dumps(probe.learner(n)) for n in range(0, 20_000, 97)][:100]
-        verbs = ["http://adlnet.gov/expapi/verbs/completed", "http://adlnet.gov/expapi/verbs/passed"]
-        since = (START + timedelta(days=60)).isoformat()
-        courses = [probe.course(c) for c in range(100)]
-        regs = [probe.statement()["context"]["registration"] for _ in range(100)]
-        queries = {
-            "query_agent": [q("/xapi/statements", agent=a) for a in learners],
-            "query_verb_since": [q("/xapi/statements", verb=verbs[i % 2], since=since) for i in range(100)],
-            "query_activity_related": [
-                q("/xapi/statements", activity=c, related_activities="true") for c in courses
-            ],
-            "query_registration": [q("/xapi/statements", registration=r) for r in regs],
-        }
-        for name, paths in queries.items():
+        for name, paths in statement_queries().items():
             out[name] = await get_many(port, auth, paths, 4)
             print(name, out[name], flush=True)
-        out["more_walk"] = await walk(port, auth, q("/xapi/statements", verb=verbs[0], limit=100), args.walk)
+        first = q("/xapi/statements", verb="http://adlnet.gov/expapi/verbs/completed", limit=100)
+        out["more_walk"] = await walk(port, auth, first, args.walk)
+        courses = [Generator().course(c) for c in range(100)]
         out["peak_rss_mb_after_walk"] = peak_rss_mb(server)
 
         unit = "https://kommune.example.no/xapi/unit"
