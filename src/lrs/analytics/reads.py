@@ -882,9 +882,8 @@ async def engagement(
             # The whole periods from the kept figures; only the part periods at the window's
             # ends (when it cuts any) are added up from hourly rows, each within one period.
             found = await _stored_periods(conn, store_id, interval, tz, inner)
-            for edge in (Window(window.since, inner.since), Window(inner.until, window.until)):
-                if edge.since != edge.until:
-                    found += await _hourly_periods(conn, store_id, None, interval, tz, edge, among)
+            for edge in _cut_ends(window, inner):
+                found += await _hourly_periods(conn, store_id, None, interval, tz, edge, among)
             return sorted(found, key=lambda p: p.start)
     return await _hourly_periods(conn, store_id, activity, interval, tz, window, among)
 
@@ -956,6 +955,12 @@ def _inner_periods(window: Window, interval: str, tz: str) -> Window | None:
     if since is not None and until is not None and since >= until:
         return None
     return Window(since, until)
+
+
+def _cut_ends(window: Window, inner: Window) -> list[Window]:
+    """The parts of ``window`` before and after its whole periods ``inner`` (none, one or two)."""
+    ends = (Window(window.since, inner.since), Window(inner.until, window.until))
+    return [end for end in ends if end.since != end.until]
 
 
 def _period_bounds(window: Window, params: dict[str, Any]) -> str:
@@ -1507,9 +1512,8 @@ async def _region_periods(
               FROM analytics_period
              WHERE store_id = ANY(CAST(:stored AS bigint[])) AND kind = :kind AND learners > 0
                    {_period_bounds(inner, params)}""")
-        for n, edge in enumerate((Window(window.since, inner.since), Window(inner.until, window.until))):
-            if edge.since != edge.until:
-                parts.append(hourly("stored", edge, f"_edge{n}"))
+        for n, edge in enumerate(_cut_ends(window, inner)):
+            parts.append(hourly("stored", edge, f"_edge{n}"))
     rest = [s for s in stores if s not in set(stored)]
     if rest or not parts:  # a region without members: no rows, from valid SQL
         params["hourly"] = rest
