@@ -102,11 +102,8 @@ def main() -> int:
     args = parser.parse_args()
     trees = dict(tree.split("=", 1) for tree in args.trees)
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
-    print(
-        json.dumps(
-            asyncio.run(main_async(trees, args.rounds, args.seconds, args.workers, args.reads)), indent=2
-        )
-    )
+    results = asyncio.run(main_async(trees, args.rounds, args.seconds, args.workers, args.reads))
+    print(json.dumps(results, indent=2))
     return 0
 
 

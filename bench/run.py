@@ -404,8 +404,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print(name, out[name], flush=True)
         first = q("/xapi/statements", verb="http://adlnet.gov/expapi/verbs/completed", limit=100)
         out["more_walk"] = await walk(port, auth, first, args.walk)
-        courses = [Generator().course(c) for c in range(100)]
         out["peak_rss_mb_after_walk"] = peak_rss_mb(server)
+
+        courses = [Generator().course(c) for c in range(100)]
 
         unit = "https://kommune.example.no/xapi/unit"
         month = ((START + timedelta(days=30)).isoformat(), (START + timedelta(days=60)).isoformat())

@@ -392,6 +392,12 @@ CONSISTENT_THROUGH_SQL = (
 WAL_POSITION_OPTION = "lrs_wal_position"
 
 
+def _given(conn: AsyncConnection, option: str) -> Any:
+    """A bound given to the read as an execution option (on a replica), else None."""
+    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
+    return options.get(option)
+
+
 @dataclass(frozen=True)
 class Bounds:
     """What a query's first page fixes: the consistent-through time, the highest ``seq``
@@ -405,9 +411,8 @@ class Bounds:
 async def first_page_bounds(conn: AsyncConnection) -> Bounds:
     """The bounds of a query's first page, read together in one round trip (and so from one
     snapshot). On a replica the time and position are those given as execution options."""
-    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
-    given_through = options.get(CONSISTENT_THROUGH_OPTION)
-    given_position = options.get(WAL_POSITION_OPTION)
+    given_through = _given(conn, CONSISTENT_THROUGH_OPTION)
+    given_position = _given(conn, WAL_POSITION_OPTION)
     columns = ["(SELECT last_value FROM statement_seq) AS ceiling"]
     source = ""
     if given_through is None:
@@ -430,8 +435,7 @@ async def consistent_through(conn: AsyncConnection) -> datetime:
     ``stored`` is its transaction's start time, so no statement still being written can have
     a ``stored`` earlier than the oldest open transaction.
     """
-    options = conn.sync_connection.get_execution_options() if conn.sync_connection else {}
-    given = options.get(CONSISTENT_THROUGH_OPTION)
+    given = _given(conn, CONSISTENT_THROUGH_OPTION)
     if given is not None:
         return given  # type: ignore[no-any-return]
     through: datetime = (await conn.execute(text(CONSISTENT_THROUGH_SQL))).scalar_one()
