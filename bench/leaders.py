@@ -198,6 +198,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+JULY = {"period": "custom", "start": "2026-07-01", "end": "2026-07-31"}
+
+
 async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], out: dict[str, Any]) -> None:
     """Each dashboard page for every course, signed in as a leader (the session cookie), one
     page at a time: the time of a page is then the server's time to render it (plus loopback)."""
@@ -214,10 +217,13 @@ async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], 
         "dashboard_overview_30d": [q("/dashboard", period="30d")] * 20,
         # The statements are of summer 2026 (bench.generate): this year, every one is in the window.
         "dashboard_overview_year": [q("/dashboard", period="year")] * 10,
+        # A past month in the middle of the data: a window bounded at both ends.
+        "dashboard_overview_july": [q("/dashboard", **JULY)] * 10,
         "dashboard_course": [q("/dashboard/course", activity=c) for c in courses],
         "dashboard_course_one_unit_30d": [
             q("/dashboard/course", activity=c, unit="Enhet 7", period="30d") for c in courses
         ],
+        "dashboard_course_july": [q("/dashboard/course", activity=c, **JULY) for c in courses],
         "dashboard_learners": [q("/dashboard/learners", activity=c) for c in courses],
     }
     host = f"{HOST}:{port}"

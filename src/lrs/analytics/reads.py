@@ -270,7 +270,10 @@ def _per_learner(
                        {_window_sql(window, params)}
                  GROUP BY store_id, activity_key, learner_key) AS w
           JOIN analytics_progress p ON p.store_id = w.store_id AND p.activity_key = w.activity_key
-                                   AND p.learner_key = w.learner_key"""
+                                   AND p.learner_key = w.learner_key
+         -- Implied by the join, but said: with nested loops off (cohorts), the hash join
+         -- then reads the asked activities' progress rows, not the whole store's.
+         WHERE p.{stores} AND p.activity_key = ANY(CAST(:activities AS text[]))"""
     if among.group_by != "cohort" and among.cohort is None:
         return base
     ctes, join, where, group = _by_cohort(among, window, "learners", params)
