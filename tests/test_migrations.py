@@ -36,6 +36,37 @@ async def test_migrated_database_matches_schema(server):
         await engine.dispose()
 
 
+_INDEXES = text(
+    "SELECT indexname, indexdef FROM pg_indexes"
+    " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+)
+
+
+async def test_migrated_indexes_are_the_schemas():
+    """What Alembic's comparison does not see: each index's whole definition (covered
+    columns, predicate), as PostgreSQL gives it back, after the migrations and after
+    creating ``schema.py``'s tables directly."""
+    made = [await asyncio.to_thread(create_database) for _ in range(2)]
+    engines = [create_async_engine(url) for url, _ in made]
+    try:
+        await migrate.upgrade(engines[0])
+        async with engines[1].begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        found = []
+        for engine in engines:
+            async with engine.connect() as conn:
+                found.append({name: d for name, d in await conn.execute(_INDEXES)})
+        migrated, declared = found
+        covered = "INCLUDE (statements, completions, completed_at, duration_seconds)"
+        assert covered in migrated["analytics_hourly_pkey"]
+        assert migrated == declared
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        for url, admin in made:
+            await asyncio.to_thread(drop_database, url, admin)
+
+
 def _to(revision: str) -> Callable[[Connection], None]:
     def move(connection: Connection) -> None:
         cfg = migrate.alembic_config()

@@ -228,7 +228,15 @@ analytics_hourly = Table(
     Column("duration_seconds", Float, nullable=False),
     Column("sessions", Integer, nullable=False, server_default=text("0")),
     Column("abandoned", Integer, nullable=False, server_default=text("0")),
-    PrimaryKeyConstraint("store_id", "activity_key", "hour", "learner_key"),
+    # The figures a window's lists add up ride in the key's index, so that reading a window
+    # (per activity, a range of hours) touches only index pages; see migration 0018.
+    PrimaryKeyConstraint(
+        "store_id",
+        "activity_key",
+        "hour",
+        "learner_key",
+        postgresql_include=["statements", "completions", "completed_at", "duration_seconds"],
+    ),
     # A window open to the present counts its completers from the hours that hold one.
     Index(
         "analytics_hourly_completed",
