@@ -181,7 +181,7 @@ class Ask:
             self.as_of = await analytics_reads.as_of(conn, self.who.store_id)
             return await work(conn)
 
-        return await self.app.db.read(with_freshness, reader=self.who.key)
+        return await analytics_reads.read(self.app.db, with_freshness, self.who.key)
 
     def respond(
         self, body: dict[str, Any], rows_key: str, rows: list[dict[str, Any]] | None = None

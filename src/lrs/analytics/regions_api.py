@@ -101,7 +101,7 @@ class RegionAsk:
         async def in_region(conn: AsyncConnection) -> T:
             return await work(conn, await regions.sharing(conn, self.who, self.name))
 
-        return await self.app.db.read(in_region, reader=self.who.key)
+        return await analytics_reads.read(self.app.db, in_region, self.who.key)
 
     def respond(self, body: dict[str, Any], rows_key: str) -> Response:
         return respond(self.request, body, self.fmt, rows_of(body, rows_key), None)

@@ -373,7 +373,7 @@ async def overview(
     # The trend starts at the local midnight that ended the week seven Mondays ago.
     monday = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     then = monday - timedelta(days=monday.weekday(), weeks=TREND_WEEKS - 1) + timedelta(weeks=1)
-    as_of, listed, status, names, found_trends = await app.db.read(work, reader=who.key)
+    as_of, listed, status, names, found_trends = await analytics_reads.read(app.db, work, who.key)
     trend_of = {t.activity: t for t in found_trends}
     courses = Table(
         "courses",
@@ -473,7 +473,7 @@ async def course(
     store = who.store_id
 
     def read(work: Callable[[AsyncConnection], Awaitable[T]]) -> Awaitable[T]:
-        return app.db.read(work, reader=who.key)
+        return analytics_reads.read(app.db, work, who.key)
 
     units = await read(lambda c: analytics_reads.cohort_names(c, store))
     within = unit if unit in units else None
@@ -707,7 +707,7 @@ async def learners(request: Request, app: ServicesDep, activity: str = "", sort:
         taking = [] if found else await analytics_reads.progress(c, who.store_id, activity, everyone)
         return found, taking, await analytics_reads.activity_names(c, who.store_id, {activity})
 
-    rows, taking, names = await app.db.read(work, reader=who.key)
+    rows, taking, names = await analytics_reads.read(app.db, work, who.key)
     listed = metrics.assigned_learners(rows, datetime.now(UTC)) or [
         {**r, "overdue": False, "due": None} for r in metrics.learners(taking)
     ]
