@@ -27,6 +27,7 @@ from tests.test_leader_analytics import (
     DUE,
     FIRE,
     MIN_GROUP,
+    MODULES,
     TREE,
     V2,
     course_statements,
@@ -167,7 +168,11 @@ async def test_pages_show_the_apis_figures_in_both_languages(office, browser):
     # Courses, with the completion rate eight weeks ago and now (every statement is older).
     listed = await api(office, "/activities", sort="activity", order="asc")
     fire = next(a for a in listed["activities"] if a["activity"] == FIRE)
-    course_row = next(r for r in await cells(page, "courses") if r[0] == FIRE)
+    courses = await cells(page, "courses")
+    course_row = next(r for r in courses if r[0] == FIRE)
+    # Courses only: what statements showed under a course are its elements, on its page.
+    elements = {a["activity"] for a in listed["activities"]} & set(MODULES)
+    assert elements and not elements & {r[0] for r in courses}
     assert int(course_row[1]) == fire["learners_started"]
     rate = course_row[3]
     assert rate.replace("\xa0", " ") == f"{round(fire['completion_rate'] * 100)} %"

@@ -1089,20 +1089,24 @@ class ActivitySummary:
 
 
 async def activity_summaries(
-    conn: AsyncConnection, store_id: int, window: Window, among: Among = EVERYONE
+    conn: AsyncConnection, store_id: int, window: Window, among: Among = EVERYONE, *, top_level: bool = False
 ) -> list[ActivitySummary]:
+    """Each activity's learners, completers and time within the window, grouped as ``among``
+    asks. ``top_level``: only the activities no statement has shown under a parent (the
+    courses, not their elements)."""
     since = window.since
+    top = _top_level("a") if top_level else ""
     if among.plain and window.until is None and since is not None and _on_the_hour(since):
         anything_before, mostly_since = await _before_and_since(conn, store_id, since)
         if not anything_before:
             window = Window(None, None)  # it holds every statement: the kept totals answer
         elif mostly_since:
-            return await _summaries_since(conn, store_id, since)
+            return await _summaries_since(conn, store_id, since, top)
     if window.unbounded and among.plain:
         stored = await conn.execute(
             text(
                 "SELECT activity_id, learners_started, learners_completed, duration_seconds"
-                " FROM analytics_activity WHERE store_id = :store AND learners_started > 0"
+                " FROM analytics_activity a WHERE store_id = :store AND learners_started > 0" + top
             ),
             {"store": store_id},
         )
@@ -1118,12 +1122,13 @@ async def activity_summaries(
         join, where, group = _among("p.learner_key", "p.learner_key", window, among, params)
         if among.group_by != "cohort":
             group = _group_value(among.group_by, params, "p.groups")
+        mine = _top_level("p") if top_level else ""
         rows = await conn.execute(
             text(f"""
             SELECT p.activity_id, {group} AS grp, count(*) AS started,
                    count(p.completed_at) AS completed, sum(p.duration_seconds) AS duration
               FROM analytics_progress p{join}
-             WHERE p.store_id = :store AND p.activity_key <> :overall{where}
+             WHERE p.store_id = :store AND p.activity_key <> :overall{where}{mine}
              GROUP BY 1, 2
             """),
             params,
@@ -1147,7 +1152,7 @@ async def activity_summaries(
                             WHERE h.store_id = :store AND h.activity_key = a.activity_key
                                   {_window_sql(window, params, "h.hour")}
                             GROUP BY h.learner_key) AS per_learner) AS w
-             WHERE a.store_id = :store AND a.activity_key <> :overall AND w.started > 0
+             WHERE a.store_id = :store AND a.activity_key <> :overall AND w.started > 0{top}
             """),
             params,
         )
@@ -1168,11 +1173,19 @@ async def activity_summaries(
                                    {_window_sql(window, params, "h.hour")}{where}
                              GROUP BY 1, 2, 3) AS per_learner
                      GROUP BY activity_key, grp) AS w
-              JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key
+              JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = w.activity_key{top}
             """),
             params,
         )
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
+
+
+def _top_level(alias: str) -> str:
+    """SQL keeping the activities (``alias``.activity_key) no statement has shown under a parent."""
+    return (
+        " AND NOT EXISTS (SELECT 1 FROM analytics_children c"
+        f" WHERE c.store_id = :store AND c.child_key = {alias}.activity_key)"
+    )
 
 
 def _on_the_hour(instant: datetime) -> bool:
@@ -1202,16 +1215,19 @@ async def _before_and_since(conn: AsyncConnection, store_id: int, since: datetim
     return bool(found.anything_before), bool(found.mostly_since)
 
 
-async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime) -> list[ActivitySummary]:
+async def _summaries_since(
+    conn: AsyncConnection, store_id: int, since: datetime, top: str
+) -> list[ActivitySummary]:
     """Each activity's figures from ``since`` (a whole hour) to now, for a window that holds
     most of the store's statements, as the hourly rows in it give them, without counting
     distinct learners over all of those rows: a learner was there when their latest
     statement on the activity is that recent; the completers are read from the hourly rows
     that hold a completion; the time is the activity's total less the hours before.
 
-    A narrower window is cheaper read from its own hourly rows (activity_summaries)."""
+    A narrower window is cheaper read from its own hourly rows (activity_summaries). ``top``:
+    SQL narrowing the activities (``a``)."""
     rows = await conn.execute(
-        text("""
+        text(f"""
         SELECT a.activity_id, s.started, COALESCE(c.completed, 0) AS completed,
                GREATEST(a.duration_seconds - (SELECT COALESCE(sum(h.duration_seconds), 0)
                                                 FROM analytics_hourly h
@@ -1220,7 +1236,7 @@ async def _summaries_since(conn: AsyncConnection, store_id: int, since: datetime
           FROM (SELECT activity_key, count(*) AS started FROM analytics_progress
                  WHERE store_id = :store AND activity_key <> :overall AND last_at >= :since
                  GROUP BY activity_key) AS s
-          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = s.activity_key
+          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = s.activity_key{top}
           LEFT JOIN (SELECT activity_key, count(DISTINCT learner_key) AS completed
                        FROM analytics_hourly
                       WHERE store_id = :store AND activity_key <> :overall AND hour >= :since

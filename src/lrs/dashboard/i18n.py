@@ -31,7 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Nøkkelen eller hemmeligheten er feil, eller nøkkelen mangler tilgangen analytics/read."
         ),
         "overview": "Oversikt",
-        "courses": "Kurs og aktiviteter",
+        "courses": "Kurs",
         "course": "Kurs",
         "learners": "Deltakere",
         "started": "Startet",
@@ -127,7 +127,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "signin_help": "Sign in with a key that has the analytics/read scope.",
         "signin_failed": "The key or secret is wrong, or the key lacks the analytics/read scope.",
         "overview": "Overview",
-        "courses": "Courses and activities",
+        "courses": "Courses",
         "course": "Course",
         "learners": "Learners",
         "started": "Started",

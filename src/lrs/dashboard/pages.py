@@ -361,7 +361,7 @@ async def overview(
 
     async def work(c: AsyncConnection) -> tuple[Any, ...]:
         as_of = await analytics_reads.as_of(c, store)
-        summaries = await analytics_reads.activity_summaries(c, store, window)
+        summaries = await analytics_reads.activity_summaries(c, store, window, top_level=True)
         listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
         status = metrics.assignment_status(
             await analytics_reads.assignment_status(c, store, window), min_group
