@@ -255,8 +255,9 @@ def main() -> int:
     parser.add_argument("--dashboard-only", action="store_true", help="ask only for the dashboard's pages")
     args = parser.parse_args()
     out = asyncio.run(main_async(args))
-    if args.dashboard_only and (RESULTS / "leaders.json").exists():
-        # The other figures stay as the last full run measured them.
+    if (args.dashboard_only or args.database) and (RESULTS / "leaders.json").exists():
+        # What this run did not measure (the fill, or the questions) stays as the last run
+        # measured it.
         out = {**json.loads((RESULTS / "leaders.json").read_text()), **out}
     write(out)
     return 0
