@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -14,7 +15,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.store import migrate
 from lrs.store.schema import metadata
-from tests.harness import create_database, drop_database, make_credential, rollups_folded, running_server
+from tests.harness import (
+    create_database,
+    drop_database,
+    make_credential,
+    own_databases,
+    rollups_folded,
+    running_server,
+)
 
 V2 = {"X-Experience-API-Version": "2.0.0"}
 
@@ -42,12 +50,17 @@ _INDEXES = text(
 )
 
 
-async def test_migrated_indexes_are_the_schemas():
+@pytest.fixture
+def two_databases() -> Iterator[list[str]]:
+    with own_databases(2) as made:
+        yield made
+
+
+async def test_migrated_indexes_are_the_schemas(two_databases):
     """What Alembic's comparison does not see: each index's whole definition (covered
     columns, predicate), as PostgreSQL gives it back, after the migrations and after
     creating ``schema.py``'s tables directly."""
-    made = [await asyncio.to_thread(create_database) for _ in range(2)]
-    engines = [create_async_engine(url) for url, _ in made]
+    engines = [create_async_engine(url) for url in two_databases]
     try:
         await migrate.upgrade(engines[0])
         async with engines[1].begin() as conn:
@@ -63,8 +76,6 @@ async def test_migrated_indexes_are_the_schemas():
     finally:
         for engine in engines:
             await engine.dispose()
-        for url, admin in made:
-            await asyncio.to_thread(drop_database, url, admin)
 
 
 def _to(revision: str) -> Callable[[Connection], None]:

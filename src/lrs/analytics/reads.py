@@ -1122,13 +1122,13 @@ async def activity_summaries(
         join, where, group = _among("p.learner_key", "p.learner_key", window, among, params)
         if among.group_by != "cohort":
             group = _group_value(among.group_by, params, "p.groups")
-        mine = _top_level("p") if top_level else ""
+        top_progress = _top_level("p") if top_level else ""
         rows = await conn.execute(
             text(f"""
             SELECT p.activity_id, {group} AS grp, count(*) AS started,
                    count(p.completed_at) AS completed, sum(p.duration_seconds) AS duration
               FROM analytics_progress p{join}
-             WHERE p.store_id = :store AND p.activity_key <> :overall{where}{mine}
+             WHERE p.store_id = :store AND p.activity_key <> :overall{where}{top_progress}
              GROUP BY 1, 2
             """),
             params,
