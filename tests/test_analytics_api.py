@@ -13,6 +13,7 @@ import statistics
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from lrs.analytics import reads as analytics_reads
+from lrs.store.database import Database
+from lrs.store.db import create_engine
 from lrs.xapi.timestamps import parse_timestamp
 from tests.harness import make_credential, new_store, rollups_folded, run_cli
 
@@ -825,6 +829,58 @@ async def test_activities_within_a_window(world):
     for key, row in rows.items():
         assert row["learners_started"] == len(expected[key]), key
         assert row["learners_completed"] == sum(1 for v in expected[key] if v["completed"]), key
+
+
+@pytest.mark.parametrize(
+    ("window", "among"),
+    [
+        ((None, None), (None, None)),
+        ((None, None), (f"extension:{UNIT}", None)),
+        ((timedelta(hours=1), timedelta(days=3)), (None, None)),
+        ((timedelta(hours=1), timedelta(days=3)), (f"extension:{UNIT}", None)),
+        ((timedelta(days=2), None), (None, None)),
+    ],
+)
+async def test_activity_summaries_read_in_parts_are_the_whole(world, window, among):
+    """A window's list is read in parts at once, each narrowed to some activities (``only``):
+    the parts add up to the list read whole, whichever way the list is counted."""
+    since, until = (None if w is None else BASE + w for w in window)
+    frame, whose = analytics_reads.Window(since, until), analytics_reads.Among(*among)
+    engine = create_engine(world["server"].database_url, pool_size=3)
+    try:
+        db = Database(engine)
+        async with engine.connect() as c:
+            found = await c.execute(text("SELECT id FROM stores WHERE name = :n"), {"n": world["name"]})
+            store = found.scalar_one()
+
+        async def whole(c: Any, only: list[str] | None = None) -> list[Any]:
+            return await analytics_reads.activity_summaries(c, store, frame, whose, only=only)
+
+        everything = await analytics_reads.read(db, whole, "test")
+        in_parts = await analytics_reads.read_activity_summaries(db, "test", store, frame, whose)
+        activities = sorted({s.activity for s in everything})
+        some = await analytics_reads.read(db, lambda c: whole(c, activities[::2]), "test")
+    finally:
+        await engine.dispose()
+    assert len(activities) >= 2
+    key = attrgetter("activity", "group")
+    assert sorted(in_parts, key=repr) == sorted(everything, key=repr)
+    assert sorted(some, key=repr) == sorted(
+        (s for s in everything if s.activity in activities[::2]), key=repr
+    )
+    assert {key(s) for s in some} < {key(s) for s in everything}
+
+
+def test_balanced_parts_put_the_heaviest_apart():
+    weights = [("programme", 100.0), *((f"course {n}", 9.0) for n in range(10)), ("quiet", 0.0)]
+    parts = analytics_reads._balanced(weights, 2)
+    assert parts[0] == ["programme"]
+    assert sorted(parts[1]) == sorted(a for a, _ in weights[1:])
+    three = analytics_reads._balanced([(str(n), float(n)) for n in range(1, 10)], 3)
+    sums = [sum(int(a) for a in part) for part in three]
+    assert sum(sums) == 45 and max(sums) - min(sums) <= 2
+    assert analytics_reads._balanced([("one", 1.0)], 2) == [["one"]]
+    assert analytics_reads._balanced([], 2) == []
 
 
 @pytest.mark.parametrize(

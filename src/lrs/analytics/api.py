@@ -154,6 +154,10 @@ def names_in(request: Request, named: dict[str, dict[str, str]]) -> dict[str, st
     return out
 
 
+async def _nothing(conn: AsyncConnection) -> None:
+    """A read with nothing to ask beyond what ``Ask.read`` asks itself."""
+
+
 @dataclass
 class Ask:
     """What every analytics request shares: who asks, the time window, zone and format, whose
@@ -182,6 +186,14 @@ class Ask:
             return await work(conn)
 
         return await analytics_reads.read(self.app.db, with_freshness, self.who.key)
+
+    async def activity_summaries(self) -> list[analytics_reads.ActivitySummary]:
+        """Every activity's figures in the window, after ``read``'s checks and freshness
+        (analytics_reads.read_activity_summaries: a window's are read in parts at once)."""
+        await self.read(_nothing)
+        return await analytics_reads.read_activity_summaries(
+            self.app.db, self.who.key, self.who.store_id, self.window, self.among
+        )
 
     def respond(
         self, body: dict[str, Any], rows_key: str, rows: list[dict[str, Any]] | None = None
@@ -443,15 +455,13 @@ async def activities(
     offset: Offset = 0,
 ) -> Response:
     store_id = ask.who.store_id
-
-    async def work(c: AsyncConnection) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        summaries = await analytics_reads.activity_summaries(c, store_id, ask.window, ask.among)
-        body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group, ask.grouped)
-        # Names only for the page shown: decoding every definition would cost the most.
-        page = {row["activity"] for row in body["activities"]}
-        return body, await analytics_reads.activity_names(c, store_id, page)
-
-    body, definitions = await ask.read(work)
+    summaries = await ask.activity_summaries()
+    body = metrics.activities(summaries, sort, order == "desc", limit, offset, ask.min_group, ask.grouped)
+    # Names only for the page shown: decoding every definition would cost the most.
+    page = {row["activity"] for row in body["activities"]}
+    definitions = await analytics_reads.read(
+        ask.app.db, lambda c: analytics_reads.activity_names(c, store_id, page), ask.who.key
+    )
     names = names_in(ask.request, definitions)
     for row in body["activities"]:
         row["name"] = names.get(row["activity"])

@@ -359,21 +359,22 @@ async def overview(
     min_group = who.settings.min_group_size
     store = who.store_id
 
-    async def work(c: AsyncConnection) -> tuple[Any, ...]:
-        as_of = await analytics_reads.as_of(c, store)
-        summaries = await analytics_reads.activity_summaries(c, store, window, top_level=True)
-        listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
-        status = metrics.assignment_status(
-            await analytics_reads.assignment_status(c, store, window), min_group
-        )
+    async def first(c: AsyncConnection) -> tuple[datetime, dict[str, Any]]:
+        status = await analytics_reads.assignment_status(c, store, window)
+        return await analytics_reads.as_of(c, store), metrics.assignment_status(status, min_group)
+
+    async def then_and_names(c: AsyncConnection) -> tuple[list[analytics_reads.Trend], dict[str, Any]]:
         shown = {r["activity"] for r in listed["activities"]} | {a["activity"] for a in status["assignments"]}
         trends = await analytics_reads.trends(c, store, [r["activity"] for r in listed["activities"]], then)
-        return as_of, listed, status, await analytics_reads.activity_names(c, store, shown), trends
+        return trends, await analytics_reads.activity_names(c, store, shown)
 
     # The trend starts at the local midnight that ended the week seven Mondays ago.
     monday = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     then = monday - timedelta(days=monday.weekday(), weeks=TREND_WEEKS - 1) + timedelta(weeks=1)
-    as_of, listed, status, names, found_trends = await analytics_reads.read(app.db, work, who.key)
+    as_of, status = await analytics_reads.read(app.db, first, who.key)
+    summaries = await analytics_reads.read_activity_summaries(app.db, who.key, store, window, top_level=True)
+    listed = metrics.activities(summaries, "learners_started", True, 50, 0, min_group)
+    found_trends, names = await analytics_reads.read(app.db, then_and_names, who.key)
     trend_of = {t.activity: t for t in found_trends}
     courses = Table(
         "courses",
