@@ -199,6 +199,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 JULY = {"period": "custom", "start": "2026-07-01", "end": "2026-07-31"}
+# From July on: two thirds of the statements, the widest window that is not all of them.
+FROM_JULY = {"period": "custom", "start": "2026-07-01", "end": "2026-12-31"}
 
 
 async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], out: dict[str, Any]) -> None:
@@ -219,6 +221,7 @@ async def dashboard_pages(port: int, auth: tuple[str, str], courses: list[str], 
         "dashboard_overview_year": [q("/dashboard", period="year")] * 10,
         # A past month in the middle of the data: a window bounded at both ends.
         "dashboard_overview_july": [q("/dashboard", **JULY)] * 10,
+        "dashboard_overview_from_july": [q("/dashboard", **FROM_JULY)] * 10,
         "dashboard_course": [q("/dashboard/course", activity=c) for c in courses],
         "dashboard_course_one_unit_30d": [
             q("/dashboard/course", activity=c, unit="Enhet 7", period="30d") for c in courses
