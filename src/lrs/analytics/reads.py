@@ -1210,11 +1210,12 @@ async def read_activity_summaries(
     its parallel workers; so the activities are split in ``PARTS`` of about equal weight,
     read at once in as many transactions (bench.leaders, July's 101 courses at 1M
     statements: 290 against 220 ms, the one big programme in a part of its own). A window
-    open to now that holds most of the store is counted from its learners' progress rows,
-    and there each part reads only its own activities' rows (the courses since July, the same
-    day: 665 against 396 ms); a window that holds every statement is read whole, from the
-    kept totals. Each part is as fresh as its own snapshot, so a caller's ``as_of`` is read
-    before this."""
+    open to now that holds most of the store is counted from its learners' progress rows:
+    each part still scans those of every activity, but the hours before the window, which
+    each activity's time is its total less, are shared out (the courses since July, the
+    same day: 665 against 396 ms). A window that holds every statement is read whole, from
+    the kept totals. Each part is as fresh as its own snapshot, so a caller's ``as_of`` is
+    read before this."""
     ask = partial(activity_summaries, store_id=store_id, window=window, among=among, top_level=top_level)
     if window.unbounded or not among.plain:
         return await read(db, ask, reader)
