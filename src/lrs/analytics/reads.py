@@ -1219,10 +1219,16 @@ async def read_activity_summaries(
     ask = partial(activity_summaries, store_id=store_id, window=window, among=among, top_level=top_level)
     if window.unbounded or not among.plain:
         return await read(db, ask, reader)
-    counted = partial(_counted_without_hours, store_id=store_id, window=window, among=among)
-    if await read(db, counted, reader) == "all":
-        return await read(db, ask, reader)  # the kept totals
-    weights = await read(db, partial(_activity_weights, store_id=store_id, top_level=top_level), reader)
+
+    async def plan(conn: AsyncConnection) -> tuple[list[ActivitySummary] | None, list[tuple[str, float]]]:
+        """The whole answer when the kept totals give it, else the activities to share out."""
+        if await _counted_without_hours(conn, store_id, window, among) == "all":
+            return await ask(conn), []
+        return None, await _activity_weights(conn, store_id, top_level)
+
+    whole, weights = await read(db, plan, reader)
+    if whole is not None:
+        return whole
     parts = _balanced(weights, PARTS)
     found = await asyncio.gather(*(read(db, partial(ask, only=part), reader) for part in parts))
     return [summary for part in found for summary in part]
