@@ -49,9 +49,8 @@ STORE_SCOPED = frozenset(
 
 # (a fragment of the SQL text, why it need not be held to one store)
 INSTALLATION_WIDE = [
-    ("FROM rollup_queue ORDER BY id", "the worker takes the oldest queue rows of every store"),
     ("DELETE FROM rollup_queue WHERE id = ANY", "queue ids are unique installation-wide"),
-    ("FROM rollup_queue WHERE id > ", "the worker reads ahead the next queue rows of every store"),
+    ("FROM rollup_queue WHERE id > ", "the worker takes or reads ahead the oldest rows of every store"),
     ("min(stored) AS oldest", "the rollup backlog of the installation, for /metrics"),
     ("'admin' = ANY(scopes)", "whether the installation has any admin credential"),
     ("LOCK TABLE analytics_hourly", "a table lock, not a query"),

@@ -318,3 +318,41 @@ async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_
         assert await _figures(db) == folded
     finally:
         await engine.dispose()
+
+
+async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):
+    """Single statements are one queue row each: a fold still takes about the statements it
+    asks for (it took a tenth of them, as many rows as a batch of ten a row would fill), and
+    says whether the queue held more."""
+    await asyncio.to_thread(run_cli, fresh_database, "migrate")
+    key = (await asyncio.to_thread(make_credential, fresh_database)).key
+    engine = create_async_engine(fresh_database, pool_size=4)
+    try:
+        db = Database(engine)
+        settings = Settings(database_url=fresh_database)
+        credential = await credential_ops.lookup(db, key)
+        assert credential is not None
+        who = Caller(credential)
+        course = "https://courses.example.no/single"
+        for s in course_statements(course, range(125)):  # 250 statements
+            await statement_ops.write(db, settings, who, [prepare(s, Version.V2, who.authority, "statement")])
+        folder = analytics_ops.Folder(db, settings, statements=200)
+        assert await folder.fold() == 200
+        assert not folder.caught_up
+        assert await folder.fold() == 50
+        assert folder.caught_up
+        await folder.close()
+        async with engine.connect() as conn:
+            waiting = (await conn.execute(text("SELECT count(*) FROM rollup_queue"))).scalar_one()
+            counted = (
+                await conn.execute(
+                    text(
+                        "SELECT learners_started, learners_completed FROM analytics_activity"
+                        " WHERE activity_id = :a"
+                    ),
+                    {"a": course},
+                )
+            ).one()
+        assert (waiting, tuple(counted)) == (0, (125, 125))
+    finally:
+        await engine.dispose()

@@ -93,9 +93,17 @@ class Worker:
             backoff = forwarding.Backoff(
                 self.settings.forward_retry_seconds, self.settings.forward_retry_max_seconds
             )
+            next_fold = 0.0
             async with httpx.AsyncClient(timeout=self.settings.forward_timeout_seconds) as client:
                 while True:
-                    folded = await folder.fold()
+                    folded = 0
+                    if time.monotonic() >= next_fold:
+                        folded = await folder.fold()
+                        if folder.caught_up:
+                            # Single statements arrive one queue row each: folding them as
+                            # they come costs a transaction apiece (a third of single-
+                            # statement ingest on two cores), gathering them costs a moment.
+                            next_fold = time.monotonic() + self.settings.fold_gather_seconds
                     forwarded = await self._forward(key, client, backoff)
                     pulled = await self._pull(client)
                     await self._retain()

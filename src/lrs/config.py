@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         description="Take part in the election of the installation's background worker "
         "(rollup folding, forwarding). One process wins; another takes over when it goes.",
     )
+    fold_gather_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="Once the background worker has folded every stored statement into the "
+        "rollups, how long it lets new ones gather before the next fold. Larger folds cost "
+        "less per statement; the figures lag by up to this much more.",
+    )
     forward_retry_seconds: float = Field(
         default=5.0, gt=0, description="Wait after a forwarding batch's first failure; doubles each time."
     )

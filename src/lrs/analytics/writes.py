@@ -653,38 +653,59 @@ class Pending:
     voided: list[uuid.UUID]
 
 
-async def pending(conn: AsyncConnection, statements: int) -> list[Pending]:
+# The oldest queue rows holding about :statements statements (at least one row). A row is
+# one write transaction: a single statement or a batch of hundreds, so the rows are counted
+# by the statements they hold, not by a fixed number (100 rows were 100 single statements,
+# a tenth of a fold).
+_OLDEST = (
+    "SELECT id FROM ("
+    " SELECT id, sum(cardinality(seqs)) OVER (ORDER BY id) - cardinality(seqs) AS before"
+    " FROM rollup_queue WHERE id > :after ORDER BY id LIMIT :statements"
+    ") oldest WHERE before < :statements"
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Queue rows to fold together, and whether the queue held more behind them."""
+
+    rows: list[Pending]
+    more: bool
+
+
+async def pending(conn: AsyncConnection, statements: int) -> Batch:
     """The oldest queue rows, about ``statements`` statements' worth (at least one row),
     locked until this transaction ends."""
     rows = await conn.execute(
         text(
-            "SELECT store_id, id, seqs, voided FROM rollup_queue ORDER BY id LIMIT :rows"
-            " FOR UPDATE SKIP LOCKED"
+            "SELECT store_id, id, seqs, voided FROM rollup_queue"
+            f" WHERE id IN ({_OLDEST}) ORDER BY id FOR UPDATE SKIP LOCKED"
         ),
-        {"rows": max(1, statements // 10)},
+        {"after": 0, "statements": statements},
     )
     return _up_to(rows, statements)
 
 
-async def peek(conn: AsyncConnection, after: int, statements: int) -> list[Pending]:
+async def peek(conn: AsyncConnection, after: int, statements: int) -> Batch:
     """The queue rows after queue id ``after`` that the next ``pending`` will take, as far
     as can be told now: read without locking them."""
     rows = await conn.execute(
-        text("SELECT store_id, id, seqs, voided FROM rollup_queue WHERE id > :after ORDER BY id LIMIT :rows"),
-        {"after": after, "rows": max(1, statements // 10)},
+        text(f"SELECT store_id, id, seqs, voided FROM rollup_queue WHERE id IN ({_OLDEST}) ORDER BY id"),
+        {"after": after, "statements": statements},
     )
     return _up_to(rows, statements)
 
 
-def _up_to(rows: Any, statements: int) -> list[Pending]:
+def _up_to(rows: Any, statements: int) -> Batch:
     taken: list[Pending] = []
     count = 0
     for r in rows:
         if taken and count + len(r.seqs) > statements:
-            break
+            return Batch(taken, more=True)
         taken.append(Pending(r.store_id, r.id, list(r.seqs), list(r.voided)))
         count += len(r.seqs)
-    return taken
+    # A batch of exactly ``statements`` may have had more behind it, unread.
+    return Batch(taken, more=count >= statements)
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,27 @@ async def fold_pending(db: Database, settings: Settings, statements: int = FOLD_
     """Fold the oldest queued statements into the rollups and drop their queue rows, in one
     transaction; returns how many queue rows were folded (0: nothing to do, or another
     process is folding)."""
-    return len((await _fold(db, settings, statements, None))[0])
+    return len((await _fold(db, settings, statements, None)).queue_ids)
 
 
 @dataclass(frozen=True)
 class Ahead:
-    """A queue batch read and computed before its transaction: its queue row ids, and each
-    store's part of it."""
+    """A queue batch read and computed before its transaction: its queue row ids, whether
+    the queue held more behind it, and each store's part of it."""
 
     queue_ids: list[int]
+    more: bool
     stores: dict[int, analytics_writes.Computed]
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What one fold transaction did: the queue rows it folded, whether the queue held more
+    behind them, and whether all of it was written from what was computed ahead."""
+
+    queue_ids: list[int]
+    more: bool
+    used_ahead: bool
 
 
 class Folder:
@@ -51,7 +62,10 @@ class Folder:
     read and computed (parsing statements and working out what they add is about half of a
     fold's time, and needs no lock). A batch computed ahead is used only when its transaction
     takes the same queue rows and finds the same statement versions and store settings;
-    otherwise it is computed again inside the transaction, as ``fold_pending`` does."""
+    otherwise it is computed again inside the transaction, as ``fold_pending`` does.
+
+    Only a backlog is computed ahead: once a fold has taken all that was queued, the next
+    batch is what arrives meanwhile, and computing it early would mostly be done twice."""
 
     def __init__(self, db: Database, settings: Settings, statements: int = FOLD_STATEMENTS) -> None:
         self.db = db
@@ -59,6 +73,7 @@ class Folder:
         self.statements = statements
         self._next: asyncio.Task[Ahead | None] | None = None
         self.folded_ahead = 0  # batches written from what was computed ahead
+        self.caught_up = True  # whether the last fold took all that was queued
 
     @property
     def ahead_ready(self) -> bool:
@@ -68,11 +83,13 @@ class Folder:
     async def fold(self) -> int:
         """Fold the next batch; returns how many queue rows were folded."""
         ahead = await self._take_next()
-        if ahead is not None:  # the batch after it, computed while its SQL runs
+        if ahead is not None and ahead.more:  # the batch after it, computed while its SQL runs
             self._next = asyncio.create_task(self._compute_after(max(ahead.queue_ids)))
-        taken, used = await _fold(self.db, self.settings, self.statements, ahead)
-        self.folded_ahead += used
-        if taken and (ahead is None or sorted(taken) != sorted(ahead.queue_ids)):
+        folded = await _fold(self.db, self.settings, self.statements, ahead)
+        self.folded_ahead += folded.used_ahead
+        self.caught_up = not folded.more
+        taken = folded.queue_ids
+        if folded.more and (self._next is None or ahead is None or sorted(taken) != sorted(ahead.queue_ids)):
             # It took other rows than the ones computed (a queue row committed late, or
             # the queue grew meanwhile): compute after what it did take.
             await self.close()
@@ -99,22 +116,22 @@ class Folder:
     async def _compute_after(self, after: int) -> Ahead | None:
         async def read(
             conn: AsyncConnection,
-        ) -> tuple[list[int], dict[int, tuple[analytics_writes.Unparsed, StoreSettings]]]:
+        ) -> tuple[analytics_writes.Batch, dict[int, tuple[analytics_writes.Unparsed, StoreSettings]]]:
             peeked = await analytics_writes.peek(conn, after, self.statements)
             parts = {}
-            for store_id, own, items in await _by_store(conn, peeked):
+            for store_id, own, items in await _by_store(conn, peeked.rows):
                 seqs = [seq for p in items for seq in p.seqs]
                 parts[store_id] = (await analytics_writes.read_statements(conn, store_id, seqs), own)
-            return [p.id for p in peeked], parts
+            return peeked, parts
 
-        queue_ids, parts = await self.db.read(read)
-        if not queue_ids:
+        peeked, parts = await self.db.read(read)
+        if not peeked.rows:
             return None
         stores = {
             store_id: await analytics_writes.in_fold_thread(analytics_writes.computed, unparsed, own)
             for store_id, (unparsed, own) in parts.items()
         }
-        return Ahead(queue_ids, stores)
+        return Ahead([p.id for p in peeked.rows], peeked.more, stores)
 
 
 async def _by_store(
@@ -132,16 +149,14 @@ async def _by_store(
     return out
 
 
-async def _fold(
-    db: Database, settings: Settings, statements: int, ahead: Ahead | None
-) -> tuple[list[int], bool]:
-    """One fold transaction: the queue row ids it folded, and whether all of it was written
-    from what was computed ahead."""
+async def _fold(db: Database, settings: Settings, statements: int, ahead: Ahead | None) -> Folded:
+    """One fold transaction (nothing, when another process holds the fold lock)."""
 
-    async def work(conn: AsyncConnection) -> tuple[list[int], bool]:
+    async def work(conn: AsyncConnection) -> Folded:
         if not await analytics_writes.take_fold_lock(conn, wait=False):
-            return [], False
-        taken = await analytics_writes.pending(conn, statements)
+            return Folded([], more=False, used_ahead=False)
+        batch = await analytics_writes.pending(conn, statements)
+        taken = batch.rows
         # Gone from the queue first: what voiding rebuilds below counts these statements as
         # folded, and leaves out only the ones still queued behind them.
         await analytics_writes.done(conn, taken)
@@ -160,7 +175,7 @@ async def _fold(
                 computed_ahead.get(store_id),
             )
             used = used and done_ahead
-        return [p.id for p in taken], used
+        return Folded([p.id for p in taken], batch.more, used)
 
     return await db.write(work)
 
