@@ -12,10 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.scopes import ALL_SCOPES
 from tests.factories import activity, agent, statement, unique
-from tests.harness import Server, make_credential, run_cli, start_server, stop_server
+from tests.harness import Server, make_credential, rollups_folded, run_cli, start_server, stop_server
+from tests.store_scope import STORE_SCOPED
 
 V2 = {"X-Experience-API-Version": "2.0.0"}
 
@@ -75,6 +78,45 @@ async def test_store_lifecycle(admin):
     assert (await admin.delete("/admin/stores/default")).status_code == 409
     assert (await admin.delete(f"/admin/stores/{renamed}")).status_code == 204
     assert (await admin.get(f"/admin/stores/{renamed}")).status_code == 404
+
+
+async def test_deleting_a_store_leaves_none_of_its_rows(admin, server):
+    """Most tables go with the store's row by their foreign key; statement_index has none and
+    is deleted on its own. Either way, none of the store's rows is left in any table."""
+    store = await new_store(admin)
+    key, secret = await new_credential(admin, store, ["all"])
+    course = activity()
+    async with httpx.AsyncClient(base_url=server.xapi, auth=(key, secret), headers=V2) as c:
+        sent = [statement(obj=course) for _ in range(3)]
+        assert (await c.post("/statements", json=sent)).status_code == 200
+        params = {"activityId": course["id"], "agent": json.dumps(agent()), "stateId": "s"}
+        assert (await c.put("/activities/state", params=params, json={"a": 1})).status_code == 204
+    await rollups_folded(server.database_url)
+    engine = create_async_engine(server.database_url)
+
+    async def rows_of(store_id: int) -> dict[str, int]:
+        async with engine.connect() as conn:
+            return {
+                table: (
+                    await conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE store_id = :s"), {"s": store_id}
+                    )
+                ).scalar_one()
+                for table in sorted(STORE_SCOPED)
+            }
+
+    try:
+        async with engine.connect() as conn:
+            store_id = (
+                await conn.execute(text("SELECT id FROM stores WHERE name = :n"), {"n": store})
+            ).scalar_one()
+        before = await rows_of(store_id)
+        for table in ("statements", "statement_index", "analytics_hourly", "analytics_progress", "documents"):
+            assert before[table] > 0, f"the store wrote no {table} rows"
+        assert (await admin.delete(f"/admin/stores/{store}")).status_code == 204
+        assert {t: n for t, n in (await rows_of(store_id)).items() if n} == {}
+    finally:
+        await engine.dispose()
 
 
 async def test_store_settings_apply_to_requests(admin, server):
