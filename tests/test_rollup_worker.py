@@ -5,16 +5,17 @@ folded figures equal a recount."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lrs.analytics.writes import ROLLUP_TABLES
 from lrs.config import Settings
@@ -269,19 +270,26 @@ async def _figures(db: Any) -> dict[str, list[Any]]:
     return await db.read(read)
 
 
+@contextlib.asynccontextmanager
+async def in_process(database_url: str) -> AsyncIterator[tuple[AsyncEngine, Database, Settings, Caller]]:
+    """A migrated database, and what the ops need to write and fold in this process."""
+    await asyncio.to_thread(run_cli, database_url, "migrate")
+    key = (await asyncio.to_thread(make_credential, database_url)).key
+    engine = create_async_engine(database_url, pool_size=4)
+    try:
+        db = Database(engine)
+        credential = await credential_ops.lookup(db, key)
+        assert credential is not None
+        yield engine, db, Settings(database_url=database_url), Caller(credential)
+    finally:
+        await engine.dispose()
+
+
 async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_database):
     """The worker computes the next batch while the last one's SQL runs. Its figures equal a
     rebuild's, and a statement voided after its batch was computed is noticed: that batch is
     computed again in its transaction."""
-    await asyncio.to_thread(run_cli, fresh_database, "migrate")
-    key = (await asyncio.to_thread(make_credential, fresh_database)).key
-    engine = create_async_engine(fresh_database, pool_size=4)
-    try:
-        db = Database(engine)
-        settings = Settings(database_url=fresh_database)
-        credential = await credential_ops.lookup(db, key)
-        assert credential is not None
-        who = Caller(credential)
+    async with in_process(fresh_database) as (_engine, db, settings, who):
         sent = [
             {**s, "id": str(uuid.uuid4())}
             for s in course_statements("https://courses.example.no/ahead", range(600))
@@ -316,23 +324,13 @@ async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_
         assert folded["analytics_activity"], "nothing was folded"
         await analytics_ops.rebuild(db, settings, "test", "default")
         assert await _figures(db) == folded
-    finally:
-        await engine.dispose()
 
 
 async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):
     """Single statements are one queue row each: a fold still takes about the statements it
     asks for (it took a tenth of them, as many rows as a batch of ten a row would fill), and
     says whether the queue held more."""
-    await asyncio.to_thread(run_cli, fresh_database, "migrate")
-    key = (await asyncio.to_thread(make_credential, fresh_database)).key
-    engine = create_async_engine(fresh_database, pool_size=4)
-    try:
-        db = Database(engine)
-        settings = Settings(database_url=fresh_database)
-        credential = await credential_ops.lookup(db, key)
-        assert credential is not None
-        who = Caller(credential)
+    async with in_process(fresh_database) as (engine, db, settings, who):
         course = "https://courses.example.no/single"
         for s in course_statements(course, range(125)):  # 250 statements
             await statement_ops.write(db, settings, who, [prepare(s, Version.V2, who.authority, "statement")])
@@ -354,5 +352,3 @@ async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fres
                 )
             ).one()
         assert (waiting, tuple(counted)) == (0, (125, 125))
-    finally:
-        await engine.dispose()
