@@ -4,9 +4,13 @@
 
 Each tree (a `src/` directory, e.g. of a `git worktree` at an older commit) is served in
 turn on a fresh database with the same load: single statements at c8 and c32, batches of
-100 at c8. With ``--reads N``, one database is filled with N statements first (by the first
-tree), and each tree in turn answers the benchmark's statement queries (bench.run) on it,
-four at a time: requests per second and p95 per kind of query. Rounds alternate the trees,
+100 at c8. Each phase reports statements per second, and the CPU each statement cost from
+the phase's start until the worker had folded it: the machine's (``_cpu_us``: the LRS,
+PostgreSQL and this load generator) and the LRS workers' alone (``_lrs_cpu_us``). A busy
+machine moves rates more than it moves CPU per statement. With ``--reads N``, one database
+is filled with N statements first (by the first tree), and each tree in turn answers the
+benchmark's statement queries (bench.run) on it, four at a time: requests per second and p95
+per kind of query. Rounds alternate the trees,
 so a busy machine slows them alike; compare the trees' figures within a round, and the
 spread between rounds tells the noise. Results go to standard output as JSON.
 """
@@ -23,6 +27,7 @@ from tests.harness import create_database, drop_database, make_credential
 
 from bench.generate import Generator
 from bench.loadgen import basic
+from bench.profile import machine_cpu_seconds, workers_cpu_seconds
 from bench.run import caught_up, get_many, ingest, start_lrs, statement_queries, stop
 
 PHASES = (("single_c8", 1, 8), ("single_c32", 1, 32), ("batch100_c8", 100, 8))
@@ -37,8 +42,13 @@ async def measure(src: str, seconds: float, workers: int) -> dict[str, float]:
         auth = basic(cred.key, cred.secret)
         out = {}
         for n, (name, batch, concurrency) in enumerate(PHASES):
+            machine, lrs = machine_cpu_seconds(), workers_cpu_seconds(server)
             result = await ingest(port, auth, Generator(seed=n), batch, concurrency, seconds)
+            await caught_up(port)
+            stored = result["statements"]
             out[name] = result["statements_per_second"]
+            out[f"{name}_cpu_us"] = round((machine_cpu_seconds() - machine) / stored * 1e6)
+            out[f"{name}_lrs_cpu_us"] = round((workers_cpu_seconds(server) - lrs) / stored * 1e6)
         return out
     finally:
         stop(server)

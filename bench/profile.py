@@ -6,6 +6,7 @@ py-spy samples them (own time, and time inside a few functions that name a stage
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,20 @@ def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
                 continue
         out[name] = total
     return out
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot, all cores (``/proc/stat``;
+    idle, I/O wait and time stolen by the host left out). Unlike a process list, it keeps
+    the time of PostgreSQL backends that exit meanwhile."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_seconds(server: subprocess.Popen[bytes]) -> float:
+    """CPU seconds the LRS server's worker processes have used."""
+    return _cpu({"lrs": _processes(server)["lrs_workers"]})["lrs"]
 
 
 async def profile(server: subprocess.Popen[bytes], seconds: float) -> dict[str, Any]:
