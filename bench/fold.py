@@ -8,7 +8,9 @@ figures (``ops.analytics.rebuild``); then the same on a second database with the
 ``ops.analytics.Folder`` (each batch computed while the last one's SQL runs), in this one
 process, on a fresh
 database at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else 127.0.0.1:5432).
-``--profile`` prints where the fold's time goes (cProfile, by own time).
+Each fold also reports its CPU per statement: this process's (Python), and the rest of the
+machine's (PostgreSQL, on a quiet machine). ``--profile`` prints where the fold's Python
+time goes (cProfile, by own time).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.harness import create_database, drop_database, make_credential
 
 from bench.generate import Generator
+from bench.profile import machine_cpu_seconds
 from lrs.config import Settings
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
@@ -52,6 +55,7 @@ async def measure(statements: int, profile: bool, ahead: bool) -> dict[str, floa
             await statement_ops.write(db, settings, who, batch)
         queued = time.perf_counter() - started
         profiler = cProfile.Profile() if profile else None
+        machine, own = machine_cpu_seconds(), time.process_time()
         started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -67,10 +71,14 @@ async def measure(statements: int, profile: bool, ahead: bool) -> dict[str, floa
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
         folded = time.perf_counter() - started
+        python = time.process_time() - own  # this process, the fold's thread included
         out = {
             "statements": statements,
             "queue_statements_per_second": round(statements / queued, 1),
             "fold_statements_per_second": round(statements / folded, 1),
+            # CPU per statement: this process's, and the rest of the machine's (PostgreSQL).
+            "fold_python_cpu_us": round(python / statements * 1e6),
+            "fold_other_cpu_us": round((machine_cpu_seconds() - machine - python) / statements * 1e6),
         }
         if not ahead:
             # The same figures recounted at once, as `lrs analytics rebuild` does.
