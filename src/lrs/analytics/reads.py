@@ -1223,7 +1223,8 @@ async def read_activity_summaries(
     async def plan(conn: AsyncConnection) -> tuple[list[ActivitySummary] | None, list[tuple[str, float]]]:
         """The whole answer when the kept totals give it, else the activities to share out."""
         if await _counted_without_hours(conn, store_id, window, among) == "all":
-            return await ask(conn), []
+            # The window holds every statement: the kept totals, without asking again.
+            return await ask(conn, window=Window(None, None)), []
         return None, await _activity_weights(conn, store_id, top_level)
 
     whole, weights = await read(db, plan, reader)
