@@ -831,6 +831,47 @@ async def test_activities_within_a_window(world):
         assert row["learners_completed"] == sum(1 for v in expected[key] if v["completed"]), key
 
 
+def _local_month(year: int, month: int) -> datetime:
+    """The first instant of a month in Oslo (the store's zone)."""
+    return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1, tzinfo=ZoneInfo("Europe/Oslo"))
+
+
+def _after_next_month() -> datetime:
+    now = datetime.now(UTC)
+    return _local_month(now.year, now.month + 2)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        # February and March, whole: their month rows alone.
+        (lambda: _local_month(2026, 2), lambda: _local_month(2026, 4)),
+        # A cut end (from the third day of the data) and whole months up to the statement
+        # stored today, which has no timestamp of its own.
+        (lambda: BASE + timedelta(days=2), _after_next_month),
+        # Cut at both ends of one whole month: late February to a day into April.
+        (lambda: datetime(2026, 2, 20, tzinfo=UTC), lambda: datetime(2026, 4, 2, tzinfo=UTC)),
+    ],
+)
+async def test_activities_within_whole_months(world, window):
+    """A window holding whole months of the store's zone is counted from the month rows, and
+    from the hourly rows only at its cut ends: each activity's learners, completions and
+    time are still those of the statements in the window."""
+    since, until = window[0](), window[1]()
+    assert analytics_reads._inner_periods(analytics_reads.Window(since, until), "month", "Europe/Oslo")
+    everything = world["a"] + world["b"]
+    inside = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < until]
+    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
+    params = {"since": since.isoformat(), "until": until.isoformat(), "limit": 1000}
+    listed = (await analytics(world, "/activities", **params)).json()["activities"]
+    got = {row["activity"]: row for row in listed}
+    assert got and set(got) == {a for a, ref in want.items() if len(ref) >= 2}
+    for a, row in got.items():
+        assert row["learners_started"] == len(want[a]), a
+        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
+        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+
+
 @pytest.mark.parametrize(
     ("window", "among"),
     [
@@ -839,6 +880,7 @@ async def test_activities_within_a_window(world):
         ((timedelta(hours=1), timedelta(days=3)), (None, None)),
         ((timedelta(hours=1), timedelta(days=3)), (f"extension:{UNIT}", None)),
         ((timedelta(days=2), None), (None, None)),
+        ((timedelta(days=-30), timedelta(days=60)), (None, None)),  # whole months, cut at both ends
     ],
 )
 async def test_activity_summaries_read_in_parts_are_the_whole(world, window, among):
@@ -894,10 +936,9 @@ def test_balanced_parts_put_the_heaviest_apart():
     ],
 )
 async def test_activities_since_an_hour_until_now(world, since):
-    """A window open to the present is counted without every hourly row in it when it holds
-    most statements (learners by their latest statement, time as the total less the hours
-    before it), from the kept totals when it holds all of them, and from its own hours when
-    it holds few: the figures are those of the statements inside, whichever way."""
+    """A window open to the present is counted from the kept totals when it holds every
+    statement, else from its whole months' rows and the hours before them: the figures are
+    those of the statements inside, whichever way."""
     everything = world["a"] + world["b"]
     start = BASE + since
     inside = [s for s in everything if start <= datetime.fromisoformat(s["timestamp"])]

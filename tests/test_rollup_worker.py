@@ -352,3 +352,70 @@ async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fres
                 )
             ).one()
         assert (waiting, tuple(counted)) == (0, (125, 125))
+
+
+async def test_voiding_a_learners_only_statement_of_a_month_takes_them_out_of_it(fresh_database):
+    """The month rows follow what is voided: a learner whose only statement in May on a
+    course is voided is no longer among its learners of May, one with another statement
+    that month still is, and the month's time loses the voided statement's. Every rollup
+    then equals a rebuild's."""
+    course = "https://courses.example.no/months"
+    async with in_process(fresh_database) as (engine, db, settings, who):
+        april = course_statements(course, range(3))  # learners 0-2, in April
+        may = [
+            {**s, "timestamp": (datetime.fromisoformat(s["timestamp"]) + timedelta(days=30)).isoformat()}
+            for s in course_statements(course, range(2))  # learners 0-1 again, in May
+        ]
+        sent = [{**s, "id": str(uuid.uuid4())} for s in april + may]
+
+        async def write(statements: list[dict[str, Any]]) -> None:
+            batch = [prepare(s, Version.V2, who.authority, "statement") for s in statements]
+            await statement_ops.write(db, settings, who, batch)
+
+        async def may_rows() -> tuple[list[str], float]:
+            async with engine.connect() as conn:
+                learners = await conn.execute(
+                    text(
+                        "SELECT learner_key FROM analytics_month_learners m"
+                        " JOIN analytics_activity a USING (store_id, activity_key)"
+                        " WHERE a.activity_id = :c AND m.month = 2026 * 12 + 4 ORDER BY 1"
+                    ),
+                    {"c": course},
+                )
+                seconds = await conn.execute(
+                    text(
+                        "SELECT m.duration_seconds FROM analytics_activity_months m"
+                        " JOIN analytics_activity a USING (store_id, activity_key)"
+                        " WHERE a.activity_id = :c AND m.month = 2026 * 12 + 4"
+                    ),
+                    {"c": course},
+                )
+                return [r.learner_key for r in learners], seconds.scalar_one()
+
+        await write(sent)
+        folder = analytics_ops.Folder(db, settings, statements=1000)
+        while await folder.fold():
+            pass
+        learners, seconds = await may_rows()
+        assert len(learners) == 2 and seconds == 2 * 20 * 60
+        # Learner 0's two May statements both voided, learner 1's completion only.
+        voided = [sent[6]["id"], sent[7]["id"], sent[9]["id"]]
+        await write(
+            [
+                {
+                    "actor": learner(0),
+                    "verb": {"id": VOIDED},
+                    "object": {"objectType": "StatementRef", "id": i},
+                }
+                for i in voided
+            ]
+        )
+        while await folder.fold():
+            pass
+        await folder.close()
+        left, seconds = await may_rows()
+        assert left == [k for k in learners if "worker-test-1" in k] and len(left) == 1
+        assert seconds == 0
+        folded = await _figures(db)
+        await analytics_ops.rebuild(db, settings, "test", "default")
+        assert await _figures(db) == folded

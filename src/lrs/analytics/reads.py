@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from functools import partial
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -988,15 +988,20 @@ def _cut_ends(window: Window, inner: Window) -> list[Window]:
     return [end for end in ends if end.since != end.until]
 
 
-def _period_bounds(window: Window, params: dict[str, Any]) -> str:
-    """SQL keeping the kept periods (``period`` of kind ``:kind`` in ``:tz``) in the window."""
+def _period_bounds(window: Window, params: dict[str, Any], column: str = "period", name: str = "") -> str:
+    """SQL keeping the kept periods (``column``, of kind ``:kind`` in ``:tz``) in the window;
+    ``name`` tells its parameters apart from another window's in the same query."""
     bounds = ""
     if window.since is not None:
-        bounds += " AND period >= analytics_period_of(:kind, CAST(:since AS timestamptz) AT TIME ZONE :tz)"
-        params["since"] = window.since
+        bounds += (
+            f" AND {column} >= analytics_period_of(:kind, CAST(:since{name} AS timestamptz) AT TIME ZONE :tz)"
+        )
+        params[f"since{name}"] = window.since
     if window.until is not None:
-        bounds += " AND period < analytics_period_of(:kind, CAST(:until AS timestamptz) AT TIME ZONE :tz)"
-        params["until"] = window.until
+        bounds += (
+            f" AND {column} < analytics_period_of(:kind, CAST(:until{name} AS timestamptz) AT TIME ZONE :tz)"
+        )
+        params[f"until{name}"] = window.until
     return bounds
 
 
@@ -1103,18 +1108,14 @@ async def activity_summaries(
     """Each activity's learners, completers and time within the window, grouped as ``among``
     asks. ``top_level``: only the activities no statement has shown under a parent (the
     courses, not their elements); ``only``: only these activities."""
-    since = window.since
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
 
     def narrow(alias: str) -> str:
         """SQL keeping the activities asked for, as ``alias``.activity_key."""
         return (_top_level(alias) if top_level else "") + _only(alias, only, params)
 
-    counted = await _counted_without_hours(conn, store_id, window, among)
-    if counted == "all":
+    if await _holds_everything(conn, store_id, window, among):
         window = Window(None, None)
-    elif counted == "since" and since is not None:
-        return await _summaries_since(conn, since, narrow, params)
     if window.unbounded and among.plain:
         stored = await conn.execute(
             text(
@@ -1145,28 +1146,7 @@ async def activity_summaries(
             params,
         )
     elif among.plain:
-        # Activity by activity: within one, the window is a range of the hourly rows' key
-        # (store, activity, hour), and the key's index holds the figures added up here, so a
-        # short window costs what it holds, not the store's history, and no table page is
-        # read. Nothing to group by: each learner's hours become one row, keyed by learner
-        # alone (bench.leaders, a month of 1,000 activities: 450 against 640 ms keyed by
-        # activity and group too).
-        rows = await conn.execute(
-            text(f"""
-            SELECT a.activity_id, NULL AS grp, w.started, w.completed, w.duration
-              FROM analytics_activity a CROSS JOIN LATERAL (
-                   SELECT count(*) AS started, count(*) FILTER (WHERE completed) AS completed,
-                          sum(duration) AS duration
-                     FROM (SELECT bool_or(h.completed_at IS NOT NULL) AS completed,
-                                  sum(h.duration_seconds) AS duration
-                             FROM analytics_hourly h
-                            WHERE h.store_id = :store AND h.activity_key = a.activity_key
-                                  {_window_sql(window, params, "h.hour")}
-                            GROUP BY h.learner_key) AS per_learner) AS w
-             WHERE a.store_id = :store AND a.activity_key <> :overall AND w.started > 0{narrow("a")}
-            """),
-            params,
-        )
+        rows = await conn.execute(*await _plain_window(conn, store_id, window, narrow("a"), params))
     else:
         # Grouped, each row also looks up its learner's group, and one pass over the store
         # measured faster (bench.leaders); with cohorts, nested loops are off.
@@ -1191,6 +1171,74 @@ async def activity_summaries(
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
 
 
+async def _plain_window(
+    conn: AsyncConnection, store_id: int, window: Window, narrow: str, params: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The query of an ungrouped activity list over a window, and its parameters.
+
+    Activity by activity: within one, the window's whole local months are a range of its
+    month rows' key, its cut ends (or all of it, when it holds no whole month) a range of
+    its hourly rows' key (store, activity, hour), and both indexes hold the figures added
+    up here. So a window costs what it holds, not the store's history, no table page is
+    read, and a learner back in many hours of a month is counted from one row (bench.leaders,
+    the courses from July on at 1M statements: 1,330,000 hourly rows, 656,000 month rows).
+    Completers are read from the hours that hold a completion. ``narrow``: SQL keeping the
+    activities asked for (as ``a``)."""
+    zone = await recorded_zone(conn, store_id)
+    inner = None if zone is None else _inner_periods(window, "month", zone)
+    if inner is None:
+        # Each learner's hours become one row, keyed by learner alone: one pass.
+        query = f"""
+            SELECT a.activity_id, NULL AS grp, w.started, w.completed, w.duration
+              FROM analytics_activity a CROSS JOIN LATERAL (
+                   SELECT count(*) AS started, count(*) FILTER (WHERE completed) AS completed,
+                          sum(duration) AS duration
+                     FROM (SELECT bool_or(h.completed_at IS NOT NULL) AS completed,
+                                  sum(h.duration_seconds) AS duration
+                             FROM analytics_hourly h
+                            WHERE h.store_id = :store AND h.activity_key = a.activity_key
+                                  {_window_sql(window, params, "h.hour")}
+                            GROUP BY h.learner_key) AS per_learner) AS w
+             WHERE a.store_id = :store AND a.activity_key <> :overall AND w.started > 0{narrow}
+        """
+        return text(query), params
+    # The learners from the month rows and the cut ends' hours; the completers from the
+    # hours that hold a completion (fewer); the time from the months' figures and the ends.
+    params.update(kind="month", tz=zone)
+    months = _period_bounds(inner, params, "m.month", "_months")
+    learners = [
+        "SELECT m.learner_key FROM analytics_month_learners m"
+        f" WHERE m.store_id = :store AND m.activity_key = a.activity_key{months}"
+    ]
+    durations = [
+        "(SELECT COALESCE(sum(m.duration_seconds), 0) FROM analytics_activity_months m"
+        f" WHERE m.store_id = :store AND m.activity_key = a.activity_key{months})"
+    ]
+    for n, end in enumerate(_cut_ends(window, inner)):
+        hours = (
+            " FROM analytics_hourly h WHERE h.store_id = :store AND h.activity_key = a.activity_key"
+            + _window_sql(end, params, "h.hour", f"_cut{n}")
+        )
+        learners.append("SELECT h.learner_key" + hours)
+        durations.append(f"(SELECT COALESCE(sum(h.duration_seconds), 0){hours})")
+    query = f"""
+        SELECT a.activity_id, NULL AS grp, s.started, c.completed, {" + ".join(durations)} AS duration
+          FROM analytics_activity a
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS started FROM (
+                      SELECT learner_key FROM ({" UNION ALL ".join(learners)}) AS found
+                       GROUP BY learner_key) AS present) AS s
+         CROSS JOIN LATERAL (
+               SELECT count(*) AS completed FROM (
+                      SELECT h.learner_key FROM analytics_hourly h
+                       WHERE h.store_id = :store AND h.activity_key = a.activity_key
+                             AND h.completed_at IS NOT NULL{_window_sql(window, params, "h.hour")}
+                       GROUP BY h.learner_key) AS done) AS c
+         WHERE a.store_id = :store AND a.activity_key <> :overall AND s.started > 0{narrow}
+    """
+    return text(query), params
+
+
 # Backends one windowed activity list is read by at once (read_activity_summaries): a page
 # asks for two of the pool's connections, and PostgreSQL may use two cores for it.
 PARTS = 2
@@ -1206,23 +1254,19 @@ async def read_activity_summaries(
     top_level: bool = False,
 ) -> list[ActivitySummary]:
     """``activity_summaries`` in its own reads. A window of a plain list is read activity by
-    activity, each from its own hourly rows, and PostgreSQL does not share such a query among
-    its parallel workers; so the activities are split in ``PARTS`` of about equal weight,
-    read at once in as many transactions (bench.leaders, July's 101 courses at 1M
-    statements: 290 against 220 ms, the one big programme in a part of its own). A window
-    open to now that holds most of the store is counted from its learners' progress rows:
-    each part still scans those of every activity, but the hours before the window, which
-    each activity's time is its total less, are shared out (the courses since July, the
-    same day: 665 against 396 ms). A window that holds every statement is read whole, from
-    the kept totals. Each part is as fresh as its own snapshot, so a caller's ``as_of`` is
-    read before this."""
+    activity, each from its own month and hourly rows, and PostgreSQL does not share such a
+    query among its parallel workers; so the activities are split in ``PARTS`` of about
+    equal weight, read at once in as many transactions (bench.leaders, July's 101 courses at
+    1M statements: 290 against 220 ms, the one big programme in a part of its own). A window
+    that holds every statement is read whole, from the kept totals. Each part is as fresh as
+    its own snapshot, so a caller's ``as_of`` is read before this."""
     ask = partial(activity_summaries, store_id=store_id, window=window, among=among, top_level=top_level)
     if window.unbounded or not among.plain:
         return await read(db, ask, reader)
 
     async def plan(conn: AsyncConnection) -> tuple[list[ActivitySummary] | None, list[tuple[str, float]]]:
         """The whole answer when the kept totals give it, else the activities to share out."""
-        if await _counted_without_hours(conn, store_id, window, among) == "all":
+        if await _holds_everything(conn, store_id, window, among):
             # The window holds every statement: the kept totals, without asking again.
             return await ask(conn, window=Window(None, None)), []
         return None, await _activity_weights(conn, store_id, top_level)
@@ -1277,80 +1321,25 @@ def _top_level(alias: str) -> str:
     )
 
 
-async def _counted_without_hours(
-    conn: AsyncConnection, store_id: int, window: Window, among: Among
-) -> Literal["all", "since"] | None:
-    """How a plain list's window open to now (from a whole hour) is counted without the hourly
-    rows in it: "all" when it holds every statement (the kept totals answer), "since" when
-    it holds most of them (_summaries_since); None: from its hourly rows."""
+async def _holds_everything(conn: AsyncConnection, store_id: int, window: Window, among: Among) -> bool:
+    """Whether a plain list's window open to now (from a whole hour) holds every statement of
+    the store, so that the kept totals answer it: none counts before it (every counted
+    statement has its learner's store-wide hourly row)."""
     since = window.since
     if not (among.plain and window.until is None and since is not None and _on_the_hour(since)):
-        return None
-    anything_before, mostly_since = await _before_and_since(conn, store_id, since)
-    if not anything_before:
-        return "all"
-    return "since" if mostly_since else None
+        return False
+    before = await conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM analytics_hourly"
+            " WHERE store_id = :store AND activity_key = :overall AND hour < :since)"
+        ),
+        {"store": store_id, "overall": OVERALL, "since": since},
+    )
+    return not before.scalar_one()
 
 
 def _on_the_hour(instant: datetime) -> bool:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == instant
-
-
-async def _before_and_since(conn: AsyncConnection, store_id: int, since: datetime) -> tuple[bool, bool]:
-    """Whether any statement of the store counts before ``since`` (every counted statement has
-    its learner's store-wide hourly row), and whether most of them are from ``since`` on (its
-    daily totals say; days in UTC are near enough to choose how to count)."""
-    found = (
-        await conn.execute(
-            text("""
-            SELECT EXISTS (SELECT 1 FROM analytics_hourly
-                            WHERE store_id = :store AND activity_key = :overall AND hour < :since)
-                       AS anything_before,
-                   COALESCE(sum(statements) FILTER (WHERE period < d.day), 0)
-                       < COALESCE(sum(statements) FILTER (WHERE period >= d.day), 0) AS mostly_since
-              FROM analytics_period,
-                   LATERAL (SELECT analytics_period_of('day', CAST(:since AS timestamptz) AT TIME ZONE 'UTC')
-                           AS day) AS d
-             WHERE store_id = :store AND kind = 'day'
-            """),
-            {"store": store_id, "overall": OVERALL, "since": since},
-        )
-    ).one()
-    return bool(found.anything_before), bool(found.mostly_since)
-
-
-async def _summaries_since(
-    conn: AsyncConnection, since: datetime, narrow: Callable[[str], str], params: dict[str, Any]
-) -> list[ActivitySummary]:
-    """Each activity's figures from ``since`` (a whole hour) to now, for a window that holds
-    most of the store's statements, as the hourly rows in it give them, without counting
-    distinct learners over all of those rows: a learner was there when their latest
-    statement on the activity is that recent; the completers are read from the hourly rows
-    that hold a completion; the time is the activity's total less the hours before.
-
-    A narrower window is cheaper read from its own hourly rows (activity_summaries).
-    ``narrow``: SQL keeping the activities asked for, under a given alias, with its
-    ``params`` (narrowed inside each subquery, the others' rows are never counted)."""
-    rows = await conn.execute(
-        text(f"""
-        SELECT a.activity_id, s.started, COALESCE(c.completed, 0) AS completed,
-               GREATEST(a.duration_seconds - (SELECT COALESCE(sum(h.duration_seconds), 0)
-                                                FROM analytics_hourly h
-                                               WHERE h.store_id = :store AND h.activity_key = a.activity_key
-                                                 AND h.hour < :since), 0) AS duration
-          FROM (SELECT p.activity_key, count(*) AS started FROM analytics_progress p
-                 WHERE p.store_id = :store AND p.activity_key <> :overall AND p.last_at >= :since{narrow("p")}
-                 GROUP BY p.activity_key) AS s
-          JOIN analytics_activity a ON a.store_id = :store AND a.activity_key = s.activity_key
-          LEFT JOIN (SELECT h.activity_key, count(DISTINCT h.learner_key) AS completed
-                       FROM analytics_hourly h
-                      WHERE h.store_id = :store AND h.activity_key <> :overall AND h.hour >= :since
-                        AND h.completed_at IS NOT NULL{narrow("h")}
-                      GROUP BY h.activity_key) AS c ON c.activity_key = s.activity_key
-        """),
-        {**params, "since": since},
-    )
-    return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration)) for r in rows]
 
 
 async def assignment_list(conn: AsyncConnection, store_id: int) -> list[Assignment]:

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lrs.analytics.reads import recorded_zone
-from lrs.analytics.rollup import OVERALL, Row, children, contributions, merged, names, per_learner
+from lrs.analytics.rollup import OVERALL, HourKey, Row, children, contributions, merged, names, per_learner
 from lrs.config import StoreSettings
 from lrs.jsontext import dumps
 from lrs.store.keys import analytics_key as _key
@@ -32,18 +32,21 @@ T = TypeVar("T")
 # Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
 # rows carry figures only; who the learner is, and their groups, are kept once per
 # (activity, learner) in the progress rows. A contribution folds into a stored row: counts
-# and time add up, the earliest and latest moments are kept.
+# and time add up, the earliest and latest moments are kept. The same contributions are
+# added to their activities' local months (in the store's recorded zone, or the one its
+# first write records).
 _UPSERT_HOURLY = text("""
-WITH up AS (
-    INSERT INTO analytics_hourly AS t
-           (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
-            completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
-    SELECT CAST(:store AS bigint), u.*
-      FROM json_to_recordset(CAST(:rows AS json))
+WITH src AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:rows AS json))
            AS u(activity_key text, hour timestamptz, learner_key text, statements int,
                 completions int, first_at timestamptz, last_at timestamptz,
                 completed_at timestamptz, passed boolean, failed boolean, best_score float8,
                 duration_seconds float8, sessions int, abandoned int)
+), up AS (
+    INSERT INTO analytics_hourly AS t
+           (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
+            completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
+    SELECT CAST(:store AS bigint), src.* FROM src
         ON CONFLICT (store_id, activity_key, hour, learner_key) DO UPDATE SET
            statements = t.statements + EXCLUDED.statements,
            completions = t.completions + EXCLUDED.completions,
@@ -57,6 +60,26 @@ WITH up AS (
            sessions = t.sessions + EXCLUDED.sessions,
            abandoned = t.abandoned + EXCLUDED.abandoned
     RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
+), months AS MATERIALIZED (
+    SELECT activity_key, learner_key, statements, completions, duration_seconds,
+           analytics_period_of('month', hour AT TIME ZONE COALESCE(
+               (SELECT zone FROM analytics_zone WHERE store_id = :store), CAST(:zone AS text))) AS month
+      FROM src WHERE activity_key <> ''
+), learners AS (
+    INSERT INTO analytics_month_learners (store_id, activity_key, month, learner_key)
+    SELECT DISTINCT CAST(:store AS bigint), activity_key, month, learner_key FROM months
+     ORDER BY 2, 3, 4
+        ON CONFLICT DO NOTHING
+), totals AS (
+    INSERT INTO analytics_activity_months AS t
+           (store_id, activity_key, month, statements, completions, duration_seconds)
+    SELECT CAST(:store AS bigint), activity_key, month, sum(statements), sum(completions),
+           sum(duration_seconds)
+      FROM months GROUP BY 2, 3 ORDER BY 2, 3
+        ON CONFLICT (store_id, activity_key, month) DO UPDATE SET
+           statements = t.statements + EXCLUDED.statements,
+           completions = t.completions + EXCLUDED.completions,
+           duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
 )
 SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
 """)
@@ -281,7 +304,7 @@ async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: 
         )
     # Per-learner rows first; the per-activity and per-period rows, which every concurrent
     # batch shares, last.
-    arrived = await _upsert_hourly(conn, store_id, found.hours)
+    arrived = await _upsert_hourly(conn, store_id, found.hours, zone)
     await _upsert_progress(conn, store_id, found.learners)
     await _change_periods(
         conn,
@@ -377,12 +400,13 @@ class ProgressRows:
 
 
 async def _upsert_hourly(
-    conn: AsyncConnection, store_id: int, rows: HourlyRows
+    conn: AsyncConnection, store_id: int, rows: HourlyRows, zone: str
 ) -> list[tuple[datetime, str]]:
-    """Upsert hourly rows; returns (hour, learner key) of the store-wide rows that are new."""
+    """Upsert hourly rows, and add them to their activities' months; returns (hour, learner
+    key) of the store-wide rows that are new."""
     if rows.payload is None:
         return []
-    result = await conn.execute(_UPSERT_HOURLY, {"store": store_id, "rows": rows.payload})
+    result = await conn.execute(_UPSERT_HOURLY, {"store": store_id, "rows": rows.payload, "zone": zone})
     return [(r.hour, r.learner_key) for r in result]
 
 
@@ -482,12 +506,28 @@ async def take_out(
     if not touched:
         return
     keys = sorted(touched)
+    # What the deleted rows had added to their activities' months is taken away with them;
+    # the rebuilt rows add theirs again as they are upserted.
     removed = await conn.execute(
         text("""
         WITH gone AS (
             DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour, learner_key)
                 IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:h AS timestamptz[]), CAST(:l AS text[])))
-            RETURNING activity_key, hour, learner_key, statements, completions, duration_seconds)
+            RETURNING activity_key, hour, learner_key, statements, completions, duration_seconds
+        ), months AS (
+            INSERT INTO analytics_activity_months AS t
+                   (store_id, activity_key, month, statements, completions, duration_seconds)
+            SELECT CAST(:store AS bigint), g.activity_key,
+                   analytics_period_of('month', g.hour AT TIME ZONE z.zone), -sum(g.statements),
+                   -sum(g.completions), -sum(g.duration_seconds)
+              FROM gone g JOIN analytics_zone z ON z.store_id = :store
+             WHERE g.activity_key <> ''
+             GROUP BY 2, 3 ORDER BY 2, 3
+                ON CONFLICT (store_id, activity_key, month) DO UPDATE SET
+                   statements = t.statements + EXCLUDED.statements,
+                   completions = t.completions + EXCLUDED.completions,
+                   duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
+        )
         SELECT hour, learner_key, statements, completions, duration_seconds
           FROM gone WHERE activity_key = ''
         """),
@@ -536,13 +576,9 @@ async def take_out(
     )
     left = [row for src in sources for row in contributions(src.statement, settings)]
     rebuilt = merged([row for row in left if row.key in touched])
-    await _upsert_hourly(conn, store_id, HourlyRows.of(rebuilt))
-    await _upsert_progress(
-        conn,
-        store_id,
-        ProgressRows.of(merged([r for r in left if per_learner(r) in touched_progress], per_learner)),
-        changes,
-    )
+    await _upsert_hourly(conn, store_id, HourlyRows.of(rebuilt), zone)
+    kept = [r for r in left if per_learner(r) in touched_progress]
+    await _upsert_progress(conn, store_id, ProgressRows.of(merged(kept, per_learner)), changes)
     still = {(r.hour, _key(r.learner)) for r in rebuilt if r.activity == OVERALL}
     emptied = [
         Presence(r.hour, r.learner_key, -1) for r in old_overall if (r.hour, r.learner_key) not in still
@@ -569,6 +605,53 @@ async def take_out(
                 "learners": [e.learner_key for e in emptied],
             },
         )
+    await _forget_emptied(conn, store_id, keys, merged(kept))
+
+
+async def _forget_emptied(
+    conn: AsyncConnection, store_id: int, touched: list[HourKey], kept: list[Row]
+) -> None:
+    """Delete what taking statements out left behind with nothing in it, as a recount would
+    not have it: the month rows of learners none of whose statements ``kept`` (every one
+    left of theirs, but those the worker has still to fold, which add their months as they
+    are folded) falls in a month of the hours ``touched``, and the months' and periods'
+    figures left at no statement."""
+
+    def columns(rows: Iterable[HourKey]) -> tuple[list[str], list[datetime], list[str]]:
+        listed = list(rows)
+        return [_key(k.activity) for k in listed], [k.hour for k in listed], [_key(k.learner) for k in listed]
+
+    ta, th, tl = columns(touched)
+    ka, kh, kl = columns(r.key for r in kept)
+    await conn.execute(
+        text("""
+        WITH z AS (SELECT zone FROM analytics_zone WHERE store_id = :store),
+        touched AS (
+            SELECT u.a, u.h, u.l, analytics_period_of('month', u.h AT TIME ZONE z.zone) AS month
+              FROM unnest(CAST(:ta AS text[]), CAST(:th AS timestamptz[]), CAST(:tl AS text[]))
+                   AS u(a, h, l), z
+        ), learners AS (
+            DELETE FROM analytics_month_learners
+             WHERE store_id = :store AND (activity_key, month, learner_key) IN (
+                   SELECT a, month, l FROM touched WHERE a <> ''
+                   EXCEPT
+                   SELECT u.a, analytics_period_of('month', u.h AT TIME ZONE z.zone), u.l
+                     FROM unnest(CAST(:ka AS text[]), CAST(:kh AS timestamptz[]), CAST(:kl AS text[]))
+                          AS u(a, h, l), z)
+        ), months AS (
+            DELETE FROM analytics_activity_months
+             WHERE store_id = :store AND statements = 0
+               AND (activity_key, month) IN (SELECT a, month FROM touched WHERE a <> '')
+        )
+        DELETE FROM analytics_period
+         WHERE store_id = :store AND learners = 0 AND statements = 0
+           AND (kind, period) IN (
+               SELECT k.kind, analytics_period_of(k.kind, t.h AT TIME ZONE z.zone)
+                 FROM touched t, z, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
+                WHERE t.a = '')
+        """),
+        {"store": store_id, "ta": ta, "th": th, "tl": tl, "ka": ka, "kh": kh, "kl": kl},
+    )
 
 
 # The store-wide period figures in `:zone`, counted again from the hourly rollup.
@@ -589,6 +672,30 @@ SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIM
  GROUP BY 1, 2, 3
 """)
 
+_RECOUNT_MONTH_LEARNERS = text("""
+INSERT INTO analytics_month_learners (store_id, activity_key, month, learner_key)
+SELECT DISTINCT CAST(:store AS bigint), h.activity_key,
+       analytics_period_of('month', h.hour AT TIME ZONE :zone), h.learner_key
+  FROM analytics_hourly h
+ WHERE h.store_id = :store AND h.activity_key <> ''
+""")
+_RECOUNT_ACTIVITY_MONTHS = text("""
+INSERT INTO analytics_activity_months
+       (store_id, activity_key, month, statements, completions, duration_seconds)
+SELECT CAST(:store AS bigint), h.activity_key, analytics_period_of('month', h.hour AT TIME ZONE :zone),
+       sum(h.statements), sum(h.completions), sum(h.duration_seconds)
+  FROM analytics_hourly h
+ WHERE h.store_id = :store AND h.activity_key <> ''
+ GROUP BY 1, 2, 3
+""")
+# Kept in the store's recorded zone, and counted again from the hourly rollup in another.
+_ZONED = {
+    "analytics_presence": _RECOUNT_PRESENCE,
+    "analytics_period": _RECOUNT_PERIODS,
+    "analytics_month_learners": _RECOUNT_MONTH_LEARNERS,
+    "analytics_activity_months": _RECOUNT_ACTIVITY_MONTHS,
+}
+
 
 async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
     """Keep the store's period figures in ``zone`` from now on, recounting them from the
@@ -607,9 +714,8 @@ async def rezone(conn: AsyncConnection, store_id: int, zone: str) -> None:
         ),
         {"s": store_id, "zone": zone},
     )
-    for table in ("analytics_presence", "analytics_period"):
+    for table, recount in _ZONED.items():
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
-    for recount in (_RECOUNT_PRESENCE, _RECOUNT_PERIODS):
         await conn.execute(recount, {"store": store_id, "zone": zone})
 
 
@@ -796,6 +902,8 @@ ROLLUP_TABLES = (
     "analytics_activity",
     "analytics_presence",
     "analytics_period",
+    "analytics_month_learners",
+    "analytics_activity_months",
     "analytics_zone",
 )
 

@@ -343,6 +343,32 @@ analytics_period = Table(
     PrimaryKeyConstraint("store_id", "kind", "period"),
 )
 
+# Per activity and local month (in the store's zone, like the period figures): which learners
+# were active, and the figures. A window's whole months are read from these, its cut ends
+# from the hourly rows: a learner active in many hours of a month is one row here (migration
+# 0019). The store-wide activity "" is left out; its periods are analytics_period's.
+analytics_month_learners = Table(
+    "analytics_month_learners",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("learner_key", Text, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key", "month", "learner_key"),
+)
+
+analytics_activity_months = Table(
+    "analytics_activity_months",
+    metadata,
+    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_key", Text, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("statements", BigInteger, nullable=False),
+    Column("completions", BigInteger, nullable=False),
+    Column("duration_seconds", Float, nullable=False),
+    PrimaryKeyConstraint("store_id", "activity_key", "month"),
+)
+
 # Which activities statements have shown under which parent (for drop-off).
 analytics_children = Table(
     "analytics_children",
