@@ -1269,7 +1269,7 @@ async def read_activity_summaries(
         if await _holds_everything(conn, store_id, window, among):
             # The window holds every statement: the kept totals, without asking again.
             return await ask(conn, window=Window(None, None)), []
-        return None, await _activity_weights(conn, store_id, top_level)
+        return None, await _activity_weights(conn, store_id, window, top_level)
 
     whole, weights = await read(db, plan, reader)
     if whole is not None:
@@ -1279,17 +1279,35 @@ async def read_activity_summaries(
     return [summary for part in found for summary in part]
 
 
-async def _activity_weights(conn: AsyncConnection, store_id: int, top_level: bool) -> list[tuple[str, float]]:
-    """Each activity with a measure of how many hourly rows a window of it holds: the time its
-    learners spent (spread over their hours), and a minute for each learner, so that one
-    whose statements report no time still weighs."""
+async def _activity_weights(
+    conn: AsyncConnection, store_id: int, window: Window, top_level: bool
+) -> list[tuple[str, float]]:
+    """Each activity with a measure of how many rows a window of it reads. Hourly rows: the
+    time its learners spent (spread over their hours), and a minute for each learner, so
+    that one whose statements report no time still weighs. Month rows, when the window
+    holds whole months: per month it touches, its statements or its learners, whichever
+    are fewer (a programme's learners come back in many hours, a course's once or twice)."""
+    params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
+    zone = await recorded_zone(conn, store_id)
+    if zone is None or _inner_periods(window, "month", zone) is None:
+        weight = "duration_seconds + 60 * learners_started"
+    else:
+        params.update(kind="month", tz=zone)
+        touched = Window(
+            window.since, window.until and _period_start(window.until, "month", ZoneInfo(zone), later=True)
+        )
+        weight = (
+            "(SELECT COALESCE(sum(LEAST(m.statements, a.learners_started)), 0)"
+            " FROM analytics_activity_months m WHERE m.store_id = :store AND m.activity_key = a.activity_key"
+            f"{_period_bounds(touched, params, 'm.month')})"
+        )
     rows = await conn.execute(
         text(
-            "SELECT activity_id, duration_seconds + 60 * learners_started AS weight FROM analytics_activity a"
+            f"SELECT activity_id, {weight} AS weight FROM analytics_activity a"
             " WHERE store_id = :store AND activity_key <> :overall AND learners_started > 0"
             + (_top_level("a") if top_level else "")
         ),
-        {"store": store_id, "overall": OVERALL},
+        params,
     )
     return [(r.activity_id, float(r.weight)) for r in rows]
 
