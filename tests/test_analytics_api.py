@@ -797,22 +797,40 @@ async def test_activities_list_sorted_and_paged(world):
         assert row["time_spent_seconds"] == approx(sum(v["time"] for v in ref.values()))
 
 
+async def check_activities_in(
+    world: dict[str, Any], since: datetime, until: datetime | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The activity list over [since, until), each row checked against the statements inside
+    (the reference); returns the rows and the reference, by activity."""
+    everything = world["a"] + world["b"]
+    inside = [
+        s
+        for s in everything
+        if since <= datetime.fromisoformat(s["timestamp"])
+        and (until is None or datetime.fromisoformat(s["timestamp"]) < until)
+    ]
+    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
+    params = {"since": since.isoformat(), "limit": 1000}
+    if until is not None:
+        params["until"] = until.isoformat()
+    listed = (await analytics(world, "/activities", **params)).json()["activities"]
+    got = {row["activity"]: row for row in listed}
+    assert got and set(got) == {a for a, ref in want.items() if len(ref) >= 2}
+    for a, row in got.items():
+        assert row["learners_started"] == len(want[a]), a
+        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
+        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+    return got, want
+
+
 async def test_activities_within_a_window(world):
     """Within since/until, each activity's learners, completions and time are those of the
     statements in the window; grouped by unit, each learner counts under the unit of their
     latest statement on the activity (of all time)."""
     everything = world["a"] + world["b"]
     since, until = BASE + timedelta(hours=1), BASE + timedelta(days=3)
-    inside = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < until]
-    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
+    got, want = await check_activities_in(world, since, until)
     window = {"since": since.isoformat(), "until": until.isoformat(), "limit": 1000}
-    listed = (await analytics(world, "/activities", **window)).json()["activities"]
-    got = {row["activity"]: row for row in listed}
-    assert set(got) == {a for a, ref in want.items() if len(ref) >= 2}
-    for a, row in got.items():
-        assert row["learners_started"] == len(want[a]), a
-        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
-        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
     all_time = (await analytics(world, "/activities", limit=1000)).json()["activities"]
     assert {r["activity"]: r["learners_started"] for r in all_time} != {
         a: r["learners_started"] for a, r in got.items()
@@ -859,17 +877,7 @@ async def test_activities_within_whole_months(world, window):
     time are still those of the statements in the window."""
     since, until = window[0](), window[1]()
     assert analytics_reads._inner_periods(analytics_reads.Window(since, until), "month", "Europe/Oslo")
-    everything = world["a"] + world["b"]
-    inside = [s for s in everything if since <= datetime.fromisoformat(s["timestamp"]) < until]
-    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
-    params = {"since": since.isoformat(), "until": until.isoformat(), "limit": 1000}
-    listed = (await analytics(world, "/activities", **params)).json()["activities"]
-    got = {row["activity"]: row for row in listed}
-    assert got and set(got) == {a for a, ref in want.items() if len(ref) >= 2}
-    for a, row in got.items():
-        assert row["learners_started"] == len(want[a]), a
-        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
-        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+    await check_activities_in(world, since, until)
 
 
 @pytest.mark.parametrize(
@@ -939,17 +947,7 @@ async def test_activities_since_an_hour_until_now(world, since):
     """A window open to the present is counted from the kept totals when it holds every
     statement, else from its whole months' rows and the hours before them: the figures are
     those of the statements inside, whichever way."""
-    everything = world["a"] + world["b"]
-    start = BASE + since
-    inside = [s for s in everything if start <= datetime.fromisoformat(s["timestamp"])]
-    want = {a: reference(inside, a) for a in sorted({a for s in inside for a in scope(s)})}
-    listed = (await analytics(world, "/activities", since=start.isoformat(), limit=1000)).json()["activities"]
-    got = {row["activity"]: row for row in listed}
-    assert got and set(got) == {a for a, ref in want.items() if len(ref) >= 2}
-    for a, row in got.items():
-        assert row["learners_started"] == len(want[a]), a
-        assert row["learners_completed"] == sum(1 for v in want[a].values() if v["completed"]), a
-        assert row["time_spent_seconds"] == approx(sum(v["time"] for v in want[a].values())), a
+    await check_activities_in(world, BASE + since)
 
 
 async def test_csv_output(world):
