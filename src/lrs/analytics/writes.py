@@ -60,22 +60,23 @@ WITH src AS MATERIALIZED (
            sessions = t.sessions + EXCLUDED.sessions,
            abandoned = t.abandoned + EXCLUDED.abandoned
     RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
-), months AS MATERIALIZED (
-    SELECT activity_key, learner_key, statements, completions, duration_seconds,
-           analytics_period_of('month', hour AT TIME ZONE COALESCE(
-               (SELECT zone FROM analytics_zone WHERE store_id = :store), CAST(:zone AS text))) AS month
-      FROM src WHERE activity_key <> ''
+), zone AS (
+    SELECT COALESCE((SELECT zone FROM analytics_zone WHERE store_id = :store), CAST(:zone AS text)) AS zone
 ), learners AS (
+    -- A learner's month row is new only with a new hour of theirs.
     INSERT INTO analytics_month_learners (store_id, activity_key, month, learner_key)
-    SELECT DISTINCT CAST(:store AS bigint), activity_key, month, learner_key FROM months
+    SELECT DISTINCT CAST(:store AS bigint), up.activity_key,
+           analytics_period_of('month', up.hour AT TIME ZONE z.zone), up.learner_key
+      FROM up, zone z WHERE up.arrived AND up.activity_key <> ''
      ORDER BY 2, 3, 4
         ON CONFLICT DO NOTHING
 ), totals AS (
     INSERT INTO analytics_activity_months AS t
            (store_id, activity_key, month, statements, completions, duration_seconds)
-    SELECT CAST(:store AS bigint), activity_key, month, sum(statements), sum(completions),
-           sum(duration_seconds)
-      FROM months GROUP BY 2, 3 ORDER BY 2, 3
+    SELECT CAST(:store AS bigint), src.activity_key,
+           analytics_period_of('month', src.hour AT TIME ZONE z.zone), sum(src.statements),
+           sum(src.completions), sum(src.duration_seconds)
+      FROM src, zone z WHERE src.activity_key <> '' GROUP BY 2, 3 ORDER BY 2, 3
         ON CONFLICT (store_id, activity_key, month) DO UPDATE SET
            statements = t.statements + EXCLUDED.statements,
            completions = t.completions + EXCLUDED.completions,
