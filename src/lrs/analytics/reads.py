@@ -1171,6 +1171,14 @@ async def activity_summaries(
     return [ActivitySummary(r.activity_id, r.started, r.completed, float(r.duration), r.grp) for r in rows]
 
 
+async def _whole_months(conn: AsyncConnection, store_id: int, window: Window) -> tuple[str, Window] | None:
+    """The zone the store's month rows are kept in, and the part of ``window`` made of whole
+    months in it; None when the window holds no whole month (or nothing was written)."""
+    zone = await recorded_zone(conn, store_id)
+    inner = None if zone is None else _inner_periods(window, "month", zone)
+    return None if zone is None or inner is None else (zone, inner)
+
+
 async def _plain_window(
     conn: AsyncConnection, store_id: int, window: Window, narrow: str, params: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
@@ -1184,9 +1192,8 @@ async def _plain_window(
     the courses from July on at 1M statements: 1,330,000 hourly rows, 656,000 month rows).
     Completers are read from the hours that hold a completion. ``narrow``: SQL keeping the
     activities asked for (as ``a``)."""
-    zone = await recorded_zone(conn, store_id)
-    inner = None if zone is None else _inner_periods(window, "month", zone)
-    if inner is None:
+    months_in = await _whole_months(conn, store_id, window)
+    if months_in is None:
         # Each learner's hours become one row, keyed by learner alone: one pass.
         query = f"""
             SELECT a.activity_id, NULL AS grp, w.started, w.completed, w.duration
@@ -1204,6 +1211,7 @@ async def _plain_window(
         return text(query), params
     # The learners from the month rows and the cut ends' hours; the completers from the
     # hours that hold a completion (fewer); the time from the months' figures and the ends.
+    zone, inner = months_in
     params.update(kind="month", tz=zone)
     months = _period_bounds(inner, params, "m.month", "_months")
     learners = [
@@ -1288,10 +1296,11 @@ async def _activity_weights(
     holds whole months: per month it touches, its statements or its learners, whichever
     are fewer (a programme's learners come back in many hours, a course's once or twice)."""
     params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
-    zone = await recorded_zone(conn, store_id)
-    if zone is None or _inner_periods(window, "month", zone) is None:
+    months_in = await _whole_months(conn, store_id, window)
+    if months_in is None:
         weight = "duration_seconds + 60 * learners_started"
     else:
+        zone = months_in[0]
         params.update(kind="month", tz=zone)
         touched = Window(
             window.since, window.until and _period_start(window.until, "month", ZoneInfo(zone), later=True)
