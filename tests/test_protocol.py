@@ -126,6 +126,14 @@ def test_timestamp_offsets_are_instants():
     assert format_timestamp(a) == "2026-11-28T09:00:00.000000Z"
 
 
+def test_stored_form_of_an_early_year_is_an_iso_timestamp():
+    early = parse_timestamp("0042-03-01T00:30:00+01:00")
+    assert early is not None
+    written = format_timestamp(early)
+    assert written == "0042-02-28T23:30:00.000000Z"
+    assert parse_timestamp(written) == early
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [

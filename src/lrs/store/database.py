@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lrs.observability import PRIMARY_READS, REPLICA_READS
 from lrs.store import replicas as replica_store
+from lrs.store.bulk import RaceLost
 from lrs.store.replicas import Replicas
 from lrs.store.statements import CONSISTENT_THROUGH_OPTION, WAL_POSITION_OPTION
 from lrs.xapi.errors import BadRequest, Unavailable
@@ -50,11 +51,11 @@ class Database:
         writer: str | None = None,
     ) -> T:
         """Run ``work`` in one transaction, committed before returning; retried on deadlock
-        and serialization failures. ``repeatable_read``: one snapshot for the whole of it.
-        ``after_lock``: an advisory lock key, held from before the transaction begins (so its
-        snapshot is taken after the lock is granted) until it ends. ``writer``: the
-        credential whose write this is; with read replicas, its reads go to the primary
-        until a replica has replayed the write."""
+        and serialization failures and on a :class:`RaceLost`. ``repeatable_read``: one
+        snapshot for the whole of it. ``after_lock``: an advisory lock key, held from before
+        the transaction begins (so its snapshot is taken after the lock is granted) until it
+        ends. ``writer``: the credential whose write this is; with read replicas, its reads go
+        to the primary until a replica has replayed the write."""
         for attempt in range(_ATTEMPTS):
             try:
                 async with self.engine.connect() as conn:
@@ -72,6 +73,11 @@ class Database:
                     finally:
                         if after_lock is not None:
                             await _release(conn, after_lock)
+            except RaceLost as exc:
+                if attempt + 1 < _ATTEMPTS:
+                    log.warning("transaction retried after a lost race (%s)", exc)
+                    continue
+                raise Unavailable("the data changed under this request too often; try again") from exc
             except DBAPIError as exc:
                 if _sqlstate(exc) in _RETRYABLE and attempt + 1 < _ATTEMPTS:
                     log.warning("transaction retried after %s", _sqlstate(exc))

@@ -84,7 +84,8 @@ def _offset(tz: str | None) -> timezone | None:
 
 def format_timestamp(instant: datetime) -> str:
     """The canonical form the LRS writes: UTC, microseconds, ``Z``."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, unlike strftime's %Y, writes years before 1000 with four digits.
+    return instant.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def is_utc(value: str) -> bool:
