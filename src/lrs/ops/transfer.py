@@ -309,10 +309,10 @@ async def import_lines(
     async def write(written: list[tuple[int, Prepared]]) -> None:
         """One batch in one transaction; a conflicting line is left out (and reported)."""
         while written:
-            lines_of = {p.id: n for n, p in written}
             try:
                 await statement_ops.write(db, settings, who, [p for _, p in written])
             except Conflict as exc:
+                lines_of = {p.id: n for n, p in written}
                 clash = next((i for i in lines_of if str(i) in exc.message), None)
                 if clash is None:
                     raise
@@ -374,7 +374,8 @@ async def import_lines(
             if not isinstance(value, dict):
                 bad(n, f"line {n}: not a JSON object")
                 continue
-            tagged = [k for k in value if k.startswith("lrs:")]
+            # A record of the export's own (documents, attachments) is its one key.
+            tagged = [k for k in value if k.startswith("lrs:")] if len(value) == 1 else []
             try:
                 if tagged:
                     await _record(db, store, who, value, tagged[0], parts, report, n)
