@@ -327,3 +327,50 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
             assert [str(r.id) for r in order] == [s["id"] for s in more]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("in_transaction", ["false", "true"])
+async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(second, in_transaction):
+    """Two batches are written at a time. A batch that voids or refers to a statement of the
+    batch before it still finds it, and every statement keeps its place in the file. With
+    the rollups in the write transaction, the batches are written one after the other."""
+    target = new_store(
+        second.database_url, "at-once", rollups_in_transaction=in_transaction, min_group_size="1"
+    )
+    engine = create_async_engine(second.database_url)
+    db = Database(engine)
+    settings = Settings(database_url=second.database_url)
+    learner = agent()
+    t1, t2, t3 = (statement(actor=learner, object=activity(f"at-once-{n}")) for n in range(3))
+    void_t1, void_t3 = voiding(t1["id"]), voiding(t3["id"])
+    void_t1["id"], void_t3["id"] = str(uuid.uuid4()), str(uuid.uuid4())
+    ref_t2 = statement(object={"objectType": "StatementRef", "id": t2["id"]})
+    filler = [statement() for _ in range(4)]
+    # In batches of two: each of the second and the fourth touches the batch before it.
+    lines = [t1, t2, void_t1, ref_t2, filler[0], void_t3, t3, filler[1], *filler[2:]]
+    try:
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        assert not report.errors and report.statements == len(lines)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT s.id, s.voided, s.seq FROM statements s JOIN stores t ON t.id = s.store_id"
+                    " WHERE t.name = :name ORDER BY s.seq"
+                ),
+                {"name": target},
+            )
+            found = [(str(r.id), r.voided) for r in rows]
+            matched = await conn.execute(
+                text(
+                    "SELECT s.id FROM statement_index i JOIN statements s"
+                    " ON s.store_id = i.store_id AND s.seq = i.seq JOIN stores t ON t.id = s.store_id"
+                    " WHERE t.name = :name AND i.key = :key"
+                ),
+                {"name": target, "key": f"i:{t2['object']['id']}"},
+            )
+            referring = {str(r.id) for r in matched}
+    finally:
+        await engine.dispose()
+    assert [i for i, _ in found] == [s["id"] for s in lines]
+    assert {i for i, voided in found if voided} == {t1["id"], t3["id"]}
+    assert referring == {t2["id"], ref_t2["id"]}

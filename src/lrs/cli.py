@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from lrs import __version__, embedded
 from lrs.config import Settings, StoreSettings, store_settings
-from lrs.gctuning import collect_less
+from lrs.gctuning import COMMAND_YOUNG, collect_less
 from lrs.jsontext import dumps
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
@@ -47,10 +47,12 @@ def _run(settings: Settings, operation: Callable[[Database], Awaitable[T]]) -> T
     command with the operation's own message."""
 
     async def go() -> T:
-        engine = create_engine(database_url(settings), pool_size=1, sql_trace_dir=settings.sql_trace_dir)
+        # An import keeps a connection per batch being written, and one for what it reads
+        # in between; opening one for each transaction would cost more than the transaction.
+        engine = create_engine(database_url(settings), pool_size=4, sql_trace_dir=settings.sql_trace_dir)
         try:
             await migrate.upgrade(engine)
-            collect_less()
+            collect_less(COMMAND_YOUNG)
             return await operation(Database(engine))
         finally:
             await engine.dispose()

@@ -4,7 +4,7 @@ rollups), single reads, queries, and attachment content for multipart answers.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO, Any
@@ -46,10 +46,17 @@ async def write(
     who: Caller,
     batch: list[Prepared],
     contents: Sequence[Content] = (),
+    *,
+    seqs: Sequence[int] | None = None,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> list[uuid.UUID]:
     """Store a validated batch in one transaction, committed before this returns; all of it
     or (by raising) none. The statements are queued for the analytics worker in the same
-    transaction (or, for a store that asks for it, folded into the rollups right there)."""
+    transaction (or, for a store that asks for it, folded into the rollups right there).
+
+    ``seqs``: reserved for the batch (``statement_store.reserve_seqs``). ``before_commit`` is
+    awaited last in the transaction; raising there rolls the batch back (an import commits
+    its batches in the file's order)."""
     define = who.has(DEFINE)
     declared_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
     store_settings = who.settings
@@ -57,7 +64,13 @@ async def write(
     counted: list[int] = []  # per attempt; only the committed (last) one counts
 
     async def work(conn: AsyncConnection) -> list[uuid.UUID]:
-        written = await statement_store.insert(conn, who.store_id, who.key, batch)
+        ids = await store(conn)
+        if before_commit is not None:
+            await before_commit()
+        return ids
+
+    async def store(conn: AsyncConnection) -> list[uuid.UUID]:
+        written = await statement_store.insert(conn, who.store_id, who.key, batch, seqs)
         counted.append(len(written.counted))
         await forwarding.enqueue(conn, who.store_id, who.key, written.inserted)
         if define:

@@ -60,7 +60,8 @@ HEADER, ATTACHMENT, ACTIVITY, DOCUMENT = "lrs:export", "lrs:attachment", "lrs:ac
 SPAN = 5000  # seq numbers per read while exporting (at most as many statements)
 BATCH = 1000  # statements per transaction while importing
 YIELD_EVERY = 4  # lines read between turns of the batch being written
-AHEAD = 2  # whole batches parsed ahead of the one being written
+AHEAD = 2  # whole batches parsed ahead of those being written
+WRITERS = 2  # batches written at once (see import_lines before changing it)
 KINDS = {Kind.STATE: "state", Kind.ACTIVITY_PROFILE: "activity_profile", Kind.AGENT_PROFILE: "agent_profile"}
 OnError = Literal["skip", "stop"]
 
@@ -244,6 +245,31 @@ class _Stop(Exception):
     """An import that stops at its first bad line."""
 
 
+class _Behind(Exception):
+    """A batch after one that failed: it is not written."""
+
+
+@dataclass
+class _Batch:
+    """Lines an import writes in one transaction, and its place in the file's order."""
+
+    lines: list[tuple[int, Prepared]]
+    seqs: list[int]
+    touched: set[uuid.UUID]  # its statements' ids, and those they void or refer to
+    previous: asyncio.Future[bool] | None  # whether the batch before it committed
+    touches_previous: bool
+    committed: asyncio.Future[bool]  # whether it did
+
+    @classmethod
+    def after(cls, before: _Batch | None, lines: list[tuple[int, Prepared]], seqs: list[int]) -> _Batch:
+        touched = {p.id for _, p in lines} | {p.refers_to for _, p in lines if p.refers_to is not None}
+        committed = asyncio.get_running_loop().create_future()
+        if before is None:
+            return cls(lines, seqs, touched, None, False, committed)
+        touches = not touched.isdisjoint(before.touched)
+        return cls(lines, seqs, touched, before.committed, touches, committed)
+
+
 def importer(store: Store, key: str, authority: dict[str, Any] | None, home_page: str) -> Caller:
     """Who an import writes as: recorded as the statements' credential, and their authority
     when a statement has none of its own."""
@@ -306,11 +332,20 @@ async def import_lines(
             report.stopped = True
             raise _Stop
 
-    async def write(written: list[tuple[int, Prepared]]) -> None:
-        """One batch in one transaction; a conflicting line is left out (and reported)."""
+    async def write(batch: _Batch) -> None:
+        """One batch in one transaction, committed after the batch before it; a conflicting
+        line is left out (and reported)."""
+
+        async def turn() -> None:
+            if batch.previous is not None and not await batch.previous:
+                raise _Behind
+
+        written = batch.lines
         while written:
             try:
-                await statement_ops.write(db, settings, who, [p for _, p in written])
+                await statement_ops.write(
+                    db, settings, who, [p for _, p in written], seqs=batch.seqs, before_commit=turn
+                )
             except Conflict as exc:
                 lines_of = {p.id: n for n, p in written}
                 clash = next((i for i in lines_of if str(i) in exc.message), None)
@@ -322,36 +357,57 @@ async def import_lines(
             report.statements += len(written)
             return
 
-    # One task writes the batches, one at a time and in the file's order, while the lines
-    # after them are parsed and validated: PostgreSQL and Python work at once. Up to AHEAD
-    # whole batches wait their turn, so that one slow write does not stall the parsing.
-    queue: asyncio.Queue[list[tuple[int, Prepared]] | None] = asyncio.Queue(AHEAD)
-    failed: list[Exception] = []  # the writer's failure, raised again by the parser
+    # WRITERS tasks write the batches, each in its own transaction, while the lines after
+    # them are parsed and validated: PostgreSQL and Python work at once, and one batch's
+    # round trips wait while another's are under way. The batches keep the file's order:
+    # their seqs are reserved in that order, each commits only after the one before it (or
+    # rolls back when that one failed), and one that touches a statement of the batch before
+    # it (the same id, a voiding or a StatementRef) starts only once that one has ended. With
+    # two writers, the batch before is the only one that may still be open when a batch
+    # starts: the one before that ended first, since it commits first.
+    # Up to AHEAD whole batches wait, so that one slow write does not stall the parsing.
+    queue: asyncio.Queue[_Batch | None] = asyncio.Queue(AHEAD)
+    failed: list[Exception] = []  # a writer's failure, raised again by the parser
+    # Rollups kept in the write transaction lock rows that every batch updates: a batch
+    # holding them while it waits for the one before it would wait forever.
+    together = not (settings.analytics_rollups and who.settings.rollups_in_transaction)
 
     async def writer() -> None:
-        while (written := await queue.get()) is not None:
-            if failed:
-                continue  # what comes after a failed batch is not written
+        while (batch := await queue.get()) is not None:
             try:
-                await write(written)
+                if failed:
+                    raise _Behind  # what comes after a failed batch is not written
+                if batch.previous is not None and (not together or batch.touches_previous):
+                    await asyncio.wait([batch.previous])
+                await write(batch)
+            except _Behind:
+                batch.committed.set_result(False)
             except Exception as exc:
                 failed.append(exc)
+                batch.committed.set_result(False)
+            else:
+                batch.committed.set_result(True)
             if progress is not None:
                 progress(report)
 
-    writing = asyncio.create_task(writer())
+    writing = [asyncio.create_task(writer()) for _ in range(WRITERS)]
+    last: _Batch | None = None
 
     async def flush() -> None:
+        nonlocal last
         if pending:
-            await queue.put(pending.copy())
+            seqs = await db.write(lambda c: statement_store.reserve_seqs(c, len(pending)))
+            last = _Batch.after(last, pending.copy(), seqs)
+            await queue.put(last)
             pending.clear()
             ids.clear()
         if failed:
             raise failed[0]
 
     async def finish() -> None:
-        await queue.put(None)
-        await writing
+        for _ in writing:
+            await queue.put(None)
+        await asyncio.gather(*writing)
         if failed:
             raise failed[0]
 
@@ -398,10 +454,11 @@ async def import_lines(
         with contextlib.suppress(_Stop):
             await finish()
     finally:
-        if not writing.done():
-            writing.cancel()
-            with contextlib.suppress(BaseException):
-                await writing
+        for task in writing:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         for file, _ in parts.values():
             file.close()
 
@@ -422,8 +479,7 @@ def _prepared(value: dict[str, Any], who: Caller, n: int) -> Prepared:
         raise BadRequest(f"{path}.stored: not an ISO 8601 timestamp")
     authority = value.get("authority", who.authority)
     prepared = prepare(value, _version(value), authority, path, pseudonym=who.pseudonym)
-    prepared.kept_stored = kept
-    return prepared
+    return prepared if kept is None else statement_store.stamped_ahead(prepared, kept)
 
 
 async def _record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,8 @@ SELECT 'voided', s.voids, NULL, NULL, NULL
 UNION ALL
 SELECT 'seq', NULL, nextval('statement_seq'), NULL, NULL FROM generate_series(1, :seqs)
 """)
+
+_RESERVE = text("SELECT nextval('statement_seq') AS seq FROM generate_series(1, :count)")
 
 # Batches of at least this many statements are written with COPY, which costs PostgreSQL
 # about half of what the INSERT below does per statement (and its index rows a fifth less);
@@ -106,26 +109,41 @@ class Written:
     inserted: list[tuple[int, Prepared]] = field(default_factory=list)
 
 
-async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: list[Prepared]) -> Written:
+async def reserve_seqs(conn: AsyncConnection, count: int) -> list[int]:
+    """``count`` new seqs, ascending: a batch written with them is stored in that order even
+    when a batch after it is written at the same time (an import's)."""
+    rows = await conn.execute(_RESERVE, {"count": count})
+    return sorted(r.seq for r in rows)
+
+
+async def insert(
+    conn: AsyncConnection,
+    store_id: int,
+    credential: str,
+    batch: list[Prepared],
+    seqs: Sequence[int] | None = None,
+) -> Written:
     """Store a validated batch in the caller's transaction; all of it or (by raising) none.
 
     A statement whose id is already stored with the same content is accepted and not stored
     again; with other content it is a 409. ``batch`` is left as it was given: what the store
     fills in (``stored``, inherited index keys) goes into copies, so that a caller may write
     the same batch again after this transaction rolled back (group commit, deadlock retries).
+    With ``seqs`` (from :func:`reserve_seqs`, at least one per statement) it is written with
+    COPY under them, whatever its size.
     """
     ids = [p.id for p in batch]
     if len(set(ids)) != len(ids):
         raise BadRequest("statements: the batch uses the same statement id more than once")
-    copying = len(batch) >= COPY_FROM
-    lookup = {"store": store_id, "ids": ids, "seqs": len(batch) if copying else 0}
+    copying = seqs is not None or len(batch) >= COPY_FROM
+    lookup = {"store": store_id, "ids": ids, "seqs": len(batch) if copying and seqs is None else 0}
     rows = (await conn.execute(_LOOKUP, lookup)).all()
     now: datetime = next(r.now for r in rows if r.kind == "now")
     existing = {r.id: r.statement for r in rows if r.kind == "existing"}
     referrers = [(r.id, r.seq) for r in rows if r.kind == "referrer"]
     voided_before = {r.id for r in rows if r.kind == "voided"}
 
-    stamped = [stamped_copy(p, now) for p in batch]
+    stamped = [p if p.text is not None else stamped_copy(p, now) for p in batch]
     fresh = stamped
     if existing:
         for p in stamped:
@@ -142,10 +160,11 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     # A statement arriving after (or with) its voiding statement is stored voided.
     born_voided = {p.id for p in fresh if p.voids is None and (p.id in voided_here or p.id in voided_before)}
     if copying:
-        seq_list = sorted(r.seq for r in rows if r.kind == "seq")[: len(fresh)]
+        reserved = seqs if seqs is not None else sorted(r.seq for r in rows if r.kind == "seq")
+        seq_list = list(reserved[: len(fresh)])
         statement_rows = [
             (store_id, seq, p.id, p.kept_stored or now, p.timestamp, p.verb_id, p.id in born_voided,
-             p.voids, p.refers_to, credential, dumps(p.statement))
+             p.voids, p.refers_to, credential, p.text if p.text is not None else dumps(p.statement))
             for seq, p in zip(seq_list, fresh, strict=True)
         ]  # fmt: skip
         await copy_rows(conn, "statements", _STATEMENT_COLUMNS, statement_rows)
@@ -163,16 +182,16 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
                 "voided": [p.id in born_voided for p in fresh],
                 "voids": [p.voids for p in fresh],
                 "refers": [p.refers_to for p in fresh],
-                "docs": [dumps(p.statement) for p in fresh],
+                "docs": [p.text if p.text is not None else dumps(p.statement) for p in fresh],
                 "kept": [p.kept_stored for p in fresh],
             },
         )
-        seqs = {r.id: r.seq for r in result}
-        if len(seqs) != len(fresh):
-            await _check_raced(conn, store_id, [p for p in fresh if p.id not in seqs])
-        kept = [n for n, p in enumerate(fresh) if p.id in seqs]
+        seq_of = {r.id: r.seq for r in result}
+        if len(seq_of) != len(fresh):
+            await _check_raced(conn, store_id, [p for p in fresh if p.id not in seq_of])
+        kept = [n for n, p in enumerate(fresh) if p.id in seq_of]
         inserted, inserted_index = [fresh[n] for n in kept], [inherited[n] for n in kept]
-        seq_list = [seqs[p.id] for p in inserted]
+        seq_list = [seq_of[p.id] for p in inserted]
 
     index_rows = [
         (store_id, key, seq, rel)
@@ -206,6 +225,15 @@ async def insert(conn: AsyncConnection, store_id: int, credential: str, batch: l
     pairs = list(zip(seq_list, inserted, strict=True))
     counted = [(seq, p) for seq, p in pairs if p.id not in born_voided] if born_voided else pairs
     return Written(ids, [p for _, p in counted], [seq for seq, _ in counted], voided_now, now, pairs)
+
+
+def stamped_ahead(p: Prepared, stored: datetime) -> Prepared:
+    """A statement that keeps ``stored`` as it will be written, with its JSON text: made while
+    its dict is fresh in the processor's cache, not in the transaction a batch later."""
+    p.kept_stored = stored
+    stamped = stamped_copy(p, stored)
+    stamped.text = dumps(stamped.statement)
+    return stamped
 
 
 def stamped_copy(p: Prepared, stored: datetime) -> Prepared:

@@ -39,6 +39,9 @@ class Prepared:
     definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The ``stored`` it keeps (statements restored from an export); None: the LRS's clock.
     kept_stored: datetime | None = None
+    # Its JSON as it will be stored, when that is known before its transaction (it keeps
+    # its ``stored``); None: written from ``statement`` in the transaction.
+    text: str | None = None
 
 
 def prepare(
