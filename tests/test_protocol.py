@@ -296,3 +296,22 @@ def test_json_keeps_64_bit_integers_and_hex_ids():
         "id": "d1fe09f-0af4-48d2-9752-4d6af51e8722",
         "n": [9223372036854775807, -9223372036854775808],
     }
+
+
+def test_the_validator_remembers_only_what_it_found_valid_and_only_so_much():
+    validator = validator_for(Version.V2)
+    course = {"id": "https://courses.example.no/remembered", "definition": {"name": {"nb": "Kurs"}}}
+    validator.activity(course, "statement.object")
+    validator.activity(dict(course), "statement.object")  # known now
+    wrong_tag = {**course, "definition": {"name": {"not a tag": "Kurs"}}}
+    for _ in range(2):
+        with pytest.raises(BadRequest, match="not an RFC 5646 language tag"):
+            validator.activity(wrong_tag, "statement.object")
+    # What is a valid verb is not thereby a valid activity.
+    verb = {"id": "https://verbs.example.no/read", "display": {"nb": "leste"}}
+    validator.verb(verb, "statement.verb")
+    with pytest.raises(BadRequest, match=r"statement\.object\.display"):
+        validator.activity(verb, "statement.object")
+    for n in range(5000):
+        validator.activity({"id": f"https://courses.example.no/many/{n}"}, "statement.object")
+    assert len(validator._valid) <= 4096

@@ -32,6 +32,10 @@ def short(value: str, prefix: str = "") -> str:
 
 def index_key(kind: str, value: str) -> str:
     """The statement-index key of an agent (its IFI key), activity, verb or registration."""
+    if kind == "registration":
+        # A UUID: never too long, and nearly every one new, so not worth remembering (they
+        # would push the learners and activities out of the cache).
+        return PREFIXES[kind] + value
     return short(value, PREFIXES[kind])
 
 

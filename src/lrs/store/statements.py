@@ -228,11 +228,13 @@ async def insert(
 
 
 def stamped_ahead(p: Prepared, stored: datetime) -> Prepared:
-    """A statement that keeps ``stored`` as it will be written, with its JSON text: made while
-    its dict is fresh in the processor's cache, not in the transaction a batch later."""
+    """A statement that keeps ``stored`` as it will be written, with its JSON text and index
+    keys: made while its dict is fresh in the processor's cache, not in the transaction a
+    batch or two later."""
     p.kept_stored = stored
     stamped = stamped_copy(p, stored)
     stamped.text = dumps(stamped.statement)
+    stamped.keys = _keys(stamped)
     return stamped
 
 
@@ -257,7 +259,7 @@ async def _inherited_index(
 ) -> list[dict[str, bool]]:
     """Each statement's index rows (key: related), in the batch's order; one whose object is a
     StatementRef also matches every filter its target matches."""
-    own = [{index_key(*found): rel for found, rel in p.index.items()} for p in batch]
+    own = [p.keys if p.keys is not None else _keys(p) for p in batch]
     if all(p.refers_to is None for p in batch):
         return own
     in_batch = {p.id: n for n, p in enumerate(batch)}
@@ -282,6 +284,10 @@ async def _inherited_index(
                     index.setdefault(key, True)
         out.append(index)
     return out
+
+
+def _keys(p: Prepared) -> dict[str, bool]:
+    return {index_key(*found): rel for found, rel in p.index.items()}
 
 
 async def _check_raced(conn: AsyncConnection, store_id: int, lost: list[Prepared]) -> None:

@@ -39,9 +39,10 @@ class Prepared:
     definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The ``stored`` it keeps (statements restored from an export); None: the LRS's clock.
     kept_stored: datetime | None = None
-    # Its JSON as it will be stored, when that is known before its transaction (it keeps
-    # its ``stored``); None: written from ``statement`` in the transaction.
+    # Its JSON as it will be stored and its index keys, when they are made before its
+    # transaction (it keeps its ``stored``); None: made in the transaction.
     text: str | None = None
+    keys: dict[str, bool] | None = None
 
 
 def prepare(

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from lrs.xapi.attachments import SIGNATURE_CONTENT_TYPE, SIGNATURE_USAGE
 from lrs.xapi.durations import parse_duration
 from lrs.xapi.errors import BadRequest
@@ -167,12 +169,42 @@ def check_iri(value: str, name: str) -> str:
     return value
 
 
+# Verbs, activities and authorities found valid, by their JSON, per validator. The same few
+# recur in statement after statement (a course's activity with its whole definition, the
+# importing credential's authority); finding one here costs a tenth of checking it again.
+# Only valid ones are kept, and at most this many: then the memory starts again.
+_REMEMBERED = 4096
+_REMEMBERED_BYTES = 2048  # larger objects are checked each time
+
+
 class StatementValidator:
     """Validates statements for one xAPI version. Raises :class:`BadRequest` on the first fault."""
 
     def __init__(self, version: Version) -> None:
         self.version = version
         self._context_keys = _CONTEXT_KEYS_V2 if version is Version.V2 else _CONTEXT_KEYS_V1
+        self._valid: dict[tuple[str, bytes], None] = {}
+
+    def _known(self, kind: str, value: Any) -> tuple[str, bytes] | None:
+        """``value``'s memory key when it is not known valid yet; None when it is known, or
+        cannot be remembered (then it is checked as usual)."""
+        if not isinstance(value, dict):
+            return (kind, b"")
+        try:
+            text = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits
+            return (kind, b"")
+        key = (kind, text)
+        if key in self._valid:
+            return None
+        return key
+
+    def _remember(self, key: tuple[str, bytes]) -> None:
+        if not key[1] or len(key[1]) > _REMEMBERED_BYTES:
+            return
+        if len(self._valid) >= _REMEMBERED:
+            self._valid.clear()
+        self._valid[key] = None
 
     # --- primitives -------------------------------------------------------------------------
 
@@ -304,6 +336,13 @@ class StatementValidator:
     # --- verb, object -----------------------------------------------------------------------
 
     def verb(self, value: Any, path: str) -> None:
+        key = self._known("verb", value)
+        if key is None:
+            return
+        self._verb(value, path)
+        self._remember(key)
+
+    def _verb(self, value: Any, path: str) -> None:
         obj = self._object(value, path, frozenset({"id", "display"}))
         if "id" not in obj:
             raise fail(f"{path}.id", "is required")
@@ -312,6 +351,13 @@ class StatementValidator:
             self._language_map(obj["display"], f"{path}.display")
 
     def activity(self, value: Any, path: str) -> None:
+        key = self._known("activity", value)
+        if key is None:
+            return
+        self._activity(value, path)
+        self._remember(key)
+
+    def _activity(self, value: Any, path: str) -> None:
         obj = self._object(value, path, _ACTIVITY_KEYS)
         if "objectType" in obj and obj["objectType"] != "Activity":
             raise fail(f"{path}.objectType", f"must be 'Activity', got {obj['objectType']!r}")
@@ -521,6 +567,13 @@ class StatementValidator:
     # --- statements -------------------------------------------------------------------------
 
     def authority(self, value: Any, path: str) -> None:
+        key = self._known("authority", value)
+        if key is None:
+            return
+        self._authority(value, path)
+        self._remember(key)
+
+    def _authority(self, value: Any, path: str) -> None:
         if isinstance(value, dict) and value.get("objectType") == "Group":
             self.group(value, path)
             if any(key in value for key in _IFIS):
