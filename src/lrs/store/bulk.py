@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -30,3 +30,5 @@ async def copy_rows(
         raise RaceLost(f"{table}: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise DBAPIError(f"COPY {table}", None, exc) from exc  # type: ignore[arg-type]
+    except asyncpg.InterfaceError as exc:  # the connection went away under the COPY
+        raise InterfaceError(f"COPY {table}", None, exc) from exc  # type: ignore[arg-type]
