@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lrs.jsontext import UnrepresentableNumber, loads
-from lrs.xapi.durations import parse_duration
+from lrs.xapi.durations import is_duration, parse_duration
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.formats import render
 from lrs.xapi.langtags import best_language, is_language_tag, parse_accept_language
@@ -146,6 +146,7 @@ def test_stored_form_of_an_early_year_is_an_iso_timestamp():
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == pytest.approx(seconds)
+    assert is_duration(value)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +154,7 @@ def test_durations(value, seconds):
 )
 def test_invalid_durations(value):
     assert parse_duration(value) is None
+    assert not is_duration(value)
 
 
 @pytest.mark.parametrize(

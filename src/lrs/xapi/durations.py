@@ -24,6 +24,12 @@ _SECONDS = {
 }
 
 
+def is_duration(value: str) -> bool:
+    """Whether ``value`` is an ISO 8601 duration (what parse_duration reads, without adding
+    it up: a third of the cost, for the validator)."""
+    return _DURATION.match(value) is not None
+
+
 def parse_duration(value: str) -> float | None:
     """Seconds in an ISO 8601 duration, or None when it is not one.
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from lrs.xapi.attachments import SIGNATURE_CONTENT_TYPE, SIGNATURE_USAGE
-from lrs.xapi.durations import parse_duration
+from lrs.xapi.durations import is_duration
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.langtags import is_language_tag
 from lrs.xapi.media import media_type
@@ -453,7 +453,7 @@ class StatementValidator:
             self._string(obj["response"], f"{path}.response")
         if "duration" in obj:
             duration = self._string(obj["duration"], f"{path}.duration")
-            if parse_duration(duration) is None:
+            if not is_duration(duration):
                 raise fail(f"{path}.duration", f"must be an ISO 8601 duration, got {duration!r}")
         if "extensions" in obj:
             self._extensions(obj["extensions"], f"{path}.extensions")
