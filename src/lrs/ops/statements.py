@@ -58,7 +58,9 @@ async def write(
     awaited last in the transaction; raising there rolls the batch back (an import commits
     its batches in the file's order)."""
     define = who.has(DEFINE)
-    declared_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
+    declared_types: dict[str, str] = {}  # read only when attachment bytes came with the batch
+    if contents:
+        declared_types = {a["sha2"].lower(): a["contentType"] for p in batch for a in declared(p.statement)}
     store_settings = who.settings
     zone = store_settings.zone(settings.default_timezone)
     counted: list[int] = []  # per attempt; only the committed (last) one counts
