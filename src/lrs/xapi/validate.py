@@ -177,6 +177,18 @@ _REMEMBERED = 4096
 _REMEMBERED_BYTES = 2048  # larger objects are checked each time
 
 
+def _memory_key(kind: str, value: Any) -> tuple[str, bytes] | None:
+    """What a valid ``value`` is remembered by; None for one that is not kept (not an object,
+    too large, or holding an integer beyond 64 bits, which orjson does not write)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return None
+    return None if len(text) > _REMEMBERED_BYTES else (kind, text)
+
+
 class StatementValidator:
     """Validates statements for one xAPI version. Raises :class:`BadRequest` on the first fault."""
 
@@ -185,26 +197,16 @@ class StatementValidator:
         self._context_keys = _CONTEXT_KEYS_V2 if version is Version.V2 else _CONTEXT_KEYS_V1
         self._valid: dict[tuple[str, bytes], None] = {}
 
-    def _known(self, kind: str, value: Any) -> tuple[str, bytes] | None:
-        """``value``'s memory key when it is not known valid yet; None when it is known, or
-        cannot be remembered (then it is checked as usual)."""
-        if not isinstance(value, dict):
-            return (kind, b"")
-        try:
-            text = orjson.dumps(value)
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits
-            return (kind, b"")
-        key = (kind, text)
-        if key in self._valid:
-            return None
-        return key
-
-    def _remember(self, key: tuple[str, bytes]) -> None:
-        if not key[1] or len(key[1]) > _REMEMBERED_BYTES:
+    def _remembered(self, kind: str, value: Any, path: str, check: Callable[[Any, str], None]) -> None:
+        """``check(value, path)``, unless ``value`` was found valid as a ``kind`` before."""
+        key = _memory_key(kind, value)
+        if key is not None and key in self._valid:
             return
-        if len(self._valid) >= _REMEMBERED:
-            self._valid.clear()
-        self._valid[key] = None
+        check(value, path)
+        if key is not None:
+            if len(self._valid) >= _REMEMBERED:
+                self._valid.clear()
+            self._valid[key] = None
 
     # --- primitives -------------------------------------------------------------------------
 
@@ -336,11 +338,7 @@ class StatementValidator:
     # --- verb, object -----------------------------------------------------------------------
 
     def verb(self, value: Any, path: str) -> None:
-        key = self._known("verb", value)
-        if key is None:
-            return
-        self._verb(value, path)
-        self._remember(key)
+        self._remembered("verb", value, path, self._verb)
 
     def _verb(self, value: Any, path: str) -> None:
         obj = self._object(value, path, frozenset({"id", "display"}))
@@ -351,11 +349,7 @@ class StatementValidator:
             self._language_map(obj["display"], f"{path}.display")
 
     def activity(self, value: Any, path: str) -> None:
-        key = self._known("activity", value)
-        if key is None:
-            return
-        self._activity(value, path)
-        self._remember(key)
+        self._remembered("activity", value, path, self._activity)
 
     def _activity(self, value: Any, path: str) -> None:
         obj = self._object(value, path, _ACTIVITY_KEYS)
@@ -567,11 +561,7 @@ class StatementValidator:
     # --- statements -------------------------------------------------------------------------
 
     def authority(self, value: Any, path: str) -> None:
-        key = self._known("authority", value)
-        if key is None:
-            return
-        self._authority(value, path)
-        self._remember(key)
+        self._remembered("authority", value, path, self._authority)
 
     def _authority(self, value: Any, path: str) -> None:
         if isinstance(value, dict) and value.get("objectType") == "Group":
