@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -140,4 +141,71 @@ async def test_upgrading_past_0010_refolds_every_store():
         assert after["groups"][0]["learners_completed"] == 6
         assert [(a["activity"], a["learners_completed"]) for a in listed["activities"]] == [(fire, 6)]
     finally:
+        await asyncio.to_thread(drop_database, url, admin)
+
+
+async def test_the_index_keys_survive_0020_both_ways():
+    """0020 turns the index's text keys into 16 bytes in SQL; the code computes the same bytes
+    in Python, so every filter finds what it found before, and the downgrade names each row
+    again (a long IRI hashed for its size, a non-ASCII one, a registration, a reference)."""
+    url, admin = await asyncio.to_thread(create_database)
+    long_iri = "https://kurs.example.no/" + "lang/" * 120
+    course, unit = "https://kurs.example.no/brannvern", "https://kurs.example.no/øving-ære"
+    registration = "6F1C2D3E-4B5A-4C6D-8E7F-0A1B2C3D4E5F"
+    kari = {"mbox": "mailto:kari@example.no"}
+    first = {
+        "id": "0b8f0e1a-1c2d-4e3f-8a9b-0c1d2e3f4a5b",
+        "actor": kari,
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+        "object": {"id": course},
+        "context": {"registration": registration, "contextActivities": {"parent": [{"id": long_iri}]}},
+    }
+    statements = [
+        first,
+        {"actor": {"mbox": "mailto:per@example.no"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/attempted"},
+         "object": {"id": unit}, "context": {"instructor": kari}},
+        {"actor": {"mbox": "mailto:ola@example.no"}, "verb": {"id": "http://example.no/verbs/liked"},
+         "object": {"objectType": "StatementRef", "id": first["id"]}},
+    ]  # fmt: skip
+    filters = [
+        {"agent": json.dumps(kari)},
+        {"agent": json.dumps(kari), "related_agents": "true"},
+        {"activity": course},
+        {"activity": long_iri, "related_activities": "true"},
+        {"activity": unit},
+        {"registration": registration.lower()},
+        {"verb": "http://adlnet.gov/expapi/verbs/completed"},
+    ]
+    rows = text("SELECT seq, CAST(key AS text) AS key, related FROM statement_index ORDER BY 1, 2, 3")
+    engine = create_async_engine(url)
+
+    async def found(client: httpx.AsyncClient) -> list[list[str]]:
+        pages = [(await client.get("/xapi/statements", params=f)).json()["statements"] for f in filters]
+        return [sorted(s["id"] for s in page) for page in pages]
+
+    try:
+        with running_server(url) as srv:
+            cred = make_credential(url, "all")
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
+                before = await found(c)
+        assert all(before) and first["id"] in before[0] and len(before[1]) == 3
+        async with engine.connect() as conn:
+            hashed = (await conn.execute(rows)).all()
+        async with engine.begin() as conn:
+            await conn.run_sync(_to("0019"))
+        async with engine.connect() as conn:
+            named = (await conn.execute(rows)).all()
+        assert len(named) == len(hashed)
+        assert any(r.key.startswith("i:#") for r in named)
+        assert f"r:{registration.lower()}" in {r.key for r in named}
+        async with engine.begin() as conn:
+            await conn.run_sync(_to("head"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(rows)).all() == hashed
+        with running_server(url) as srv:
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert await found(c) == before
+    finally:
+        await engine.dispose()
         await asyncio.to_thread(drop_database, url, admin)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from lrs.config import Settings
 from lrs.ops import transfer
 from lrs.store.database import Database
+from lrs.store.keys import index_key
 from tests.factories import activity, agent, voiding
 from tests.factories import statement_with_id as statement
 from tests.harness import (
@@ -364,9 +365,9 @@ async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(s
                 text(
                     "SELECT s.id FROM statement_index i JOIN statements s"
                     " ON s.store_id = i.store_id AND s.seq = i.seq JOIN stores t ON t.id = s.store_id"
-                    " WHERE t.name = :name AND i.key = :key"
+                    " WHERE t.name = :name AND i.key = CAST(:key AS uuid)"
                 ),
-                {"name": target, "key": f"i:{t2['object']['id']}"},
+                {"name": target, "key": index_key("activity", t2["object"]["id"])},
             )
             referring = {str(r.id) for r in matched}
     finally:

@@ -567,7 +567,7 @@ async def take_out(
     sources = await conn.execute(
         text("""
         SELECT DISTINCT s.seq, s.statement
-          FROM unnest(CAST(:learners AS text[])) AS k(l)
+          FROM unnest(CAST(:learners AS uuid[])) AS k(l)
           JOIN statement_index i ON i.store_id = :store AND i.key = k.l AND NOT i.related
           JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
          WHERE NOT s.voided

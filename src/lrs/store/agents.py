@@ -11,7 +11,7 @@ _NAMES = text("""
 SELECT DISTINCT name FROM (
     SELECT s.statement -> 'actor' ->> 'name' AS name, s.statement -> 'actor' AS agent
       FROM statement_index i JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
-     WHERE i.store_id = :store AND i.key = :key AND NOT i.related
+     WHERE i.store_id = :store AND i.key = CAST(:key AS uuid) AND NOT i.related
      ORDER BY i.seq DESC LIMIT 500
 ) recent WHERE name IS NOT NULL AND agent @> CAST(:ifi AS jsonb)
 """)

@@ -112,12 +112,13 @@ statements = Table(
 )
 
 # One row per (statement, thing a query filter can match): agents, activities, verb and
-# registration, namespaced by a key prefix. `related` rows only match the related_* filters.
+# registration, each by a 16-byte key (store.keys.index_key). `related` rows only match the
+# related_* filters.
 statement_index = Table(
     "statement_index",
     metadata,
     Column("store_id", BigInteger, nullable=False),
-    Column("key", Text, nullable=False),
+    Column("key", UUID(as_uuid=False), nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("related", Boolean, nullable=False),
     PrimaryKeyConstraint("store_id", "key", "seq", "related"),

@@ -48,7 +48,7 @@ _RESERVE = text("SELECT nextval('statement_seq') AS seq FROM generate_series(1, 
 COPY_FROM = 50
 
 _TARGETS = text("""
-SELECT s.id, s.voids IS NOT NULL AS is_voiding, i.key, i.related
+SELECT s.id, s.voids IS NOT NULL AS is_voiding, replace(CAST(i.key AS text), '-', '') AS key, i.related
   FROM statements s
   LEFT JOIN statement_index i ON i.store_id = s.store_id AND i.seq = s.seq
  WHERE s.store_id = :store AND s.id = ANY(CAST(:ids AS uuid[]))
@@ -79,7 +79,7 @@ _INDEX_COLUMNS = ["store_id", "key", "seq", "related"]
 _INDEX_ROWS = """
 INSERT INTO statement_index (store_id, key, seq, related)
 SELECT :store, u.key, u.seq, u.related
-  FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
+  FROM unnest(CAST(:keys AS uuid[]), CAST(:seqs AS bigint[]), CAST(:related AS boolean[]))
        AS u(key, seq, related)
 """
 _INSERT_INDEX = text(_INDEX_ROWS)
@@ -361,7 +361,7 @@ async def query(
         first, first_related = filters[0]
         first_key = index_key(*first)
         source = "statement_index f JOIN statements s ON s.store_id = f.store_id AND s.seq = f.seq"
-        where.append("f.store_id = :store AND f.key = :k0")
+        where.append("f.store_id = :store AND f.key = CAST(:k0 AS uuid)")
         if not first_related:
             where.append("NOT f.related")
         params["k0"] = first_key
@@ -370,7 +370,7 @@ async def query(
             params[f"k{n}"] = index_key(*key)
             where.append(
                 "EXISTS (SELECT 1 FROM statement_index i WHERE i.store_id = s.store_id"
-                f" AND i.key = :k{n} AND i.seq = s.seq{'' if rel else ' AND NOT i.related'})"
+                f" AND i.key = CAST(:k{n} AS uuid) AND i.seq = s.seq{'' if rel else ' AND NOT i.related'})"
             )
     if q.after is not None:
         where.append(f"{seq_col} {'>' if q.ascending else '<'} :after")
@@ -545,7 +545,7 @@ async def mentioning(conn: AsyncConnection, store_id: int, agent_keys: list[str]
           FROM statements s
          WHERE s.store_id = :store AND s.seq IN (
                SELECT i.seq FROM statement_index i
-                WHERE i.store_id = :store AND i.key = ANY(CAST(:keys AS text[])))
+                WHERE i.store_id = :store AND i.key = ANY(CAST(:keys AS uuid[])))
          ORDER BY s.seq
         """),
         {"store": store_id, "keys": [index_key("agent", k) for k in agent_keys]},
@@ -610,7 +610,7 @@ async def delete(conn: AsyncConnection, store_id: int, rows: list[tuple[int, lis
         await conn.execute(
             text(
                 "DELETE FROM statement_index WHERE store_id = :store AND (key, seq) IN"
-                " (SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:seqs AS bigint[])))"
+                " (SELECT * FROM unnest(CAST(:keys AS uuid[]), CAST(:seqs AS bigint[])))"
             ),
             {"store": store_id, "keys": keys, "seqs": seqs},
         )
@@ -639,7 +639,7 @@ async def replace_content(
 async def unindex_agents(conn: AsyncConnection, store_id: int, agent_keys: list[str]) -> int:
     """Drop every filter-index row of these agents (IFI keys), whatever statement holds it."""
     result = await conn.execute(
-        text("DELETE FROM statement_index WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"),
+        text("DELETE FROM statement_index WHERE store_id = :store AND key = ANY(CAST(:keys AS uuid[]))"),
         {"store": store_id, "keys": [index_key("agent", k) for k in agent_keys]},
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
