@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from lrs.analytics import writes as analytics_writes
 from lrs.analytics.writes import ROLLUP_TABLES
 from lrs.config import Settings
 from lrs.ops import analytics as analytics_ops
@@ -46,6 +47,7 @@ COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 EXPERIENCED = "http://adlnet.gov/expapi/verbs/experienced"
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 START = datetime(2026, 4, 6, 7, tzinfo=UTC)
+PROGRAMME = "https://courses.example.no/programme"
 
 
 def learner(n: int) -> dict[str, Any]:
@@ -417,5 +419,32 @@ async def test_voiding_a_learners_only_statement_of_a_month_takes_them_out_of_it
         assert left == [k for k in learners if "worker-test-1" in k] and len(left) == 1
         assert seconds == 0
         folded = await _figures(db)
+        await analytics_ops.rebuild(db, settings, "test", "default")
+        assert await _figures(db) == folded
+
+
+@pytest.mark.parametrize("fold_from,rebuild_from", [(10**6, 1), (1, 10**6)], ids=["json-fold", "staged-fold"])
+async def test_rows_sent_as_json_or_staged_fold_alike(fresh_database, monkeypatch, fold_from, rebuild_from):
+    """An upsert's rows reach PostgreSQL as one JSON parameter or, from STAGE_FROM rows on,
+    through a temporary table. Folding one way (voiding included, which upserts again in the
+    voiding's transaction) and rebuilding the other gives the same rows."""
+    async with in_process(fresh_database) as (_engine, db, settings, who):
+        sent = [
+            {**s, "id": str(uuid.uuid4()), "context": {"contextActivities": {"parent": [{"id": PROGRAMME}]}}}
+            for s in course_statements("https://courses.example.no/both-ways", range(300))
+        ]
+        later = [{"actor": learner(n), "verb": {"id": VOIDED}, "object": {"objectType": "StatementRef",
+                  "id": sent[n]["id"]}} for n in (1, 3)]  # fmt: skip
+        for batch in (sent[:300], sent[300:], [*later, *course_statements(PROGRAMME, range(300, 320))]):
+            prepared = [prepare(s, Version.V2, who.authority, "statement") for s in batch]
+            await statement_ops.write(db, settings, who, prepared)
+        monkeypatch.setattr(analytics_writes, "STAGE_FROM", fold_from)
+        folder = analytics_ops.Folder(db, settings, statements=400)
+        while await folder.fold():
+            pass
+        await folder.close()
+        folded = await _figures(db)
+        assert len(folded["analytics_progress"]) > 600 and len(folded["analytics_hourly"]) > 900
+        monkeypatch.setattr(analytics_writes, "STAGE_FROM", rebuild_from)
         await analytics_ops.rebuild(db, settings, "test", "default")
         assert await _figures(db) == folded
