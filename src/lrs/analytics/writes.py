@@ -59,14 +59,22 @@ _STAGES = {
 }  # fmt: skip
 
 
-def _both(sql: str, table: str, alias: str) -> dict[bool, TextClause]:
-    """``sql`` reading its rows ``FROM {rows}``: from the staged ``table`` (True), or from
-    the JSON parameter ``:rows`` (False)."""
+class Upsert(NamedTuple):
+    """An upsert whose rows are those of ``_STAGES[table]``, in both its forms."""
+
+    table: str
+    staged: TextClause  # reads the temporary table
+    inline: TextClause  # reads the JSON parameter ``:rows``
+
+
+def _both(sql: str, table: str, alias: str) -> Upsert:
+    """``sql`` reading its rows ``FROM {rows}``, in both forms."""
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[table])
-    return {
-        True: text(sql.replace("{rows}", f"{table} {alias}")),
-        False: text(sql.replace("{rows}", f"json_to_recordset(CAST(:rows AS json)) AS {alias}({columns})")),
-    }
+    return Upsert(
+        table,
+        text(sql.replace("{rows}", f"{table} {alias}")),
+        text(sql.replace("{rows}", f"json_to_recordset(CAST(:rows AS json)) AS {alias}({columns})")),
+    )
 
 
 # Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
@@ -363,10 +371,9 @@ SELECT CAST(:store AS bigint), u.key, u.id, u.name
 """)
 
 
-async def _upsert(
-    conn: AsyncConnection, sql: dict[bool, TextClause], table: str, rows: list[tuple[Any, ...]], **params: Any
-) -> Any:
-    """Run an upsert of ``rows`` (as ``_STAGES[table]``), sent as STAGE_FROM says."""
+async def _upsert(conn: AsyncConnection, upsert: Upsert, rows: list[tuple[Any, ...]], **params: Any) -> Any:
+    """Run ``upsert`` on ``rows``, sent as STAGE_FROM says."""
+    table = upsert.table
     columns = _STAGES[table]
     names = [name for name, _ in columns]
     if len(rows) < STAGE_FROM:
@@ -376,7 +383,7 @@ async def _upsert(
             {name: orjson.Fragment(v) if name in texts else v for name, v in zip(names, r, strict=True)}
             for r in rows
         ]
-        return await conn.execute(sql[False], {**params, "rows": dumps(payload)})
+        return await conn.execute(upsert.inline, {**params, "rows": dumps(payload)})
     # Emptied first: one transaction may upsert more than once (voiding after a fold, a
     # whole rebuild).
     definition = ", ".join(f"{name} {kind}" for name, kind in columns)
@@ -385,7 +392,7 @@ async def _upsert(
     )
     await conn.execute(text(f"TRUNCATE {table}"))
     await copy_rows(conn, table, names, rows)
-    return await conn.execute(sql[True], params)
+    return await conn.execute(upsert.staged, params)
 
 
 def _figures(r: Row) -> tuple[Any, ...]:
@@ -442,7 +449,7 @@ async def _upsert_hourly(
     key) of the store-wide rows that are new."""
     if not rows.rows:
         return []
-    result = await _upsert(conn, _UPSERT_HOURLY, "fold_hourly", rows.rows, store=store_id, zone=zone)
+    result = await _upsert(conn, _UPSERT_HOURLY, rows.rows, store=store_id, zone=zone)
     return [(r.hour, r.learner_key) for r in result]
 
 
@@ -463,7 +470,7 @@ async def _upsert_progress(
     """
     changes = {} if changes is None else changes
     if rows.rows:
-        result = await _upsert(conn, _UPSERT_PROGRESS, "fold_progress", rows.rows, store=store_id)
+        result = await _upsert(conn, _UPSERT_PROGRESS, rows.rows, store=store_id)
         for r in result:
             if r.activity_id == OVERALL:
                 continue  # store-wide rows carry learners' groups; the activity list skips them
