@@ -35,15 +35,17 @@ from bench.run import copy_ceiling
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def lrs(url: str, *args: str) -> tuple[float, float]:
-    """Run ``lrs ARGS``; (seconds, peak RSS in MiB of that process)."""
+def lrs(url: str, *args: str) -> tuple[float, float, float]:
+    """Run ``lrs ARGS``; (seconds, peak RSS in MiB of that process, the largest peak RSS of
+    the processes it started: an import's reading processes)."""
     env = {**os.environ, "LRS_DATABASE_URL": url}
     # The command, then its own peak RSS on standard error: VmHWM, which starts afresh at
     # exec (ru_maxrss would carry over this bench's own peak from the fork).
     script = (
-        "import re, sys; from lrs.cli import main; rc = main(sys.argv[1:]);"
+        "import re, resource, sys; from lrs.cli import main; rc = main(sys.argv[1:]);"
         " status = open('/proc/self/status').read();"
         " print('maxrss', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
+        " print('children', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr);"
         " sys.exit(rc)"
     )
     command = [sys.executable, "-c", script, *args]
@@ -51,7 +53,8 @@ def lrs(url: str, *args: str) -> tuple[float, float]:
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - started
     rss_kib = int(done.stderr.rsplit("maxrss", 1)[1].split()[0])
-    return seconds, round(rss_kib / 1024, 1)
+    children_kib = int(done.stderr.rsplit("children", 1)[1].split()[0])
+    return seconds, round(rss_kib / 1024, 1), round(children_kib / 1024, 1)
 
 
 def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str, Any]:
@@ -72,9 +75,9 @@ def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str,
         check=True,
         capture_output=True,
     )
-    import_s, import_rss = lrs(url, "import", str(source), "--store", store)
+    import_s, import_rss, reader_rss = lrs(url, "import", str(source), "--store", store)
     out = workdir / f"export-{count}.jsonl"
-    export_s, export_rss = lrs(url, "export", "--store", store, "--output", str(out))
+    export_s, export_rss, _ = lrs(url, "export", "--store", store, "--output", str(out))
     exported = sum(1 for _ in out.open("rb"))
     assert exported == count, (exported, count)
     size = source.stat().st_size
@@ -89,6 +92,7 @@ def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str,
         "import_per_second": round(count / import_s),
         "import_vs_copy": round(count / import_s / copy, 3),
         "import_peak_rss_mib": import_rss,
+        "import_reader_peak_rss_mib": reader_rss,
         "export_seconds": round(export_s, 2),
         "export_per_second": round(count / export_s),
         "export_peak_rss_mib": export_rss,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.config import Settings
+from lrs.jsontext import dumps
 from lrs.ops import transfer
+from lrs.store import statements as statement_store
 from lrs.store.database import Database
 from lrs.store.keys import index_key
+from lrs.store.stores import Store
+from lrs.xapi.statements import Prepared
 from tests.factories import activity, agent, voiding
 from tests.factories import statement_with_id as statement
 from tests.harness import (
@@ -117,7 +123,7 @@ async def test_round_trip_to_a_second_lrs_is_byte_identical(server, second, sour
     assert {next(iter(k)) for k in kinds} == {"lrs:attachment", "lrs:activity", "lrs:document"}
 
     target = new_store(second.database_url, "import")
-    done = run_cli(second.database_url, "import", str(out), "--store", target)
+    done = run_cli(second.database_url, "import", str(out), "--store", target, "--jobs", "2")
     assert "imported 44 statements, 3 documents, 1 attachments" in done.stderr, done.stderr
     again = tmp_path / "again.jsonl.gz"
     run_cli(
@@ -267,14 +273,84 @@ async def test_cli_import_of_another_lrss_statements(second, tmp_path):
     assert f"{broken}:2: line 2" in failed.stderr and "stopped at line 2" in failed.stderr
 
 
+def _as_written(p: Prepared, now: datetime) -> tuple[Any, ...]:
+    """What the store writes for a line: its row's columns, its text, its index rows."""
+    w = statement_store.stamped_copy(p, now) if p.text is None else p
+    text = w.text if w.text is not None else dumps(w.statement)
+    return (w.id, w.timestamp, w.verb_id, w.voids, w.refers_to, w.kept_stored, text, w.keys, w.statement)
+
+
+@pytest.mark.parametrize("pseudonymised", [False, True])
+def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymised):
+    """Lines read by an import's reading processes travel back as text (``_carried``): each
+    is written byte for byte as the same line read in the importing process, with and
+    without its ``stored``, with and without a ``timestamp``."""
+    who = transfer.importer(
+        Store(
+            1,
+            "s",
+            datetime.now(UTC),
+            {"pseudonymise": pseudonymised, "pseudonym_home_page": "https://pseudo.example"},
+            b"k" * 32,
+        ),
+        "cli",
+        None,
+        "https://lrs.example",
+    )
+    assert (who.pseudonym is not None) == pseudonymised
+    target = statement()
+    shapes = [
+        statement(timestamp="2026-03-01T12:00:00.123+02:00", version="2.0.0"),
+        {**statement(), "stored": "2025-05-01T10:00:00Z"},
+        {**statement(timestamp="2026-03-01T10:00:00Z"), "stored": "2025-05-01T10:00:00.5+01:00"},
+        statement(
+            context={"registration": str(uuid.uuid4()).upper(), "contextActivities": {"parent": activity()}}
+        ),
+        {**voiding(target["id"]), "id": str(uuid.uuid4())},
+        statement(obj={"objectType": "StatementRef", "id": target["id"]}),
+        statement(
+            obj={
+                "objectType": "SubStatement",
+                "actor": agent(),
+                "verb": {"id": "http://x.example/v"},
+                "object": activity(),
+            }
+        ),
+        statement(result={"response": 'æøå "sitat" \u2028 \\ \n', "score": {"scaled": 0.5}}),
+    ]
+    raws = [json.dumps(s).encode() for s in shapes] + [b"", b"{not json", b'{"lrs:activity": {"id": 1}}']
+    here = [transfer._read_line(raw, n, who.authority, who.pseudonym) for n, raw in enumerate(raws, 7)]
+    transfer._start_reader(who.authority, who.pseudonym)
+    first, carried = pickle.loads(pickle.dumps(transfer._read_chunk(7, raws)))
+    there = list(transfer._restored(first, carried))
+    assert [n for n, _ in there] == list(range(7, 7 + len(raws)))
+    now = datetime(2026, 12, 5, 6, 0, 0, 123456, tzinfo=UTC)
+    for mine, (_, theirs) in zip(here, there, strict=True):
+        if not isinstance(mine, Prepared):
+            assert theirs == mine
+            continue
+        assert (
+            isinstance(theirs, Prepared) and theirs.text is None
+            if mine.text is None
+            else theirs.text == mine.text
+        )
+        assert _as_written(theirs, now) == _as_written(mine, now)
+    assert [type(x).__name__ for _, x in there[-3:]] == ["NoneType", "_Bad", "_Record"]
+
+
 async def _chunks(lines: list[dict[str, Any]]) -> AsyncIterator[bytes]:
     yield "".join(json.dumps(s) + "\n" for s in lines).encode()
 
 
-async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_line(second):
+@pytest.mark.parametrize("jobs", [1, 2])
+async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_line(
+    second, jobs, monkeypatch
+):
     """Batches queue up behind the one being written: a stop keeps those before the bad line
-    (and only those), whether parsing or a write found the fault."""
-    target = new_store(second.database_url, "batches")
+    (and only those), whether parsing or a write found the fault; lines read in processes of
+    their own (``jobs``, three lines at a time) alike."""
+    monkeypatch.setattr(transfer, "CHUNK", 3)
+    target = new_store(second.database_url, f"batches-{jobs}")
     engine = create_async_engine(second.database_url)
     db = Database(engine)
     settings = Settings(database_url=second.database_url)
@@ -298,7 +374,7 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         no_verb = statement()
         del no_verb["verb"]
         lines = [*good[:5], no_verb, good[5]]
-        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2, jobs=jobs)
         assert report.stopped and report.statements == 4 and [n for n, _ in report.errors] == [6]
         assert await stored(lines) == [True] * 4 + [False] * 3
 
@@ -307,13 +383,13 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         clash = {**good[0], "verb": {"id": "http://adlnet.gov/expapi/verbs/failed"}}
         more = [statement() for _ in range(7)]
         lines = [*more[:3], clash, *more[3:]]
-        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2, jobs=jobs)
         assert report.stopped and report.statements == 2 and [n for n, _ in report.errors] == [4]
         assert await stored(more) == [True] * 2 + [False] * 5
 
         # Skipping: everything but the clash, in the file's order.
         report = await transfer.import_lines(
-            db, settings, "test", target, _chunks(lines), batch=2, on_error="skip"
+            db, settings, "test", target, _chunks(lines), batch=2, on_error="skip", jobs=jobs
         )
         assert not report.stopped and report.statements == 7 and [n for n, _ in report.errors] == [4]
         assert await stored(more) == [True] * 7
@@ -330,13 +406,17 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         await engine.dispose()
 
 
-@pytest.mark.parametrize("in_transaction", ["false", "true"])
-async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(second, in_transaction):
+@pytest.mark.parametrize(("in_transaction", "jobs"), [("false", 1), ("true", 1), ("false", 2)])
+async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(
+    second, in_transaction, jobs, monkeypatch
+):
     """Two batches are written at a time. A batch that voids or refers to a statement of the
     batch before it still finds it, and every statement keeps its place in the file. With
-    the rollups in the write transaction, the batches are written one after the other."""
+    the rollups in the write transaction, the batches are written one after the other; with
+    ``jobs``, the lines are read by other processes, three at a time."""
+    monkeypatch.setattr(transfer, "CHUNK", 3)
     target = new_store(
-        second.database_url, "at-once", rollups_in_transaction=in_transaction, min_group_size="1"
+        second.database_url, f"at-once-{jobs}", rollups_in_transaction=in_transaction, min_group_size="1"
     )
     engine = create_async_engine(second.database_url)
     db = Database(engine)
@@ -350,7 +430,7 @@ async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(s
     # In batches of two: each of the second and the fourth touches the batch before it.
     lines = [t1, t2, void_t1, ref_t2, filler[0], void_t3, t3, filler[1], *filler[2:]]
     try:
-        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2)
+        report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2, jobs=jobs)
         assert not report.errors and report.statements == len(lines)
         async with engine.connect() as conn:
             rows = await conn.execute(

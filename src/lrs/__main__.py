@@ -1,3 +1,5 @@
 from lrs.cli import main
 
-raise SystemExit(main())
+# Guarded: a process an import starts to read lines (spawned) imports this module again.
+if __name__ == "__main__":
+    raise SystemExit(main())

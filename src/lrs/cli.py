@@ -379,7 +379,14 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     report = _run(
         settings,
         lambda db: transfer.import_lines(
-            db, settings, CLI, args.store, _file_chunks(args.file), on_error=args.on_error, progress=progress
+            db,
+            settings,
+            CLI,
+            args.store,
+            _file_chunks(args.file),
+            on_error=args.on_error,
+            jobs=args.jobs,
+            progress=progress,
         ),
     )
     if shown:
@@ -399,6 +406,17 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _list(value: str | None) -> list[str]:
     return [v for v in (value or "").split(",") if v]
+
+
+def _positive(raw: str) -> int:
+    """A count of at least 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _agent(raw: str) -> dict[str, Any]:
@@ -777,6 +795,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("stop", "skip"),
         default="stop",
         help="at a bad line: stop (batches before it stay stored) or skip it and go on",
+    )
+    imports.add_argument(
+        "--jobs",
+        type=_positive,
+        default=min(os.cpu_count() or 1, 4),
+        help="processes that parse and validate the lines (default: one per core, at most 4;"
+        " 1: this process does)",
     )
     imports.set_defaults(func=cmd_import)
 

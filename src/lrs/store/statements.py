@@ -143,7 +143,8 @@ async def insert(
     referrers = [(r.id, r.seq) for r in rows if r.kind == "referrer"]
     voided_before = {r.id for r in rows if r.kind == "voided"}
 
-    stamped = [p if p.text is not None else stamped_copy(p, now) for p in batch]
+    when = format_timestamp(now)
+    stamped = [p if p.text is not None else stamped_copy(p, now, when) for p in batch]
     fresh = stamped
     if existing:
         for p in stamped:
@@ -234,23 +235,33 @@ def stamped_ahead(p: Prepared, stored: datetime) -> Prepared:
     p.kept_stored = stored
     stamped = stamped_copy(p, stored)
     stamped.text = dumps(stamped.statement)
-    stamped.keys = _keys(stamped)
+    stamped.keys = keys_of(stamped)
     return stamped
 
 
-def stamped_copy(p: Prepared, stored: datetime) -> Prepared:
-    """A copy with ``stored`` filled in, and ``timestamp`` where the statement left it to the LRS."""
+def stamped_copy(p: Prepared, stored: datetime, when: str | None = None) -> Prepared:
+    """A copy with ``stored`` filled in, and ``timestamp`` where the statement left it to the LRS.
+    ``when``: ``stored`` formatted, once for a whole batch."""
     if p.kept_stored is not None:
-        stored = p.kept_stored
-    statement = {**p.statement, "stored": format_timestamp(stored)}
+        stored, when = p.kept_stored, None
+    when = when or format_timestamp(stored)
     timestamp = p.timestamp
     if not p.timestamp_given:
         timestamp = stored
-        statement["timestamp"] = statement["stored"]
     # A shallow copy of the dataclass: dataclasses.replace costs four times as much, which a
     # batch of a thousand statements notices.
     copy = object.__new__(Prepared)
-    copy.__dict__.update(p.__dict__, statement=statement, timestamp=timestamp)
+    if p.draft is not None:
+        # The text orjson would write for the stamped dict: a draft has neither key, and they
+        # go last, in this order.
+        added = f',"stored":"{when}"' + ("" if p.timestamp_given else f',"timestamp":"{when}"')
+        text = p.draft[:-1] + added + "}"
+        copy.__dict__.update(p.__dict__, _statement=None, text=text, timestamp=timestamp)
+        return copy
+    statement = {**p.statement, "stored": when}
+    if not p.timestamp_given:
+        statement["timestamp"] = when
+    copy.__dict__.update(p.__dict__, _statement=statement, timestamp=timestamp)
     return copy
 
 
@@ -259,7 +270,7 @@ async def _inherited_index(
 ) -> list[dict[str, bool]]:
     """Each statement's index rows (key: related), in the batch's order; one whose object is a
     StatementRef also matches every filter its target matches."""
-    own = [p.keys if p.keys is not None else _keys(p) for p in batch]
+    own = [p.keys if p.keys is not None else keys_of(p) for p in batch]
     if all(p.refers_to is None for p in batch):
         return own
     in_batch = {p.id: n for n, p in enumerate(batch)}
@@ -286,7 +297,8 @@ async def _inherited_index(
     return out
 
 
-def _keys(p: Prepared) -> dict[str, bool]:
+def keys_of(p: Prepared) -> dict[str, bool]:
+    """A prepared statement's own index rows: key, and whether it is only a related match."""
     return {index_key(*found): rel for found, rel in p.index.items()}
 
 

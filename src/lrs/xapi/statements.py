@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.pseudonyms import Pseudonym
@@ -26,7 +28,6 @@ class Prepared:
     """A validated statement ready to store."""
 
     id: uuid.UUID
-    statement: dict[str, Any]
     timestamp: datetime | None
     verb_id: str
     voids: uuid.UUID | None
@@ -43,6 +44,19 @@ class Prepared:
     # transaction (it keeps its ``stored``); None: made in the transaction.
     text: str | None = None
     keys: dict[str, bool] | None = None
+    # Its JSON before the LRS stamps it, when made before its transaction and it has no
+    # ``stored``: stamping then appends ``stored`` (and ``timestamp``) to the text.
+    draft: str | None = None
+    # None when it came as its text alone (from another process): ``statement`` parses it then.
+    _statement: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def statement(self) -> dict[str, Any]:
+        if self._statement is None:
+            text = self.text if self.text is not None else self.draft
+            assert text is not None, "a prepared statement has its dict or its text"
+            self._statement = orjson.loads(text)
+        return self._statement
 
 
 def prepare(
@@ -82,12 +96,12 @@ def prepare(
     verb_id = statement["verb"]["id"]
     prepared = Prepared(
         id=sid,
-        statement=statement,
         timestamp=ts,
         verb_id=verb_id,
         voids=uuid.UUID(obj["id"]) if is_ref and verb_id == VOIDED_VERB else None,
         refers_to=uuid.UUID(obj["id"]) if is_ref else None,
         timestamp_given=timestamp_given,
+        _statement=statement,
     )
     _index(prepared.index, statement, top=True)
     prepared.definitions = list(_definitions(statement))
