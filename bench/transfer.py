@@ -1,6 +1,7 @@
 """Export and import speed and memory, against the COPY ceiling measured in the same run.
 
-    python -m bench.transfer [--statements 200000] [--small 50000] [--copy-sample N] [--name transfer]
+    python -m bench.transfer [--statements 200000] [--small 50000] [--copy-sample N] [--jobs N]
+                             [--name transfer]
 
 Generated statements are written to a JSON Lines file; ``lrs import`` reads it into a fresh
 store (every statement validated as the API does, stored in batches, rollups queued), and
@@ -57,7 +58,7 @@ def lrs(url: str, *args: str) -> tuple[float, float, float]:
     return seconds, round(rss_kib / 1024, 1), round(children_kib / 1024, 1)
 
 
-def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str, Any]:
+def one_size(url: str, count: int, workdir: Path, copy_sample: int, jobs: list[str]) -> dict[str, Any]:
     source = workdir / f"statements-{count}.jsonl"
     with source.open("wb") as f:
         docs = []
@@ -75,7 +76,7 @@ def one_size(url: str, count: int, workdir: Path, copy_sample: int) -> dict[str,
         check=True,
         capture_output=True,
     )
-    import_s, import_rss, reader_rss = lrs(url, "import", str(source), "--store", store)
+    import_s, import_rss, reader_rss = lrs(url, "import", str(source), "--store", store, *jobs)
     out = workdir / f"export-{count}.jsonl"
     export_s, export_rss, _ = lrs(url, "export", "--store", store, "--output", str(out))
     exported = sum(1 for _ in out.open("rb"))
@@ -111,14 +112,16 @@ def main() -> int:
         " COPY is given them in memory)",
     )
     parser.add_argument("--name", default="transfer", help="results file name under bench/results")
+    parser.add_argument("--jobs", type=int, help="lrs import --jobs (default: the command's own)")
     args = parser.parse_args()
+    jobs = [] if args.jobs is None else ["--jobs", str(args.jobs)]
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     url, admin = create_database()
     out: dict[str, Any] = {"command": " ".join(["python -m bench.transfer", *sys.argv[1:]])}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for count in (args.small, args.statements):
-                out[str(count)] = one_size(url, count, Path(tmp), args.copy_sample)
+                out[str(count)] = one_size(url, count, Path(tmp), args.copy_sample, jobs)
                 print(count, out[str(count)], flush=True)
     finally:
         drop_database(url, admin)
