@@ -1,6 +1,7 @@
 """The benchmark: ingest, queries, analytics and memory, with their ceilings, in one run.
 
-    python -m bench.run [--statements 1000000] [--workers N] [--profile-seconds S] [--name NAME]
+    python -m bench.run [--statements 1000000] [--workers N] [--profile-seconds S] [--skip-rebuild]
+                        [--name NAME]
 
 Uses the PostgreSQL at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else
 127.0.0.1:5432) and creates fresh databases there; everything runs on loopback, and every
@@ -442,7 +443,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop(server)
     try:
-        if args.without_rollups:
+        if args.without_rollups or args.skip_rebuild:
             return out
         # Recounting every figure of the store from its statements, by the CLI.
         started = time.perf_counter()
@@ -551,6 +552,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--embedded", type=Path, default=None, metavar="DIR", help="run on an embedded PostgreSQL kept in DIR"
+    )
+    parser.add_argument(
+        "--skip-rebuild",
+        action="store_true",
+        help="leave out timing `lrs analytics rebuild` (here about 18 minutes a million statements)",
     )
     parser.add_argument("--name", default="latest", help="results file name under bench/results")
     args = parser.parse_args()
