@@ -380,7 +380,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     out["profile_fill"] = await profile(server, args.profile_seconds)
                     print("profile_fill", out["profile_fill"], flush=True)
                 fill = await filling
-            fill["rollup_lag"] = {**lag.summary(), "catch_up_s": await caught_up(port)}
+            fill["rollup_lag"] = {**lag.summary(), "catch_up_s": await caught_up(port, args.catch_up_seconds)}
             out["fill"] = {**fill, "total_seconds": round(time.perf_counter() - fill_started, 1)}
             print("fill", out["fill"], flush=True)
         dsn = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -511,11 +511,12 @@ def write(out: dict[str, Any], name: str = "latest") -> None:
     )
     out["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["ratios"] = ratios(out)
-    command = f"python -m bench.run --statements {out['statements_target']}"
-    if out.get("without_rollups"):
-        command += " --without-rollups"
+    # As it was given, but for the embedded server's directory (a path on this machine).
+    given = sys.argv[1:]
+    shown = ["DIR" if n and given[n - 1] == "--embedded" else a for n, a in enumerate(given)]
+    command = " ".join(["python -m bench.run", *shown])
     if out.get("database"):
-        command += f" --embedded DIR  ({out['database']})"
+        command += f"  ({out['database']})"
     write_results(name, "Benchmark results", command, out)
 
 
@@ -552,6 +553,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--embedded", type=Path, default=None, metavar="DIR", help="run on an embedded PostgreSQL kept in DIR"
+    )
+    parser.add_argument(
+        "--catch-up-seconds",
+        type=float,
+        default=600,
+        help="the longest wait for the worker to fold the fill, before what follows is measured",
     )
     parser.add_argument(
         "--skip-rebuild",
