@@ -281,7 +281,7 @@ def _as_written(p: Prepared, now: datetime) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("pseudonymised", [False, True])
-def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymised):
+def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymised, monkeypatch):
     """Lines read by an import's reading processes travel back as text (``_carried``): each
     is written byte for byte as the same line read in the importing process, with and
     without its ``stored``, with and without a ``timestamp``."""
@@ -320,7 +320,9 @@ def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymise
     ]
     raws = [json.dumps(s).encode() for s in shapes] + [b"", b"{not json", b'{"lrs:activity": {"id": 1}}']
     here = [transfer._read_line(raw, n, who.authority, who.pseudonym) for n, raw in enumerate(raws, 7)]
-    transfer._start_reader(who.authority, who.pseudonym)
+    # What _start_reader sets in a reading process (without its collector tuning, which
+    # would outlive this test in the test run's process).
+    monkeypatch.setattr(transfer, "_reader", (who.authority, who.pseudonym))
     first, carried = pickle.loads(pickle.dumps(transfer._read_chunk(7, raws)))
     there = list(transfer._restored(first, carried))
     assert [n for n, _ in there] == list(range(7, 7 + len(raws)))

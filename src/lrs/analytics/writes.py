@@ -63,6 +63,7 @@ class Upsert(NamedTuple):
     """An upsert whose rows are those of ``_STAGES[table]``, in both its forms."""
 
     table: str
+    columns: str  # the rows' column definitions, as SQL
     staged: TextClause  # reads the temporary table
     inline: TextClause  # reads the JSON parameter ``:rows``
 
@@ -72,6 +73,7 @@ def _both(sql: str, table: str, alias: str) -> Upsert:
     columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[table])
     return Upsert(
         table,
+        columns,
         text(sql.replace("{rows}", f"{table} {alias}")),
         text(sql.replace("{rows}", f"json_to_recordset(CAST(:rows AS json)) AS {alias}({columns})")),
     )
@@ -386,9 +388,8 @@ async def _upsert(conn: AsyncConnection, upsert: Upsert, rows: list[tuple[Any, .
         return await conn.execute(upsert.inline, {**params, "rows": dumps(payload)})
     # Emptied first: one transaction may upsert more than once (voiding after a fold, a
     # whole rebuild).
-    definition = ", ".join(f"{name} {kind}" for name, kind in columns)
     await conn.execute(
-        text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({definition}) ON COMMIT DELETE ROWS")
+        text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({upsert.columns}) ON COMMIT DELETE ROWS")
     )
     await conn.execute(text(f"TRUNCATE {table}"))
     await copy_rows(conn, table, names, rows)

@@ -547,7 +547,7 @@ async def _read(chunks: AsyncIterable[bytes], who: Caller, jobs: int) -> AsyncGe
             n += 1
             lines.append(raw)
             if len(lines) == CHUNK:
-                ahead.append(loop.run_in_executor(pool, _read_chunk, n - CHUNK + 1, lines))
+                ahead.append(loop.run_in_executor(pool, _read_chunk, n - len(lines) + 1, lines))
                 lines = []
                 if len(ahead) > 2 * jobs:
                     # The oldest chunk is often read already, and awaiting it then does not
@@ -582,7 +582,9 @@ def _read_chunk(first: int, lines: list[bytes]) -> tuple[int, list[Any]]:
 
 def _carried(line: _Line) -> Any:
     """A line as it travels back: a statement as a tuple of its stored JSON (or, when the LRS
-    stamps it as it is written, its draft) and what its write reads besides."""
+    stamps it as it is written, its draft) and what its write reads besides. Its index and
+    definitions stay behind: its keys are made, and an import never defines activities (its
+    caller has ``statements/write`` alone; definitions come as the export's own records)."""
     if not isinstance(line, Prepared):
         return line
     p = line
