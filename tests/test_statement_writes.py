@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from lrs.config import Settings
 from lrs.ops import credentials as credential_ops
 from lrs.ops import statements as statement_ops
+from lrs.ops import stores as store_ops
 from lrs.ops.caller import Caller
 from lrs.store import statements as statement_store
 from lrs.store.database import Database
 from lrs.store.keys import index_key
 from lrs.xapi.agents import ifi_key
-from lrs.xapi.errors import BadRequest, Conflict
+from lrs.xapi.errors import BadRequest, Conflict, Unauthorized
 from lrs.xapi.statements import prepare
 from lrs.xapi.versions import Version
 from tests.factories import activity, agent, statement, voiding
@@ -173,3 +174,56 @@ async def test_copies_racing_for_the_same_ids_store_each_statement_once(server, 
         rows, _index = await stored_rows(db, store)
     assert len(rows) == 250
     assert "retried after a lost race" in caplog.text
+
+
+async def test_a_store_deleted_while_a_batch_is_written_keeps_none_of_it(server):
+    """Statements carry no foreign key to their store: the lock a write takes on the store's
+    row is what makes the store's deletion wait for a batch under way and then delete that
+    batch too, and what makes a later write into the deleted store fail, storing nothing."""
+    store = await asyncio.to_thread(new_store, server.database_url, "doomed")
+    async with writer(server, store) as (db, settings, who):
+        # Without rollups the batch writes no row that has a foreign key to the store.
+        settings = settings.model_copy(update={"analytics_rollups": False})
+        batch = [prepare(with_id(statement()), Version.V2, who.authority, "statement") for _ in range(60)]
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            inside.set()
+            await release.wait()
+
+        writing = asyncio.create_task(statement_ops.write(db, settings, who, batch, before_commit=hold))
+        await inside.wait()  # the batch is written, not committed
+        deleting = asyncio.create_task(store_ops.delete(db, "test", store))
+
+        async def waiting_on_a_lock(conn: Any) -> int:
+            found = await conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            )
+            return int(found.scalar_one())
+
+        for _ in range(200):
+            if await db.read(waiting_on_a_lock):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the deletion did not wait for the batch being written")
+        assert not deleting.done()
+        release.set()
+        assert await writing == [p.id for p in batch]
+        await deleting
+
+        async def left(conn: Any) -> list[int]:
+            return [
+                (
+                    await conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE store_id = :s"), {"s": who.store_id}
+                    )
+                ).scalar_one()
+                for table in ("statements", "statement_index")
+            ]
+
+        assert await db.read(left) == [0, 0]
+        late = [prepare(with_id(statement()), Version.V2, who.authority, "statement")]
+        with pytest.raises(Unauthorized, match="store was deleted"):
+            await statement_ops.write(db, settings, who, late)
+        assert await db.read(left) == [0, 0]

@@ -582,9 +582,8 @@ def _read_chunk(first: int, lines: list[bytes]) -> tuple[int, list[Any]]:
 
 def _carried(line: _Line) -> Any:
     """A line as it travels back: a statement as a tuple of its stored JSON (or, when the LRS
-    stamps it as it is written, its draft) and what its write reads besides. Its index and
-    definitions stay behind: its keys are made, and an import never defines activities (its
-    caller has ``statements/write`` alone; definitions come as the export's own records)."""
+    stamps it as it is written, its draft) and what its write reads besides. Its index stays
+    behind, since its keys are made."""
     if not isinstance(line, Prepared):
         return line
     p = line

@@ -85,10 +85,13 @@ credentials = Table(
 
 statement_seq = Sequence("statement_seq", metadata=metadata)
 
+# No foreign key to the store: it would check the store row once per statement written.
+# Each write locks that row once instead (store.statements.insert), and a store's deletion
+# deletes its statements itself (store.stores.delete).
 statements = Table(
     "statements",
     metadata,
-    Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("store_id", BigInteger, nullable=False),
     # The paging order: grows with every insert, never reused.
     Column("seq", BigInteger, statement_seq, server_default=statement_seq.next_value(), nullable=False),
     Column("id", UUID(as_uuid=True), nullable=False),

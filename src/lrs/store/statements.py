@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lrs.jsontext import dumps
 from lrs.store.bulk import copy_rows
 from lrs.store.keys import index_key
-from lrs.xapi.errors import BadRequest, Conflict
+from lrs.xapi.errors import BadRequest, Conflict, Unauthorized
 from lrs.xapi.query import StatementQuery
 from lrs.xapi.statements import Prepared, index_of, same_statement
 from lrs.xapi.timestamps import format_timestamp
@@ -25,8 +25,11 @@ from lrs.xapi.timestamps import format_timestamp
 # ids among them that a stored voiding statement already voids, and (for a batch written
 # with COPY) the seqs it will be stored under.
 _LOOKUP = text("""
+WITH store AS (SELECT id FROM stores WHERE id = :store FOR KEY SHARE)
 SELECT 'now' AS kind, NULL::uuid AS id, NULL::bigint AS seq, NULL::jsonb AS statement,
        now() AS now
+UNION ALL
+SELECT 'store', NULL, id, NULL, NULL FROM store
 UNION ALL
 SELECT 'existing', s.id, s.seq, s.statement, NULL
   FROM statements s WHERE s.store_id = :store AND s.id = ANY(CAST(:ids AS uuid[]))
@@ -138,6 +141,10 @@ async def insert(
     copying = seqs is not None or len(batch) >= COPY_FROM
     lookup = {"store": store_id, "ids": ids, "seqs": len(batch) if copying and seqs is None else 0}
     rows = (await conn.execute(_LOOKUP, lookup)).all()
+    # The store's row is locked until the commit, as a foreign key would lock it: a
+    # deletion of the store waits for this write, or this one finds the store gone.
+    if not any(r.kind == "store" for r in rows):
+        raise Unauthorized("the store was deleted, and its credentials with it")
     now: datetime = next(r.now for r in rows if r.kind == "now")
     existing = {r.id: r.statement for r in rows if r.kind == "existing"}
     referrers = [(r.id, r.seq) for r in rows if r.kind == "referrer"]

@@ -89,6 +89,12 @@ async def update_settings(conn: AsyncConnection, store_id: int, settings: dict[s
 async def delete(conn: AsyncConnection, store_id: int) -> None:
     """Delete a store and everything in it. The default store cannot be deleted."""
     assert store_id != DEFAULT_STORE_ID
-    # statement_index carries no foreign key (it is the hottest insert path), so it goes first.
-    await conn.execute(text("DELETE FROM statement_index WHERE store_id = :id"), {"id": store_id})
-    await conn.execute(text("DELETE FROM stores WHERE id = :id"), {"id": store_id})
+    # Statements and their index carry no foreign key (they are the hottest insert path), so
+    # they are deleted here. The store's row is locked first: a write into the store holds a
+    # share of that lock from its first query (store.statements.insert), so this waits for
+    # the writes under way and sees their rows, and a write beginning later waits for this
+    # and then finds no store.
+    await conn.execute(text("SELECT 1 FROM stores WHERE id = :id FOR UPDATE"), {"id": store_id})
+    for table in ("statement_index", "statements", "stores"):
+        column = "id" if table == "stores" else "store_id"
+        await conn.execute(text(f"DELETE FROM {table} WHERE {column} = :id"), {"id": store_id})

@@ -36,8 +36,6 @@ class Prepared:
     # What it is found by, and whether only through related_agents / related_activities
     # (False for the direct matches of `agent` / `activity`).
     index: dict[Indexed, bool] = field(default_factory=dict)
-    # Activity definitions the statement carries, for the canonical activity store.
-    definitions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The ``stored`` it keeps (statements restored from an export); None: the LRS's clock.
     kept_stored: datetime | None = None
     # Its JSON as it will be stored and its index keys, when they are made before its
@@ -57,6 +55,12 @@ class Prepared:
             assert text is not None, "a prepared statement has its dict or its text"
             self._statement = orjson.loads(text)
         return self._statement
+
+    @property
+    def definitions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Activity definitions the statement carries, for the canonical activity store: read
+        only when the caller may define activities, so not made for every statement."""
+        return list(_definitions(self.statement))
 
 
 def prepare(
@@ -104,7 +108,6 @@ def prepare(
         _statement=statement,
     )
     _index(prepared.index, statement, top=True)
-    prepared.definitions = list(_definitions(statement))
     return prepared
 
 
