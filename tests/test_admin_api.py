@@ -81,8 +81,9 @@ async def test_store_lifecycle(admin):
 
 
 async def test_deleting_a_store_leaves_none_of_its_rows(admin, server):
-    """Most tables go with the store's row by their foreign key; statement_index has none and
-    is deleted on its own. Either way, none of the store's rows is left in any table."""
+    """Most tables go with the store's row by their foreign key; statements and their index
+    have none and are deleted on their own. Either way, none of the store's rows is left in
+    any table."""
     store = await new_store(admin)
     key, secret = await new_credential(admin, store, ["all"])
     course = activity()
