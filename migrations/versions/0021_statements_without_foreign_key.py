@@ -27,7 +27,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_constraint("statements_store_id_fkey", "statements", type_="foreignkey")
+    op.execute("ALTER TABLE statements DROP CONSTRAINT IF EXISTS statements_store_id_fkey")
 
 
 def downgrade() -> None:
