@@ -24,13 +24,27 @@ VERBS = [
 ]
 UNITS = ["Oppvekst og utdanning", "Helse og omsorg", "Teknisk drift", "Kultur", "Administrasjon"]
 START = datetime(2026, 6, 1, tzinfo=UTC)
+SPAN_SECONDS = 90 * 86400  # the statements' timestamps fall in the 90 days from START
+LATE_SECONDS = 3600  # how far an arriving statement's timestamp strays from its turn
 
 
 class Generator:
+    """Statements from a fixed seed. Their timestamps are spread at random over the 90 days,
+    or, with ``arriving=N``, follow the order they are made in, as statements sent while
+    learning happens do: the i-th falls at i/N of the 90 days, give or take an hour (and
+    those made after the N-th go on at the same pace)."""
+
     def __init__(
-        self, seed: int = 20261128, learners: int = 20_000, courses: int = 100, modules: int = 9
+        self,
+        seed: int = 20261128,
+        learners: int = 20_000,
+        courses: int = 100,
+        modules: int = 9,
+        arriving: int | None = None,
     ) -> None:
         self.rng = random.Random(seed)
+        self.arriving = arriving
+        self.made = 0
         self.learners = learners
         self.courses = courses
         self.modules = modules
@@ -58,7 +72,13 @@ class Generator:
         c = rng.randrange(self.courses)
         m = rng.randrange(self.modules)
         verb = rng.choice(self.verbs)
-        when = START + timedelta(seconds=rng.randrange(90 * 86400))
+        if self.arriving is None:
+            when = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+        else:
+            turn = self.made * SPAN_SECONDS // self.arriving
+            stray = rng.randrange(-LATE_SECONDS, LATE_SECONDS)
+            when = START + timedelta(seconds=max(turn + stray, 0))
+        self.made += 1
         statement: dict[str, Any] = {
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "actor": self.learner(n),

@@ -1,13 +1,15 @@
 """The benchmark: ingest, queries, analytics and memory, with their ceilings, in one run.
 
     python -m bench.run [--statements 1000000] [--workers N] [--profile-seconds S] [--skip-rebuild]
-                        [--name NAME]
+                        [--arriving] [--name NAME]
 
 Uses the PostgreSQL at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else
 127.0.0.1:5432) and creates fresh databases there; everything runs on loopback, and every
 phase is bounded in requests and seconds. Results go to bench/results/NAME.{json,md}
 (default: latest). With --profile-seconds, the fill is profiled for that long (bench.profile:
-CPU seconds by process group, and the LRS workers' hottest functions by py-spy).
+CPU seconds by process group, and the LRS workers' hottest functions by py-spy). With
+--arriving, the statements' timestamps follow the order they are sent instead of falling at
+random over 90 days (bench.generate).
 """
 
 from __future__ import annotations
@@ -312,7 +314,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         out["without_rollups"] = True  # every phase after the ceilings: storage alone
     if args.embedded is not None:
         out["database"] = EMBEDDED
-    gen = Generator()
+    gen = Generator(arriving=args.statements if args.arriving else None)
+    if args.arriving:
+        out["timestamps"] = "arriving"  # in the order the statements are made (bench.generate)
     sample = [orjson.dumps(s).decode() for s in Generator(seed=1).statements(2000)]
     out["statement_bytes_mean"] = round(sum(map(len, sample)) / len(sample))
 
@@ -564,6 +568,12 @@ def main() -> int:
         "--skip-rebuild",
         action="store_true",
         help="leave out timing `lrs analytics rebuild` (here about 18 minutes a million statements)",
+    )
+    parser.add_argument(
+        "--arriving",
+        action="store_true",
+        help="the ingested statements' timestamps in the order they are sent, as statements sent"
+        " while learning happens have, instead of at random over 90 days (bench.generate)",
     )
     parser.add_argument("--name", default="latest", help="results file name under bench/results")
     args = parser.parse_args()
