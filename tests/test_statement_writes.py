@@ -197,7 +197,10 @@ async def test_a_store_deleted_while_a_batch_is_written_keeps_none_of_it(server)
 
         async def waiting_on_a_lock(conn: Any) -> int:
             found = await conn.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%FROM stores WHERE id = $1 FOR UPDATE%'"
+                )
             )
             return int(found.scalar_one())
 

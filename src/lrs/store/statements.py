@@ -20,9 +20,10 @@ from lrs.xapi.query import StatementQuery
 from lrs.xapi.statements import Prepared, index_of, same_statement
 from lrs.xapi.timestamps import format_timestamp
 
-# One round trip: the transaction's clock (it becomes `stored`), statements that already have
-# one of the batch's ids, earlier statements whose StatementRef points at one of them, the
-# ids among them that a stored voiding statement already voids, and (for a batch written
+# One round trip: the store's row, locked as a foreign key would lock it (its absence: the
+# store was deleted), the transaction's clock (it becomes `stored`), statements that already
+# have one of the batch's ids, earlier statements whose StatementRef points at one of them,
+# the ids among them that a stored voiding statement already voids, and (for a batch written
 # with COPY) the seqs it will be stored under.
 _LOOKUP = text("""
 WITH store AS (SELECT id FROM stores WHERE id = :store FOR KEY SHARE)

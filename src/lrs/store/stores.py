@@ -95,6 +95,6 @@ async def delete(conn: AsyncConnection, store_id: int) -> None:
     # the writes under way and sees their rows, and a write beginning later waits for this
     # and then finds no store.
     await conn.execute(text("SELECT 1 FROM stores WHERE id = :id FOR UPDATE"), {"id": store_id})
-    for table in ("statement_index", "statements", "stores"):
-        column = "id" if table == "stores" else "store_id"
-        await conn.execute(text(f"DELETE FROM {table} WHERE {column} = :id"), {"id": store_id})
+    for table in ("statement_index", "statements"):
+        await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :id"), {"id": store_id})
+    await conn.execute(text("DELETE FROM stores WHERE id = :id"), {"id": store_id})
