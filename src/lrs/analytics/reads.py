@@ -1467,7 +1467,7 @@ async def backlog(conn: AsyncConnection) -> Backlog:
     row = (
         await conn.execute(
             text(
-                "SELECT count(*) AS n, coalesce(sum(cardinality(seqs)), 0) AS statements,"
+                "SELECT count(*) AS n, coalesce(sum(statements), 0) AS statements,"
                 " min(stored) AS oldest, clock_timestamp() AS now FROM rollup_queue"
             )
         )

@@ -809,7 +809,7 @@ class Pending:
 # a tenth of a fold).
 _OLDEST = (
     "SELECT id FROM ("
-    " SELECT id, sum(cardinality(seqs)) OVER (ORDER BY id) - cardinality(seqs) AS before"
+    " SELECT id, sum(statements) OVER (ORDER BY id) - statements AS before"
     " FROM rollup_queue WHERE id > :after ORDER BY id LIMIT :statements"
     ") oldest WHERE before < :statements"
 )

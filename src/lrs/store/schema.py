@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -398,7 +399,9 @@ analytics_names = Table(
 )
 
 # Statements stored but not yet folded into the analytics rollups: one row per write
-# transaction, deleted by the worker in the transaction that folds it.
+# transaction, deleted by the worker in the transaction that folds it. ``statements`` is
+# how many ``seqs`` holds, kept beside it so that the backlog and the worker's next batch
+# are counted without decompressing every array (migration 0022).
 rollup_queue = Table(
     "rollup_queue",
     metadata,
@@ -407,6 +410,7 @@ rollup_queue = Table(
     Column("stored", DateTime(timezone=True), nullable=False),
     Column("seqs", ARRAY(BigInteger), nullable=False),
     Column("voided", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("statements", Integer, Computed("cardinality(seqs)", persisted=True), nullable=False),
     PrimaryKeyConstraint("store_id", "id"),
     Index("rollup_queue_id", "id"),
 )
