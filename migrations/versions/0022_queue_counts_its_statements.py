@@ -4,8 +4,9 @@ The backlog that ``/metrics`` and ``/health/ready`` report, and the worker's cho
 next batch, added up ``cardinality(seqs)``: PostgreSQL decompressed every row's array to
 count it. With 8,000,000 statements waiting in 16,000 rows that took 107 ms against 7 ms
 for the same rows without the arrays (EXPLAIN ANALYZE), and a benchmark asking ten times a
-second kept a PostgreSQL backend busy 43% of the time beside the worker it waited for. The count is
-now a stored generated column, made once as a row is written; writers need no change.
+second kept a PostgreSQL backend busy 43% of the time beside the worker it waited for. The
+count is now a stored generated column, made once as a row is written; writers need no
+change.
 
 Revision ID: 0022
 Revises: 0021
