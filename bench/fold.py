@@ -7,8 +7,10 @@ Queues statements through the real write path (no server, no worker running), th
 figures (``ops.analytics.rebuild``); then the same on a second database with the worker's
 ``ops.analytics.Folder`` (each batch computed while the last one's SQL runs), in this one
 process, on a fresh database at LRS_BENCH_DATABASE_URL (else LRS_TEST_DATABASE_URL, else
-127.0.0.1:5432). Each fold also reports its CPU per statement: this process's (Python), and
-the rest of the machine's (PostgreSQL, on a quiet machine). ``--rounds R`` queues and folds
+127.0.0.1:5432). Each fold also reports its CPU per statement: this process's (Python), its
+database's PostgreSQL processes' (which holds on a busy machine), the rest of the machine's
+(PostgreSQL, on a quiet machine), and what the rollups then take on disk per statement. The
+collector is tuned as the server tunes it (``lrs.gctuning``). ``--rounds R`` queues and folds
 in R rounds, each on the rollups the rounds before it left, and reports each: how the fold
 slows as the rollups grow. ``--arriving`` gives the statements timestamps in the order they
 are made, as statements sent while learning happens have, instead of at random over 90 days
@@ -27,12 +29,14 @@ import pstats
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.harness import create_database, drop_database, make_credential
 
 from bench.generate import Generator
-from bench.profile import machine_cpu_seconds
+from bench.profile import machine_cpu_seconds, processes_cpu_seconds
 from lrs.config import Settings
+from lrs.gctuning import collect_less
 from lrs.ops import analytics as analytics_ops
 from lrs.ops import credentials as credential_ops
 from lrs.ops import statements as statement_ops
@@ -40,6 +44,21 @@ from lrs.ops.caller import Caller
 from lrs.store.database import Database
 from lrs.xapi.statements import prepare
 from lrs.xapi.versions import Version
+
+# What the rollups take on disk as the fold left them (dead row versions included), with
+# their indexes.
+_ROLLUP_BYTES = (
+    "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relname LIKE 'analytics%' AND relkind = 'r'"
+)
+
+
+async def _backends(engine: AsyncEngine) -> list[int]:
+    """The PostgreSQL processes working on the engine's database (its autovacuum too)."""
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return [pid for (pid,) in found]
 
 
 async def measure(
@@ -56,7 +75,7 @@ async def measure(
         who = Caller(credential)
         gen = Generator(seed=5, arriving=statements if arriving else None)
         per_round = statements // rounds
-        queued = folded = python = other = 0.0
+        queued = folded = python = other = postgres = 0.0
         each: list[dict[str, float]] = []
         profiler = cProfile.Profile() if profile else None
         for _ in range(rounds):
@@ -65,6 +84,7 @@ async def measure(
                 batch = [prepare(s, Version.V2, who.authority, "statement") for s in gen.statements(500)]
                 await statement_ops.write(db, settings, who, batch)
             queued += time.perf_counter() - started
+            backends = processes_cpu_seconds(await _backends(engine))
             machine, own = machine_cpu_seconds(), time.process_time()
             started = time.perf_counter()
             if profiler:
@@ -82,11 +102,15 @@ async def measure(
             seconds = time.perf_counter() - started
             mine = time.process_time() - own  # this process, the fold's thread included
             rest = machine_cpu_seconds() - machine - mine
+            ended = processes_cpu_seconds(await _backends(engine))
+            database = sum(cpu - backends.get(pid, 0.0) for pid, cpu in ended.items())
             folded, python, other = folded + seconds, python + mine, other + rest
+            postgres += database
             each.append(
                 {
                     "fold_statements_per_second": round(per_round / seconds, 1),
                     "fold_cpu_us": round((mine + rest) / per_round * 1e6),
+                    "fold_python_and_database_cpu_us": round((mine + database) / per_round * 1e6),
                 }
             )
         if profiler:
@@ -99,12 +123,18 @@ async def measure(
             # CPU per statement: this process's, and the rest of the machine's (PostgreSQL).
             "fold_python_cpu_us": round(python / done * 1e6),
             "fold_other_cpu_us": round(other / done * 1e6),
+            # Its database's PostgreSQL processes alone: unlike the rest of the machine, this
+            # holds on a busy machine.
+            "fold_database_cpu_us": round(postgres / done * 1e6),
         }
         if rounds > 1:
             out["rounds"] = each
             out["last_vs_first_round"] = round(
                 each[-1]["fold_statements_per_second"] / each[0]["fold_statements_per_second"], 3
             )
+        async with engine.connect() as conn:
+            size = await conn.scalar(text(_ROLLUP_BYTES))
+        out["rollup_bytes_per_statement"] = round(size / done)
         if not ahead:
             # The same figures recounted at once, as `lrs analytics rebuild` does.
             started = time.perf_counter()
@@ -133,6 +163,7 @@ def main() -> int:
         help="timestamps in the order the statements are made (bench.generate), not at random",
     )
     args = parser.parse_args()
+    collect_less()  # the collector as the server (where the worker runs) tunes it
     if "LRS_BENCH_DATABASE_URL" in os.environ:
         os.environ["LRS_TEST_DATABASE_URL"] = os.environ["LRS_BENCH_DATABASE_URL"]
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,18 @@ def machine_cpu_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
     user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds each of these processes has used; those gone are left out."""
+    out = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        out[pid] = times.user + times.system
+    return out
 
 
 def workers_cpu_seconds(server: subprocess.Popen[bytes]) -> float:
