@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 
@@ -12,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lrs.store import migrate
 from lrs.store.schema import metadata
@@ -105,6 +106,14 @@ def _to(revision: str) -> Callable[[Connection], None]:
     return move
 
 
+async def _migrate(engine: AsyncEngine, revision: str) -> None:
+    """Move the engine's database to ``revision``, then drop its connections: their prepared
+    statements name the types of before."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_to(revision))
+    await engine.dispose()
+
+
 async def test_upgrading_past_0010_refolds_every_store():
     """0010 adds figures earlier folds did not keep: the rollups are emptied and every
     statement queued again, and the worker's refold gives the figures a fresh fold gives."""
@@ -135,8 +144,7 @@ async def test_upgrading_past_0010_refolds_every_store():
                 # What an older fold might have left: figures that no longer hold.
                 await conn.execute(text("UPDATE analytics_activity SET learners_completed = 0"))
                 await conn.execute(text("DELETE FROM analytics_progress"))
-            async with engine.begin() as conn:
-                await conn.run_sync(_to("head"))
+            await _migrate(engine, "head")
             async with engine.connect() as conn:
                 # 0022 counts the rows 0010 queued, as a write would.
                 counted = "SELECT sum(cardinality(seqs)), sum(statements) FROM rollup_queue"
@@ -206,20 +214,120 @@ async def test_the_index_keys_survive_0020_both_ways():
         assert all(before) and first["id"] in before[0] and len(before[1]) == 3
         async with engine.connect() as conn:
             hashed = (await conn.execute(rows)).all()
-        async with engine.begin() as conn:
-            await conn.run_sync(_to("0019"))
+        await _migrate(engine, "0019")
         async with engine.connect() as conn:
             named = (await conn.execute(rows)).all()
         assert len(named) == len(hashed)
         assert any(r.key.startswith("i:#") for r in named)
         assert f"r:{registration.lower()}" in {r.key for r in named}
-        async with engine.begin() as conn:
-            await conn.run_sync(_to("head"))
+        await _migrate(engine, "head")
         async with engine.connect() as conn:
             assert (await conn.execute(rows)).all() == hashed
         with running_server(url) as srv:
             async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
                 assert await found(c) == before
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(drop_database, url, admin)
+
+
+_KEYED = {
+    "activities": "key",
+    "analytics_hourly": "activity_key, learner_key",
+    "analytics_progress": "activity_key, learner_key",
+    "analytics_activity": "activity_key",
+    "analytics_presence": "learner_key",
+    "analytics_month_learners": "activity_key, learner_key",
+    "analytics_activity_months": "activity_key",
+    "analytics_children": "parent_key, child_key",
+    "analytics_names": "activity_key",
+    "cohort_members": "learner_key",
+    "cohort_assignments": "activity_key",
+    "activity_costs": "activity_key",
+}
+
+
+async def test_the_analytics_keys_survive_0023_both_ways():
+    """0023 turns the analytics keys into 16 bytes in SQL; the code computes the same bytes
+    in Python, so every figure, target group and cost is found as before, and the downgrade
+    gives each key its text again (a long IRI hashed for its size, a non-ASCII one, the
+    store as a whole)."""
+    url, admin = await asyncio.to_thread(create_database)
+    long_iri = "https://kurs.example.no/" + "lang/" * 120
+    course = "https://kurs.example.no/øving-ære"
+    people = [{"mbox": f"mailto:p{n}@example.no"} for n in range(6)]
+    statements = [
+        {
+            "actor": p,
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
+            "object": {"id": course, "definition": {"name": {"nb": "Øving"}}},
+            "context": {"contextActivities": {"parent": [{"id": long_iri}]}},
+            "timestamp": f"2026-05-0{n + 1}T10:00:00Z",
+            "result": {"duration": f"PT{n + 1}M"},
+        }
+        for n, p in enumerate(people)
+    ]
+    answers = [
+        ("/analytics/completion", {"activity": course}),
+        ("/analytics/completion", {"activity": long_iri}),
+        ("/analytics/activities", {}),
+        ("/analytics/dropoff", {"activity": long_iri}),
+        ("/analytics/engagement", {"interval": "week"}),
+        ("/analytics/assignments", {"activity": course}),
+        ("/analytics/assignments/learners", {"activity": course}),
+        ("/analytics/costs", {}),
+        ("/xapi/activities", {"activityId": course}),
+    ]
+    engine = create_async_engine(url)
+
+    async def asked(client: httpx.AsyncClient) -> list[object]:
+        found = []
+        for path, params in answers:
+            r = await client.get(path, params=params)
+            assert r.status_code == 200, (path, r.text)
+            body = r.json()
+            if isinstance(body, dict):
+                body.pop("as_of", None)
+            found.append(body)
+        return found
+
+    async def rows() -> dict[str, list[tuple[object, ...]]]:
+        async with engine.connect() as conn:
+            return {
+                table: [tuple(r) for r in await conn.execute(text(f"SELECT * FROM {table} ORDER BY {keys}"))]
+                for table, keys in _KEYED.items()
+            }
+
+    try:
+        with running_server(url) as srv:
+            cred = make_credential(url, "all,analytics/read,analytics/learners,cohorts")
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
+                assert (await c.put("/analytics/cohorts/Brann", json={})).status_code == 201
+                r = await c.put("/analytics/cohorts/Brann/members", json=people[:5])
+                assert r.status_code == 200, r.text
+                r = await c.put("/analytics/cohorts/Brann/assignments", json={"activity": course})
+                assert r.status_code == 200, r.text
+                cost = {"activity": course, "amount": "1200.50", "currency": "NOK"}
+                assert (await c.put("/analytics/costs", json=cost)).status_code == 200
+                await rollups_folded(url)
+                before = await asked(c)
+        assert before[0]["groups"][0]["learners_completed"] == 6
+        assert before[5]["groups"][0]["assigned"] == 5
+        hashed = await rows()
+        assert all(hashed.values())
+        await _migrate(engine, "0022")
+        named = await rows()
+        assert {t: len(r) for t, r in named.items()} == {t: len(r) for t, r in hashed.items()}
+        activities = {r[1] for r in named["analytics_activity"]}
+        assert course in activities and "#" + hashlib.sha256(long_iri.encode()).hexdigest() in activities
+        assert "" in {r[1] for r in named["analytics_hourly"]}
+        assert {r[2] for r in named["cohort_members"]} == {f"mbox:{p['mbox']}" for p in people[:5]}
+        await _migrate(engine, "head")
+        assert await rows() == hashed
+        with running_server(url) as srv:
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert await asked(c) == before
     finally:
         await engine.dispose()
         await asyncio.to_thread(drop_database, url, admin)

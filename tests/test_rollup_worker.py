@@ -378,8 +378,9 @@ async def test_voiding_a_learners_only_statement_of_a_month_takes_them_out_of_it
             async with engine.connect() as conn:
                 learners = await conn.execute(
                     text(
-                        "SELECT learner_key FROM analytics_month_learners m"
+                        "SELECT p.learner FROM analytics_month_learners m"
                         " JOIN analytics_activity a USING (store_id, activity_key)"
+                        " JOIN analytics_progress p USING (store_id, activity_key, learner_key)"
                         " WHERE a.activity_id = :c AND m.month = 2026 * 12 + 4 ORDER BY 1"
                     ),
                     {"c": course},
@@ -392,7 +393,7 @@ async def test_voiding_a_learners_only_statement_of_a_month_takes_them_out_of_it
                     ),
                     {"c": course},
                 )
-                return [r.learner_key for r in learners], seconds.scalar_one()
+                return [r.learner for r in learners], seconds.scalar_one()
 
         await write(sent)
         folder = analytics_ops.Folder(db, settings, statements=1000)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from lrs.store.cohorts import Assignment
 from lrs.store.costs import Cost as Cost
 from lrs.store.database import Database
 from lrs.store.database import now as now
+from lrs.store.keys import OVERALL_KEY
 from lrs.store.keys import analytics_key as _key
 from lrs.store.statements import consistent_through
 
@@ -100,7 +102,7 @@ _INSIDE_COHORT = """
     ) SELECT id FROM inside"""
 _ASSIGNED_COHORTS = (
     "SELECT cohort_id FROM cohort_assignments"
-    " WHERE store_id = :store AND activity_key = ANY(CAST(:assigned AS text[]))"
+    " WHERE store_id = :store AND activity_key = ANY(CAST(:assigned AS uuid[]))"
 )
 
 
@@ -268,7 +270,7 @@ def _per_learner(
                duration_seconds AS duration, sessions, abandoned, rating_at, rating_scaled,
                rating_raw, rating_min, rating_max, rating_response, {value} AS grp
           FROM analytics_progress
-         WHERE {stores} AND activity_key = ANY(CAST(:activities AS text[]))"""
+         WHERE {stores} AND activity_key = ANY(CAST(:activities AS uuid[]))"""
     else:
         rated = "p.rating_at IS NOT NULL" + _window_sql(window, params, "p.rating_at")
         base = f"""
@@ -288,14 +290,14 @@ def _per_learner(
                        max(best_score) AS best_score, sum(duration_seconds) AS duration,
                        sum(sessions) AS sessions, sum(abandoned) AS abandoned
                   FROM analytics_hourly
-                 WHERE {stores} AND activity_key = ANY(CAST(:activities AS text[]))
+                 WHERE {stores} AND activity_key = ANY(CAST(:activities AS uuid[]))
                        {_window_sql(window, params)}
                  GROUP BY store_id, activity_key, learner_key) AS w
           JOIN analytics_progress p ON p.store_id = w.store_id AND p.activity_key = w.activity_key
                                    AND p.learner_key = w.learner_key
          -- Implied by the join, but said: with nested loops off (cohorts), the hash join
          -- then reads the asked activities' progress rows, not the whole store's.
-         WHERE p.{stores} AND p.activity_key = ANY(CAST(:activities AS text[]))"""
+         WHERE p.{stores} AND p.activity_key = ANY(CAST(:activities AS uuid[]))"""
     if among.group_by != "cohort" and among.cohort is None:
         return base
     ctes, join, where, group = _by_cohort(among, window, "learners", params)
@@ -529,7 +531,7 @@ def _assigned(
                    min(a.due) AS due
               FROM assigned_members m
               JOIN cohort_assignments a ON a.store_id = :store AND a.cohort_id = m.cohort_id
-                                       AND a.activity_key = ANY(CAST(:assigned AS text[]))
+                                       AND a.activity_key = ANY(CAST(:assigned AS uuid[]))
              GROUP BY a.activity_key, m.learner_key
         )
         SELECT a.activity_key AS assigned_key, {group} AS grp, {cohort_id} AS cohort_id, a.learner_key,
@@ -617,12 +619,12 @@ async def assignment_status(conn: AsyncConnection, store_id: int, window: Window
     if window.unbounded:
         done = """
             SELECT activity_key, learner_key FROM analytics_progress
-             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS uuid[]))
                AND completed_at IS NOT NULL"""
     else:
         done = f"""
             SELECT DISTINCT activity_key, learner_key FROM analytics_hourly
-             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS text[]))
+             WHERE store_id = :store AND activity_key = ANY(CAST(:keys AS uuid[]))
                AND completed_at IS NOT NULL{_window_sql(window, params)}"""
     all_assigned = "SELECT cohort_id FROM cohort_assignments WHERE store_id = :store"
     rows = await conn.execute(
@@ -865,7 +867,7 @@ class Period:
 
 
 def _hourly_among(
-    activity_key: str | None,
+    activity_key: uuid.UUID | None,
     window: Window,
     among: Among,
     params: dict[str, Any],
@@ -1108,7 +1110,7 @@ async def activity_summaries(
     """Each activity's learners, completers and time within the window, grouped as ``among``
     asks. ``top_level``: only the activities no statement has shown under a parent (the
     courses, not their elements); ``only``: only these activities."""
-    params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
+    params: dict[str, Any] = {"store": store_id, "overall": OVERALL_KEY}
 
     def narrow(alias: str) -> str:
         """SQL keeping the activities asked for, as ``alias``.activity_key."""
@@ -1295,7 +1297,7 @@ async def _activity_weights(
     that one whose statements report no time still weighs. Month rows, when the window
     holds whole months: per month it touches, its statements or its learners, whichever
     are fewer (a programme's learners come back in many hours, a course's once or twice)."""
-    params: dict[str, Any] = {"store": store_id, "overall": OVERALL}
+    params: dict[str, Any] = {"store": store_id, "overall": OVERALL_KEY}
     months_in = await _whole_months(conn, store_id, window)
     if months_in is None:
         weight = "duration_seconds + 60 * learners_started"
@@ -1337,7 +1339,7 @@ def _only(alias: str, activities: Sequence[str] | None, params: dict[str, Any]) 
     if activities is None:
         return ""
     params["only"] = [_key(a) for a in activities]
-    return f" AND {alias}.activity_key = ANY(CAST(:only AS text[]))"
+    return f" AND {alias}.activity_key = ANY(CAST(:only AS uuid[]))"
 
 
 def _top_level(alias: str) -> str:
@@ -1360,7 +1362,7 @@ async def _holds_everything(conn: AsyncConnection, store_id: int, window: Window
             "SELECT EXISTS (SELECT 1 FROM analytics_hourly"
             " WHERE store_id = :store AND activity_key = :overall AND hour < :since)"
         ),
-        {"store": store_id, "overall": OVERALL, "since": since},
+        {"store": store_id, "overall": OVERALL_KEY, "since": since},
     )
     return not before.scalar_one()
 
@@ -1399,7 +1401,7 @@ async def trends(conn: AsyncConnection, store_id: int, activities: list[str], th
                  WHERE p.store_id = a.store_id AND p.activity_key = a.activity_key
                    AND p.completed_at >= :then) AS completed_since
           FROM analytics_activity a
-         WHERE a.store_id = :store AND a.activity_key = ANY(CAST(:keys AS text[]))
+         WHERE a.store_id = :store AND a.activity_key = ANY(CAST(:keys AS uuid[]))
         """),
         {"store": store_id, "keys": [_key(a) for a in activities], "then": then},
     )
@@ -1489,7 +1491,7 @@ async def activity_names(
     carried = await conn.execute(
         text(
             "SELECT store_id, activity_id, name FROM analytics_names"
-            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND activity_key = ANY(CAST(:keys AS text[]))"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND activity_key = ANY(CAST(:keys AS uuid[]))"
         ),
         {"stores": stores, "keys": [_key(a) for a in activities]},
     )
@@ -1520,8 +1522,8 @@ async def learner_figures(
                failed, best_score, duration_seconds, sessions, abandoned, rating_at,
                rating_scaled, rating_raw, rating_min, rating_max, rating_response
           FROM analytics_progress
-         WHERE store_id = :store AND activity_key <> ''
-           AND (activity_key, learner_key) IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:l AS text[])))
+         WHERE store_id = :store AND activity_key <> '00000000-0000-0000-0000-000000000000'
+           AND (activity_key, learner_key) IN (SELECT * FROM unnest(CAST(:a AS uuid[]), CAST(:l AS uuid[])))
          ORDER BY activity_id
         """),
         {"store": store_id, "a": [_key(k.activity) for k in kept], "l": [_key(k.learner) for k in kept]},
@@ -1539,13 +1541,13 @@ async def learner_rows(
         text("""
         SELECT (SELECT count(*) FROM analytics_hourly WHERE store_id = :store
                    AND (activity_key, hour, learner_key) IN (SELECT * FROM unnest(
-                       CAST(:ha AS text[]), CAST(:hh AS timestamptz[]), CAST(:hl AS text[]))))
+                       CAST(:ha AS uuid[]), CAST(:hh AS timestamptz[]), CAST(:hl AS uuid[]))))
              + (SELECT count(*) FROM analytics_progress WHERE store_id = :store
                    AND (activity_key, learner_key) IN (SELECT * FROM unnest(
-                       CAST(:pa AS text[]), CAST(:pl AS text[]))))
+                       CAST(:pa AS uuid[]), CAST(:pl AS uuid[]))))
              + (SELECT count(*) FROM (
                    SELECT DISTINCT p.kind, p.period, p.learner_key
-                     FROM unnest(CAST(:oh AS timestamptz[]), CAST(:ol AS text[])) AS u(hour, learner)
+                     FROM unnest(CAST(:oh AS timestamptz[]), CAST(:ol AS uuid[])) AS u(hour, learner)
                      JOIN analytics_zone z ON z.store_id = :store
                      CROSS JOIN (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
                      JOIN analytics_presence p ON p.store_id = :store AND p.kind = k.kind

@@ -3,7 +3,9 @@ recounting them when a store's zone or verb sets change.
 
 Each SQL text is whole where it is defined, but for where the two large upserts read their
 rows (``{rows}``, filled in by ``_both``). What one statement contributes is computed in
-``analytics.rollup`` (pure); this module writes it.
+``analytics.rollup`` (pure); this module writes it. Activities and learners are keyed by
+``store.keys.analytics_key``; the store as a whole by the nil UUID (``OVERALL_KEY``), which
+the SQL spells out.
 """
 
 from __future__ import annotations
@@ -40,14 +42,14 @@ T = TypeVar("T")
 STAGE_FROM = 500
 _STAGES = {
     "fold_hourly": (
-        ("activity_key", "text"), ("hour", "timestamptz"), ("learner_key", "text"),
+        ("activity_key", "uuid"), ("hour", "timestamptz"), ("learner_key", "uuid"),
         ("statements", "int"), ("completions", "int"), ("first_at", "timestamptz"),
         ("last_at", "timestamptz"), ("completed_at", "timestamptz"), ("passed", "boolean"),
         ("failed", "boolean"), ("best_score", "float8"), ("duration_seconds", "float8"),
         ("sessions", "int"), ("abandoned", "int"),
     ),
     "fold_progress": (
-        ("activity_key", "text"), ("learner_key", "text"), ("activity_id", "text"),
+        ("activity_key", "uuid"), ("learner_key", "uuid"), ("activity_id", "text"),
         ("learner", "text"), ("learner_name", "text"), ("groups", "jsonb"),
         ("statements", "int"), ("completions", "int"), ("first_at", "timestamptz"),
         ("last_at", "timestamptz"), ("completed_at", "timestamptz"), ("passed", "boolean"),
@@ -114,7 +116,7 @@ WITH src AS MATERIALIZED (
     INSERT INTO analytics_month_learners (store_id, activity_key, month, learner_key)
     SELECT DISTINCT CAST(:store AS bigint), up.activity_key,
            analytics_period_of('month', up.hour AT TIME ZONE z.zone), up.learner_key
-      FROM up, zone z WHERE up.arrived AND up.activity_key <> ''
+      FROM up, zone z WHERE up.arrived AND up.activity_key <> '00000000-0000-0000-0000-000000000000'
      ORDER BY 2, 3, 4
         ON CONFLICT DO NOTHING
 ), totals AS (
@@ -123,13 +125,14 @@ WITH src AS MATERIALIZED (
     SELECT CAST(:store AS bigint), src.activity_key,
            analytics_period_of('month', src.hour AT TIME ZONE z.zone), sum(src.statements),
            sum(src.completions), sum(src.duration_seconds)
-      FROM src, zone z WHERE src.activity_key <> '' GROUP BY 2, 3 ORDER BY 2, 3
+      FROM src, zone z WHERE src.activity_key <> '00000000-0000-0000-0000-000000000000'
+     GROUP BY 2, 3 ORDER BY 2, 3
         ON CONFLICT (store_id, activity_key, month) DO UPDATE SET
            statements = t.statements + EXCLUDED.statements,
            completions = t.completions + EXCLUDED.completions,
            duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
 )
-SELECT hour, learner_key FROM up WHERE arrived AND activity_key = ''
+SELECT hour, learner_key FROM up WHERE arrived AND activity_key = '00000000-0000-0000-0000-000000000000'
 """,
     "fold_hourly",
     "u",
@@ -187,7 +190,7 @@ RETURNING activity_key, activity_id, xmax = 0 AS arrived, was_completed,
 _ACTIVITY_CHANGES = text("""
 INSERT INTO analytics_activity AS t
        (store_id, activity_key, activity_id, learners_started, learners_completed, duration_seconds)
-SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]),
+SELECT CAST(:store AS bigint), u.* FROM unnest(CAST(:keys AS uuid[]), CAST(:ids AS text[]),
        CAST(:started AS int[]), CAST(:completed AS int[]), CAST(:duration AS float8[])) AS u
     ON CONFLICT (store_id, activity_key) DO UPDATE SET
        learners_started = t.learners_started + EXCLUDED.learners_started,
@@ -211,7 +214,7 @@ WITH zone AS (
 hours AS (
     SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone) AS period,
            u.learner, u.change
-      FROM unnest(CAST(:active_hours AS timestamptz[]), CAST(:active_learners AS text[]),
+      FROM unnest(CAST(:active_hours AS timestamptz[]), CAST(:active_learners AS uuid[]),
                   CAST(:changes AS int[])) AS u(hour, learner, change), zone z, kinds k
 ), present AS (
     INSERT INTO analytics_presence AS t (store_id, kind, period, learner_key, hours)
@@ -249,7 +252,7 @@ SELECT CAST(:store AS bigint), kind, period, COALESCE(l.change, 0), COALESCE(s.s
 _CHILDREN = text("""
 INSERT INTO analytics_children (store_id, parent_key, child_key, child_id)
 SELECT CAST(:store AS bigint), u.parent, u.child, u.child_id
-  FROM unnest(CAST(:parents AS text[]), CAST(:children AS text[]), CAST(:ids AS text[]))
+  FROM unnest(CAST(:parents AS uuid[]), CAST(:children AS uuid[]), CAST(:ids AS text[]))
        AS u(parent, child, child_id)
     ON CONFLICT DO NOTHING
 """)
@@ -259,7 +262,7 @@ class Presence(NamedTuple):
     """A learner's active hour arriving (+1) in, or leaving (-1) the store-wide periods."""
 
     hour: datetime
-    learner_key: str
+    learner_key: uuid.UUID
     change: int
 
 
@@ -283,7 +286,7 @@ class Added:
     computes the next batch while the last one's SQL runs)."""
 
     pairs: list[tuple[str, str]]  # (parent, child) activities
-    named: dict[str, tuple[str, dict[str, str]]]  # activity key: (activity, name)
+    named: dict[uuid.UUID, tuple[str, dict[str, str]]]  # activity key: (activity, name)
     hours: HourlyRows  # merged by (activity, hour, learner)
     learners: ProgressRows  # merged by (activity, learner)
     totals: list[Total]  # what the store-wide hourly rows add to their periods
@@ -293,7 +296,7 @@ def added(statements: Iterable[dict[str, Any]], settings: StoreSettings) -> Adde
     """What newly stored, non-voided statements add (pure: no I/O). One pass: given a
     generator, each statement can be freed once read (a batch's parsed statements are
     most of the fold's memory)."""
-    named: dict[str, tuple[str, dict[str, str]]] = {}
+    named: dict[uuid.UUID, tuple[str, dict[str, str]]] = {}
     rows: list[Row] = []
     pairs: set[tuple[str, str]] = set()
     for s in statements:
@@ -368,7 +371,7 @@ async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: 
 _NAMES = text("""
 INSERT INTO analytics_names AS t (store_id, activity_key, activity_id, name)
 SELECT CAST(:store AS bigint), u.key, u.id, u.name
-  FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:names AS jsonb[])) AS u(key, id, name)
+  FROM unnest(CAST(:keys AS uuid[]), CAST(:ids AS text[]), CAST(:names AS jsonb[])) AS u(key, id, name)
     ON CONFLICT (store_id, activity_key) DO UPDATE SET name = t.name || EXCLUDED.name
 """)
 
@@ -385,7 +388,9 @@ async def _upsert(conn: AsyncConnection, upsert: Upsert, rows: list[tuple[Any, .
             {name: orjson.Fragment(v) if name in texts else v for name, v in zip(names, r, strict=True)}
             for r in rows
         ]
-        return await conn.execute(upsert.inline, {**params, "rows": dumps(payload)})
+        # Keys are asyncpg's UUIDs (store.keys), which orjson writes only as text.
+        sent = orjson.dumps(payload, default=str).decode()
+        return await conn.execute(upsert.inline, {**params, "rows": sent})
     # Emptied first: one transaction may upsert more than once (voiding after a fold, a
     # whole rebuild).
     await conn.execute(
@@ -426,7 +431,7 @@ class ProgressRows:
     add to each activity."""
 
     rows: list[tuple[Any, ...]]
-    durations: dict[str, tuple[str, float]]  # activity key: (activity id, seconds)
+    durations: dict[uuid.UUID, tuple[str, float]]  # activity key: (activity id, seconds)
 
     @classmethod
     def of(cls, rows: list[Row]) -> ProgressRows:
@@ -435,7 +440,7 @@ class ProgressRows:
              *_figures(r), *_rating(r))
             for r in rows
         ]  # fmt: skip
-        durations: dict[str, tuple[str, float]] = {}
+        durations: dict[uuid.UUID, tuple[str, float]] = {}
         for row in rows:
             if row.activity != OVERALL:
                 key = _key(row.activity)
@@ -445,7 +450,7 @@ class ProgressRows:
 
 async def _upsert_hourly(
     conn: AsyncConnection, store_id: int, rows: HourlyRows, zone: str
-) -> list[tuple[datetime, str]]:
+) -> list[tuple[datetime, uuid.UUID]]:
     """Upsert hourly rows, and add them to their activities' months; returns (hour, learner
     key) of the store-wide rows that are new."""
     if not rows.rows:
@@ -463,7 +468,10 @@ class ActivityChange:
 
 
 async def _upsert_progress(
-    conn: AsyncConnection, store_id: int, rows: ProgressRows, changes: dict[str, ActivityChange] | None = None
+    conn: AsyncConnection,
+    store_id: int,
+    rows: ProgressRows,
+    changes: dict[uuid.UUID, ActivityChange] | None = None,
 ) -> None:
     """Upsert progress rows, and count what they change in their activities' figures.
 
@@ -556,7 +564,7 @@ async def take_out(
         text("""
         WITH gone AS (
             DELETE FROM analytics_hourly WHERE store_id = :store AND (activity_key, hour, learner_key)
-                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:h AS timestamptz[]), CAST(:l AS text[])))
+                IN (SELECT * FROM unnest(CAST(:a AS uuid[]), CAST(:h AS timestamptz[]), CAST(:l AS uuid[])))
             RETURNING activity_key, hour, learner_key, statements, completions, duration_seconds
         ), months AS (
             INSERT INTO analytics_activity_months AS t
@@ -565,7 +573,7 @@ async def take_out(
                    analytics_period_of('month', g.hour AT TIME ZONE z.zone), -sum(g.statements),
                    -sum(g.completions), -sum(g.duration_seconds)
               FROM gone g JOIN analytics_zone z ON z.store_id = :store
-             WHERE g.activity_key <> ''
+             WHERE g.activity_key <> '00000000-0000-0000-0000-000000000000'
              GROUP BY 2, 3 ORDER BY 2, 3
                 ON CONFLICT (store_id, activity_key, month) DO UPDATE SET
                    statements = t.statements + EXCLUDED.statements,
@@ -573,7 +581,7 @@ async def take_out(
                    duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds
         )
         SELECT hour, learner_key, statements, completions, duration_seconds
-          FROM gone WHERE activity_key = ''
+          FROM gone WHERE activity_key = '00000000-0000-0000-0000-000000000000'
         """),
         {
             "store": store_id,
@@ -583,13 +591,13 @@ async def take_out(
         },
     )
     old_overall = removed.all()
-    changes: dict[str, ActivityChange] = {}
+    changes: dict[uuid.UUID, ActivityChange] = {}
     if touched_progress:
         pairs = sorted(touched_progress)
         result = await conn.execute(
             text("""
             DELETE FROM analytics_progress WHERE store_id = :store AND (activity_key, learner_key)
-                IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:l AS text[])))
+                IN (SELECT * FROM unnest(CAST(:a AS uuid[]), CAST(:l AS uuid[])))
             RETURNING activity_key, activity_id, completed_at IS NOT NULL AS completed, duration_seconds
             """),
             {
@@ -639,7 +647,7 @@ async def take_out(
              WHERE p.store_id = :store AND z.store_id = :store AND p.hours <= 0
                AND (p.kind, p.period, p.learner_key) IN (
                    SELECT k.kind, analytics_period_of(k.kind, u.hour AT TIME ZONE z.zone), u.learner
-                     FROM unnest(CAST(:hours AS timestamptz[]), CAST(:learners AS text[]))
+                     FROM unnest(CAST(:hours AS timestamptz[]), CAST(:learners AS uuid[]))
                           AS u(hour, learner),
                           (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind))
             """),
@@ -661,7 +669,7 @@ async def _forget_emptied(
     are folded) falls in a month of the hours ``touched``, and the months' and periods'
     figures left at no statement."""
 
-    def columns(rows: Iterable[HourKey]) -> tuple[list[str], list[datetime], list[str]]:
+    def columns(rows: Iterable[HourKey]) -> tuple[list[uuid.UUID], list[datetime], list[uuid.UUID]]:
         listed = list(rows)
         return [_key(k.activity) for k in listed], [k.hour for k in listed], [_key(k.learner) for k in listed]
 
@@ -672,27 +680,28 @@ async def _forget_emptied(
         WITH z AS (SELECT zone FROM analytics_zone WHERE store_id = :store),
         touched AS (
             SELECT u.a, u.h, u.l, analytics_period_of('month', u.h AT TIME ZONE z.zone) AS month
-              FROM unnest(CAST(:ta AS text[]), CAST(:th AS timestamptz[]), CAST(:tl AS text[]))
+              FROM unnest(CAST(:ta AS uuid[]), CAST(:th AS timestamptz[]), CAST(:tl AS uuid[]))
                    AS u(a, h, l), z
         ), learners AS (
             DELETE FROM analytics_month_learners
              WHERE store_id = :store AND (activity_key, month, learner_key) IN (
-                   SELECT a, month, l FROM touched WHERE a <> ''
+                   SELECT a, month, l FROM touched WHERE a <> '00000000-0000-0000-0000-000000000000'
                    EXCEPT
                    SELECT u.a, analytics_period_of('month', u.h AT TIME ZONE z.zone), u.l
-                     FROM unnest(CAST(:ka AS text[]), CAST(:kh AS timestamptz[]), CAST(:kl AS text[]))
+                     FROM unnest(CAST(:ka AS uuid[]), CAST(:kh AS timestamptz[]), CAST(:kl AS uuid[]))
                           AS u(a, h, l), z)
         ), months AS (
             DELETE FROM analytics_activity_months
              WHERE store_id = :store AND statements = 0
-               AND (activity_key, month) IN (SELECT a, month FROM touched WHERE a <> '')
+               AND (activity_key, month) IN (
+                   SELECT a, month FROM touched WHERE a <> '00000000-0000-0000-0000-000000000000')
         )
         DELETE FROM analytics_period
          WHERE store_id = :store AND learners = 0 AND statements = 0
            AND (kind, period) IN (
                SELECT k.kind, analytics_period_of(k.kind, t.h AT TIME ZONE z.zone)
                  FROM touched t, z, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
-                WHERE t.a = '')
+                WHERE t.a = '00000000-0000-0000-0000-000000000000')
         """),
         {"store": store_id, "ta": ta, "th": th, "tl": tl, "ka": ka, "kh": kh, "kl": kl},
     )
@@ -704,7 +713,7 @@ INSERT INTO analytics_presence (store_id, kind, period, learner_key, hours)
 SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
        h.learner_key, count(*)
   FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
- WHERE h.store_id = :store AND h.activity_key = ''
+ WHERE h.store_id = :store AND h.activity_key = '00000000-0000-0000-0000-000000000000'
  GROUP BY 1, 2, 3, 4
 """)
 _RECOUNT_PERIODS = text("""
@@ -712,7 +721,7 @@ INSERT INTO analytics_period (store_id, kind, period, learners, statements, comp
 SELECT CAST(:store AS bigint), k.kind, analytics_period_of(k.kind, h.hour AT TIME ZONE :zone),
        count(DISTINCT h.learner_key), sum(h.statements), sum(h.completions), sum(h.duration_seconds)
   FROM analytics_hourly h, (VALUES ('day'), ('week'), ('month'), ('cell')) AS k(kind)
- WHERE h.store_id = :store AND h.activity_key = ''
+ WHERE h.store_id = :store AND h.activity_key = '00000000-0000-0000-0000-000000000000'
  GROUP BY 1, 2, 3
 """)
 
@@ -721,7 +730,7 @@ INSERT INTO analytics_month_learners (store_id, activity_key, month, learner_key
 SELECT DISTINCT CAST(:store AS bigint), h.activity_key,
        analytics_period_of('month', h.hour AT TIME ZONE :zone), h.learner_key
   FROM analytics_hourly h
- WHERE h.store_id = :store AND h.activity_key <> ''
+ WHERE h.store_id = :store AND h.activity_key <> '00000000-0000-0000-0000-000000000000'
 """)
 _RECOUNT_ACTIVITY_MONTHS = text("""
 INSERT INTO analytics_activity_months
@@ -729,7 +738,7 @@ INSERT INTO analytics_activity_months
 SELECT CAST(:store AS bigint), h.activity_key, analytics_period_of('month', h.hour AT TIME ZONE :zone),
        sum(h.statements), sum(h.completions), sum(h.duration_seconds)
   FROM analytics_hourly h
- WHERE h.store_id = :store AND h.activity_key <> ''
+ WHERE h.store_id = :store AND h.activity_key <> '00000000-0000-0000-0000-000000000000'
  GROUP BY 1, 2, 3
 """)
 # Kept in the store's recorded zone, and counted again from the hourly rollup in another.

@@ -187,7 +187,7 @@ async def _attachments(db: Database, store_id: int) -> AsyncIterator[bytes]:
 
 
 async def _documents(db: Database, store_id: int) -> AsyncIterator[bytes]:
-    after = ""
+    after: uuid.UUID | None = None
     while True:
         rows = await db.read(partial(activity_store.export_page, store_id=store_id, after=after, limit=1000))
         if not rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +16,7 @@ from lrs.xapi.activities import merge_definitions
 _UPSERT = text("""
 INSERT INTO activities (store_id, key, activity_id, definition)
 SELECT :store, u.key, u.id, u.definition
-  FROM unnest(CAST(:keys AS text[]), CAST(:ids AS text[]), CAST(:defs AS jsonb[]))
+  FROM unnest(CAST(:keys AS uuid[]), CAST(:ids AS text[]), CAST(:defs AS jsonb[]))
        WITH ORDINALITY AS u(key, id, definition, n)
  ORDER BY u.n
     ON CONFLICT (store_id, key) DO UPDATE
@@ -36,7 +37,7 @@ SELECT :store, u.key, u.id, u.definition
 async def merge(conn: AsyncConnection, store_id: int, definitions: list[tuple[str, dict[str, Any]]]) -> None:
     """Fold definitions into the canonical ones. Rows are written in key order, so two
     concurrent batches sharing activities lock them in the same order and cannot deadlock."""
-    merged: dict[str, tuple[str, dict[str, Any]]] = {}
+    merged: dict[UUID, tuple[str, dict[str, Any]]] = {}
     for activity_id, definition in definitions:
         key = analytics_key(activity_id)
         previous = merged.get(key)
@@ -48,7 +49,7 @@ async def merge(conn: AsyncConnection, store_id: int, definitions: list[tuple[st
     kept = await conn.execute(
         text(
             "SELECT key, definition FROM activities"
-            " WHERE store_id = :store AND key = ANY(CAST(:keys AS text[]))"
+            " WHERE store_id = :store AND key = ANY(CAST(:keys AS uuid[]))"
         ),
         {"store": store_id, "keys": list(merged)},
     )
@@ -88,7 +89,7 @@ async def get_many(
     rows = await conn.execute(
         text(
             "SELECT store_id, activity_id, definition FROM activities"
-            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND key = ANY(CAST(:keys AS text[]))"
+            " WHERE store_id = ANY(CAST(:stores AS bigint[])) AND key = ANY(CAST(:keys AS uuid[]))"
         ),
         {"stores": store_ids, "keys": [analytics_key(i) for i in activity_ids]},
     )
@@ -96,13 +97,15 @@ async def get_many(
 
 
 async def export_page(
-    conn: AsyncConnection, store_id: int, after: str, limit: int
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """The store's next canonical definitions in key order: (key, activity id, definition)."""
+    conn: AsyncConnection, store_id: int, after: UUID | None, limit: int
+) -> list[tuple[UUID, str, dict[str, Any]]]:
+    """The store's next canonical definitions in key order, after the key ``after`` (None:
+    from the first): (key, activity id, definition)."""
     rows = await conn.execute(
         text(
             "SELECT key, activity_id, definition FROM activities"
-            " WHERE store_id = :store AND key > :after ORDER BY key LIMIT :limit"
+            " WHERE store_id = :store AND (CAST(:after AS uuid) IS NULL OR key > :after)"
+            " ORDER BY key LIMIT :limit"
         ),
         {"store": store_id, "after": after, "limit": limit},
     )

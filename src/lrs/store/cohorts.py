@@ -140,7 +140,7 @@ async def replace_members(
         text("""
         UPDATE cohort_members m SET valid_to = :at
          WHERE m.store_id = :store AND m.cohort_id = :cohort AND m.valid_to IS NULL
-           AND NOT EXISTS (SELECT FROM unnest(CAST(:keys AS text[])) AS k(key) WHERE k.key = m.learner_key)
+           AND NOT EXISTS (SELECT FROM unnest(CAST(:keys AS uuid[])) AS k(key) WHERE k.key = m.learner_key)
         """),
         params,
     )
@@ -148,7 +148,7 @@ async def replace_members(
         text("""
         INSERT INTO cohort_members (store_id, cohort_id, learner_key, learner, name, valid_from)
         SELECT :store, :cohort, u.key, u.learner, u.name, :at
-          FROM unnest(CAST(:keys AS text[]), CAST(:learners AS text[]), CAST(:names AS text[]))
+          FROM unnest(CAST(:keys AS uuid[]), CAST(:learners AS text[]), CAST(:names AS text[]))
                AS u(key, learner, name)
          WHERE NOT EXISTS (SELECT FROM cohort_members m
                             WHERE m.store_id = :store AND m.cohort_id = :cohort
@@ -249,7 +249,7 @@ async def memberships_of(
         text("""
         SELECT c.name AS cohort, m.name, m.valid_from, m.valid_to
           FROM cohort_members m JOIN cohorts c ON c.store_id = m.store_id AND c.id = m.cohort_id
-         WHERE m.store_id = :store AND m.learner_key = ANY(CAST(:keys AS text[]))
+         WHERE m.store_id = :store AND m.learner_key = ANY(CAST(:keys AS uuid[]))
          ORDER BY c.name, m.valid_from
         """),
         {"store": store_id, "keys": [analytics_key(k) for k in learners]},
@@ -261,7 +261,7 @@ async def forget_learners(conn: AsyncConnection, store_id: int, learners: list[s
     """Delete every membership of these learners, past and present."""
     result = await conn.execute(
         text(
-            "DELETE FROM cohort_members WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS text[]))"
+            "DELETE FROM cohort_members WHERE store_id = :store AND learner_key = ANY(CAST(:keys AS uuid[]))"
         ),
         {"store": store_id, "keys": [analytics_key(k) for k in learners]},
     )

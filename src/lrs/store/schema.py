@@ -152,8 +152,8 @@ activities = Table(
     "activities",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    # The activity id, or its hash when too long for an index key (see store.keys).
-    Column("key", Text, nullable=False),
+    # store.keys.analytics_key of the activity id.
+    Column("key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("definition", JSONB, nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -214,14 +214,15 @@ audit_log = Table(
 )
 
 # Analytics rollup, kept by the write path: the figures of one (activity, hour, learner), for
-# questions about a time window. activity_key "" holds every statement once (store-wide).
+# questions about a time window. The nil UUID as activity_key (store.keys.OVERALL_KEY) holds
+# every statement once (store-wide).
 analytics_hourly = Table(
     "analytics_hourly",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("hour", DateTime(timezone=True), nullable=False),
-    Column("learner_key", Text, nullable=False),
+    Column("learner_key", UUID(as_uuid=True), nullable=False),
     Column("statements", Integer, nullable=False),
     Column("completions", Integer, nullable=False),
     Column("first_at", DateTime(timezone=True), nullable=False),
@@ -260,8 +261,8 @@ analytics_progress = Table(
     "analytics_progress",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
-    Column("learner_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
+    Column("learner_key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("learner", Text, nullable=False),
     Column("learner_name", Text),
@@ -304,7 +305,7 @@ analytics_activity = Table(
     "analytics_activity",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("learners_started", Integer, nullable=False),
     Column("learners_completed", Integer, nullable=False),
@@ -330,7 +331,7 @@ analytics_presence = Table(
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
     Column("kind", Text, nullable=False),
     Column("period", Integer, nullable=False),
-    Column("learner_key", Text, nullable=False),
+    Column("learner_key", UUID(as_uuid=True), nullable=False),
     Column("hours", Integer, nullable=False),
     PrimaryKeyConstraint("store_id", "kind", "period", "learner_key"),
 )
@@ -351,14 +352,14 @@ analytics_period = Table(
 # Per activity and local month (in the store's zone, like the period figures): which learners
 # were active, and the figures. A window's whole months are read from these, its cut ends
 # from the hourly rows: a learner active in many hours of a month is one row here (migration
-# 0019). The store-wide activity "" is left out; its periods are analytics_period's.
+# 0019). The store-wide rows (OVERALL_KEY) are left out; their periods are analytics_period's.
 analytics_month_learners = Table(
     "analytics_month_learners",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("month", Integer, nullable=False),
-    Column("learner_key", Text, nullable=False),
+    Column("learner_key", UUID(as_uuid=True), nullable=False),
     PrimaryKeyConstraint("store_id", "activity_key", "month", "learner_key"),
 )
 
@@ -366,7 +367,7 @@ analytics_activity_months = Table(
     "analytics_activity_months",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("month", Integer, nullable=False),
     Column("statements", BigInteger, nullable=False),
     Column("completions", BigInteger, nullable=False),
@@ -379,8 +380,8 @@ analytics_children = Table(
     "analytics_children",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("parent_key", Text, nullable=False),
-    Column("child_key", Text, nullable=False),
+    Column("parent_key", UUID(as_uuid=True), nullable=False),
+    Column("child_key", UUID(as_uuid=True), nullable=False),
     Column("child_id", Text, nullable=False),
     PrimaryKeyConstraint("store_id", "parent_key", "child_key"),
 )
@@ -392,7 +393,7 @@ analytics_names = Table(
     "analytics_names",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("name", JSONB, nullable=False),
     PrimaryKeyConstraint("store_id", "activity_key"),
@@ -439,7 +440,7 @@ cohort_members = Table(
     metadata,
     Column("store_id", BigInteger, nullable=False),
     Column("cohort_id", BigInteger, nullable=False),
-    Column("learner_key", Text, nullable=False),
+    Column("learner_key", UUID(as_uuid=True), nullable=False),
     Column("learner", Text, nullable=False),
     Column("name", Text),
     Column("valid_from", DateTime(timezone=True), nullable=False),
@@ -456,7 +457,7 @@ cohort_assignments = Table(
     metadata,
     Column("store_id", BigInteger, nullable=False),
     Column("cohort_id", BigInteger, nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("due", DateTime(timezone=True)),
     PrimaryKeyConstraint("store_id", "cohort_id", "activity_key"),
@@ -469,7 +470,7 @@ activity_costs = Table(
     "activity_costs",
     metadata,
     Column("store_id", BigInteger, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
-    Column("activity_key", Text, nullable=False),
+    Column("activity_key", UUID(as_uuid=True), nullable=False),
     Column("activity_id", Text, nullable=False),
     Column("amount", Numeric(18, 2), nullable=False),
     Column("currency", Text, nullable=False),
