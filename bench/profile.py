@@ -6,6 +6,7 @@ py-spy samples them (own time, and time inside a few functions that name a stage
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -55,9 +56,7 @@ def machine_cpu_seconds() -> float:
     """CPU seconds the whole machine has been busy since boot, all cores (``/proc/stat``;
     idle, I/O wait and time stolen by the host left out). Unlike a process list, it keeps
     the time of PostgreSQL backends that exit meanwhile."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    return _machine_times()[0]
 
 
 def processes_cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
@@ -156,3 +155,77 @@ def _short(frame: str) -> str:
     name, _, where = frame.partition(" (")
     file = where.rsplit(":", 1)[0].rsplit("/", 1)[-1]
     return f"{name} ({file})" if file else name
+
+
+def _machine_times() -> tuple[float, float]:
+    """Busy and I/O-wait seconds of the whole machine since boot (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    user, nice, system, _idle, iowait, irq, softirq = map(int, fields)
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, iowait / tick
+
+
+class DatabaseSampler:
+    """What the database's own backends wait on while a phase runs, sampled from
+    ``pg_stat_activity`` ten times a second: the share of active-backend samples per wait
+    (``CPU`` when none) and per statement, the share of blocks read from outside
+    PostgreSQL's cache, and the machine's I/O wait against its busy time. It tells a phase
+    slowed by reading from disk from one slowed by CPU or by locks, which py-spy's view of
+    the LRS workers cannot."""
+
+    ACTIVE = (
+        "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), left(regexp_replace(query,"
+        " '\\s+', ' ', 'g'), 70) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state = 'active' AND pid <> pg_backend_pid()"
+    )
+    BLOCKS = "SELECT blks_read, blks_hit FROM pg_stat_database WHERE datname = current_database()"
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.waits: Counter[str] = Counter()
+        self.queries: Counter[str] = Counter()
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+        self._start: tuple[Any, ...] = ()
+        self._end: tuple[Any, ...] = ()
+
+    async def __aenter__(self) -> DatabaseSampler:
+        import asyncpg
+
+        self._conn = await asyncpg.connect(self.dsn)
+        self._start = (*(await self._conn.fetchrow(self.BLOCKS)), *_machine_times())
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._end = (*(await self._conn.fetchrow(self.BLOCKS)), *_machine_times())
+        await self._conn.close()
+
+    async def _sample(self) -> None:
+        while True:
+            rows = await self._conn.fetch(self.ACTIVE)
+            self.samples += 1
+            for wait, query in rows:
+                self.waits[wait] += 1
+                self.queries[query] += 1
+            await asyncio.sleep(0.1)
+
+    def summary(self) -> dict[str, Any]:
+        read = self._end[0] - self._start[0]
+        hit = self._end[1] - self._start[1]
+        busy = self._end[2] - self._start[2]
+        iowait = self._end[3] - self._start[3]
+        active = sum(self.waits.values()) or 1
+        return {
+            "samples": self.samples,
+            "active_backends_mean": round(active / max(self.samples, 1), 2),
+            "wait_share": {k: round(v / active, 3) for k, v in self.waits.most_common(8)},
+            "query_share": {k: round(v / active, 3) for k, v in self.queries.most_common(6)},
+            "blocks_read": read,
+            "blocks_read_share": round(read / max(read + hit, 1), 4),
+            "machine_iowait_vs_busy": round(iowait / max(busy, 1e-9), 3),
+        }
