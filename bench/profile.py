@@ -15,7 +15,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -165,7 +165,35 @@ def _machine_times() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / tick, iowait / tick
 
 
-class DatabaseSampler:
+class Sampler:
+    """Samples something in the background while a phase runs (``async with``): ``_sample``
+    loops until the block ends; ``_open`` and ``_close`` come before and after it."""
+
+    _task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._close()
+
+    async def _open(self) -> None:
+        pass
+
+    async def _close(self) -> None:
+        pass
+
+    async def _sample(self) -> None:
+        raise NotImplementedError
+
+
+class DatabaseSampler(Sampler):
     """What the database's own backends wait on while a phase runs, sampled from
     ``pg_stat_activity`` ten times a second: the share of active-backend samples per wait
     (``CPU`` when none) and per statement, the share of blocks read from outside
@@ -185,23 +213,16 @@ class DatabaseSampler:
         self.waits: Counter[str] = Counter()
         self.queries: Counter[str] = Counter()
         self.samples = 0
-        self._task: asyncio.Task[None] | None = None
         self._start: tuple[Any, ...] = ()
         self._end: tuple[Any, ...] = ()
 
-    async def __aenter__(self) -> DatabaseSampler:
+    async def _open(self) -> None:
         import asyncpg
 
         self._conn = await asyncpg.connect(self.dsn)
         self._start = (*(await self._conn.fetchrow(self.BLOCKS)), *_machine_times())
-        self._task = asyncio.create_task(self._sample())
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+    async def _close(self) -> None:
         self._end = (*(await self._conn.fetchrow(self.BLOCKS)), *_machine_times())
         await self._conn.close()
 

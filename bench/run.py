@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -36,7 +35,7 @@ from tests.harness import ROOT, create_database, drop_database, free_port, make_
 
 from bench.generate import START, Generator
 from bench.loadgen import basic, request, run
-from bench.profile import DatabaseSampler, profile
+from bench.profile import DatabaseSampler, Sampler, profile
 from lrs.embedded import EMBEDDED_SERVER_SETTINGS, start_embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -186,23 +185,12 @@ async def ingest(
     return summary
 
 
-class LagSampler:
+class LagSampler(Sampler):
     """Samples the rollup lag from /metrics while a phase runs (four times a second)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.samples: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LagSampler:
-        self._task = asyncio.create_task(self._sample())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _sample(self) -> None:
         import httpx
