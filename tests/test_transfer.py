@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import pickle
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lrs.config import Settings
-from lrs.jsontext import dumps
 from lrs.ops import transfer
-from lrs.store import statements as statement_store
 from lrs.store.database import Database
 from lrs.store.keys import index_key
-from lrs.store.stores import Store
-from lrs.xapi.statements import Prepared
 from tests.factories import activity, agent, voiding
 from tests.factories import statement_with_id as statement
 from tests.harness import (
@@ -273,33 +267,38 @@ async def test_cli_import_of_another_lrss_statements(second, tmp_path):
     assert f"{broken}:2: line 2" in failed.stderr and "stopped at line 2" in failed.stderr
 
 
-def _as_written(p: Prepared, now: datetime) -> tuple[Any, ...]:
-    """What the store writes for a line: its row's columns, its text, its index rows."""
-    w = statement_store.stamped_copy(p, now) if p.text is None else p
-    text = w.text if w.text is not None else dumps(w.statement)
-    return (w.id, w.timestamp, w.verb_id, w.voids, w.refers_to, w.kept_stored, text, w.keys, w.statement)
+async def _stored_rows(engine: Any, store: str) -> list[tuple[Any, ...]]:
+    """A store's statements in seq order: JSON, columns, and index rows."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT s.id, s.statement, s.timestamp, s.verb_id, s.voided, s.voids, s.refers_to, s.stored,"
+                " (SELECT array_agg(i.key::text || ':' || i.related::text ORDER BY i.key, i.related)"
+                " FROM statement_index i WHERE i.store_id = s.store_id AND i.seq = s.seq) AS keys"
+                " FROM statements s JOIN stores t ON t.id = s.store_id WHERE t.name = :name ORDER BY s.seq"
+            ),
+            {"name": store},
+        )
+        return [tuple(r) for r in rows]
 
 
 @pytest.mark.parametrize("pseudonymised", [False, True])
-def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymised, monkeypatch):
-    """Lines read by an import's reading processes travel back as text (``_carried``): each
-    is written byte for byte as the same line read in the importing process, with and
-    without its ``stored``, with and without a ``timestamp``."""
-    who = transfer.importer(
-        Store(
-            1,
-            "s",
-            datetime.now(UTC),
-            {"pseudonymise": pseudonymised, "pseudonym_home_page": "https://pseudo.example"},
-            b"k" * 32,
-        ),
-        "cli",
-        None,
-        "https://lrs.example",
+async def test_a_team_of_processes_stores_what_one_process_stores(second, pseudonymised):
+    """Statements of every shape, imported by processes of their own (``jobs``), are stored as
+    the importing process stores them when it reads them itself: the same JSON, columns and
+    index rows, with and without their ``stored`` and ``timestamp``, pseudonymised alike (so
+    that the same file imported again the other way adds nothing and clashes with nothing);
+    repeated statements, bad lines and records are taken alike."""
+    pseudonyms = (
+        {"pseudonymise": "true", "pseudonym_home_page": "https://pseudo.example"} if pseudonymised else {}
     )
-    assert (who.pseudonym is not None) == pseudonymised
+    here, there = (new_store(second.database_url, name, **pseudonyms) for name in ("team-1", "team-2"))
+    engine = create_async_engine(second.database_url)
+    db = Database(engine)
+    settings = Settings(database_url=second.database_url)
     target = statement()
     shapes = [
+        target,
         statement(timestamp="2026-03-01T12:00:00.123+02:00", version="2.0.0"),
         {**statement(), "stored": "2025-05-01T10:00:00Z"},
         {**statement(timestamp="2026-03-01T10:00:00Z"), "stored": "2025-05-01T10:00:00.5+01:00"},
@@ -318,26 +317,49 @@ def test_a_line_read_in_another_process_is_written_as_one_read_here(pseudonymise
         ),
         statement(result={"response": 'æøå "sitat" \u2028 \\ \n', "score": {"scaled": 0.5}}),
     ]
-    raws = [json.dumps(s).encode() for s in shapes] + [b"", b"{not json", b'{"lrs:activity": {"id": 1}}']
-    here = [transfer._read_line(raw, n, who.authority, who.pseudonym) for n, raw in enumerate(raws, 7)]
-    # What _start_reader sets in a reading process (without its collector tuning, which
-    # would outlive this test in the test run's process).
-    monkeypatch.setattr(transfer, "_reader", (who.authority, who.pseudonym))
-    first, carried = pickle.loads(pickle.dumps(transfer._read_chunk(7, raws)))
-    there = list(transfer._restored(first, carried))
-    assert [n for n, _ in there] == list(range(7, 7 + len(raws)))
-    now = datetime(2026, 12, 5, 6, 0, 0, 123456, tzinfo=UTC)
-    for mine, (_, theirs) in zip(here, there, strict=True):
-        if not isinstance(mine, Prepared):
-            assert theirs == mine
-            continue
-        assert (
-            isinstance(theirs, Prepared) and theirs.text is None
-            if mine.text is None
-            else theirs.text == mine.text
+
+    # A statement again, twice in one batch: stored once, accepted each time.
+    again = [shapes[2], shapes[2]]
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield b"".join(json.dumps(s).encode() + b"\n" for s in [*shapes, *again])
+        yield b'\n{not json\n{"lrs:activity": {"id": 1}}\n'
+
+    def comparable(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        # What the store stamps differs from one import to the next: its own clock.
+        out = []
+        for shape, (sid, doc, ts, *rest, stored, keys) in zip(shapes, rows, strict=True):
+            doc = dict(doc)
+            if "stored" not in shape:
+                doc.pop("stored")
+                stored = None
+            if "timestamp" not in shape:
+                doc.pop("timestamp")
+                ts = None
+            if pseudonymised:  # each store has a secret of its own
+                doc, keys = {k: v for k, v in doc.items() if k not in ("actor", "object", "authority")}, None
+            out.append((sid, doc, ts, *rest, stored, keys))
+        return out
+
+    try:
+        one = await transfer.import_lines(db, settings, "test", here, lines(), batch=3, on_error="skip")
+        team = await transfer.import_lines(
+            db, settings, "test", there, lines(), batch=3, on_error="skip", jobs=2
         )
-        assert _as_written(theirs, now) == _as_written(mine, now)
-    assert [type(x).__name__ for _, x in there[-3:]] == ["NoneType", "_Bad", "_Record"]
+        assert one.as_dict() == team.as_dict()
+        assert [n for n, _ in team.errors] == [13, 14] and team.statements == len(shapes) + 2
+        first = await _stored_rows(engine, here)
+        assert comparable(first) == comparable(await _stored_rows(engine, there))
+        assert [str(r[0]) for r in first] == [s["id"] for s in shapes]
+        assert first[0][4] and not any(r[4] for r in first[1:])  # the target is voided
+
+        other_way = await transfer.import_lines(
+            db, settings, "test", here, lines(), batch=3, on_error="skip", jobs=2
+        )
+        assert other_way.statements == len(shapes) + 2 and [n for n, _ in other_way.errors] == [13, 14]
+        assert await _stored_rows(engine, here) == first
+    finally:
+        await engine.dispose()
 
 
 async def _chunks(lines: list[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -345,13 +367,10 @@ async def _chunks(lines: list[dict[str, Any]]) -> AsyncIterator[bytes]:
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_line(
-    second, jobs, monkeypatch
-):
+async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_line(second, jobs):
     """Batches queue up behind the one being written: a stop keeps those before the bad line
-    (and only those), whether parsing or a write found the fault; lines read in processes of
-    their own (``jobs``, three lines at a time) alike."""
-    monkeypatch.setattr(transfer, "CHUNK", 3)
+    (and only those), whether parsing or a write found the fault; batches read and written
+    by processes of their own (``jobs``) alike."""
     target = new_store(second.database_url, f"batches-{jobs}")
     engine = create_async_engine(second.database_url)
     db = Database(engine)
@@ -409,14 +428,11 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
 
 
 @pytest.mark.parametrize(("in_transaction", "jobs"), [("false", 1), ("true", 1), ("false", 2)])
-async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(
-    second, in_transaction, jobs, monkeypatch
-):
+async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(second, in_transaction, jobs):
     """Two batches are written at a time. A batch that voids or refers to a statement of the
     batch before it still finds it, and every statement keeps its place in the file. With
     the rollups in the write transaction, the batches are written one after the other; with
-    ``jobs``, the lines are read by other processes, three at a time."""
-    monkeypatch.setattr(transfer, "CHUNK", 3)
+    ``jobs``, processes of their own read and write them."""
     target = new_store(
         second.database_url, f"at-once-{jobs}", rollups_in_transaction=in_transaction, min_group_size="1"
     )

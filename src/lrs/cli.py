@@ -800,8 +800,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive,
         default=min(os.cpu_count() or 1, 4),
-        help="processes that parse and validate the lines (default: one per core, at most 4;"
-        " 1: this process does)",
+        help="processes that parse, validate and write the batches (default: one per core, at"
+        " most 4; 1: this process does)",
     )
     imports.set_defaults(func=cmd_import)
 

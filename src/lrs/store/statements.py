@@ -259,13 +259,6 @@ def stamped_copy(p: Prepared, stored: datetime, when: str | None = None) -> Prep
     # A shallow copy of the dataclass: dataclasses.replace costs four times as much, which a
     # batch of a thousand statements notices.
     copy = object.__new__(Prepared)
-    if p.draft is not None:
-        # The text orjson would write for the stamped dict: a draft has neither key, and they
-        # go last, in this order.
-        added = f',"stored":"{when}"' + ("" if p.timestamp_given else f',"timestamp":"{when}"')
-        text = p.draft[:-1] + added + "}"
-        copy.__dict__.update(p.__dict__, _statement=None, text=text, timestamp=timestamp)
-        return copy
     statement = {**p.statement, "stored": when}
     if not p.timestamp_given:
         statement["timestamp"] = when

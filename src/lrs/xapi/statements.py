@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest
 from lrs.xapi.pseudonyms import Pseudonym
@@ -42,18 +40,11 @@ class Prepared:
     # transaction (it keeps its ``stored``); None: made in the transaction.
     text: str | None = None
     keys: dict[str, bool] | None = None
-    # Its JSON before the LRS stamps it, when made before its transaction and it has no
-    # ``stored``: stamping then appends ``stored`` (and ``timestamp``) to the text.
-    draft: str | None = None
-    # None when it came as its text alone (from another process): ``statement`` parses it then.
-    _statement: dict[str, Any] | None = field(default=None, repr=False)
+    _statement: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def statement(self) -> dict[str, Any]:
-        if self._statement is None:
-            text = self.text if self.text is not None else self.draft
-            assert text is not None, "a prepared statement has its dict or its text"
-            self._statement = orjson.loads(text)
+        """The statement as validated (read-only by convention: the store copies to stamp it)."""
         return self._statement
 
     @property
