@@ -3,14 +3,20 @@ again byte for byte; the admin API's export and gzip import; bad lines, stops an
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -473,3 +479,49 @@ async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(s
     assert [i for i, _ in found] == [s["id"] for s in lines]
     assert {i for i, voided in found if voided} == {t1["id"], t3["id"]}
     assert referring == {t2["id"], ref_t2["id"]}
+
+
+async def test_an_import_whose_process_is_killed_ends_clearly_and_runs_again(second, tmp_path):
+    """A member of ``lrs import --jobs 2`` killed in the middle (as the OOM killer would): the
+    command ends with status 1 and says so, without a traceback; what is stored is the file's
+    beginning in its order, and the same command run again stores the rest."""
+    target = new_store(second.database_url, "killed")
+    lines = [statement() for _ in range(30_000)]
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in lines))
+    engine = create_async_engine(second.database_url)
+
+    async def stored() -> list[str]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
+                    " WHERE t.name = :name ORDER BY s.seq"
+                ),
+                {"name": target},
+            )
+            return [str(r.id) for r in rows]
+
+    command = [sys.executable, "-m", "lrs", "import", str(path), "--store", target, "--jobs", "2"]
+    env = {**os.environ, "LRS_DATABASE_URL": second.database_url}
+    importing = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(await stored()) < 2000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        members = [p for p in importing.children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(members) == 2
+        members[0].kill()
+        _, err = importing.communicate(timeout=120)
+        assert importing.returncode == 1
+        assert "an import process ended unexpectedly" in err and "Traceback" not in err, err
+        kept = await stored()
+        assert 2000 <= len(kept) < len(lines) and kept == [s["id"] for s in lines[: len(kept)]]
+
+        again = run_cli(second.database_url, "import", str(path), "--store", target, "--jobs", "2")
+        assert f"imported {len(lines)} statements" in again.stderr
+        assert await stored() == [s["id"] for s in lines]
+    finally:
+        if importing.poll() is None:
+            importing.kill()
+        await engine.dispose()

@@ -376,9 +376,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
 
-    report = _run(
-        settings,
-        lambda db: transfer.import_lines(
+    def run(db: Database) -> Awaitable[transfer.ImportReport]:
+        return transfer.import_lines(
             db,
             settings,
             CLI,
@@ -387,8 +386,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             on_error=args.on_error,
             jobs=args.jobs,
             progress=progress,
-        ),
-    )
+        )
+
+    try:
+        report = _run(settings, run)
+    except transfer.ImportBroken as exc:
+        raise SystemExit(f"lrs: {exc}") from None
     if shown:
         print(file=sys.stderr)
     for line, message in report.errors:

@@ -249,6 +249,10 @@ class ImportReport:
         }
 
 
+class ImportBroken(Exception):
+    """One of an import's processes ended in the middle (killed, or out of memory)."""
+
+
 class _Stop(Exception):
     """An import that stops at its first bad line."""
 
@@ -757,7 +761,10 @@ class _Team:
             self.failed = self.failed or exc
             self._end(number, _Done(0, [], False, False))
         else:  # the process is gone: its chunk (if any) can never commit
-            self.failed = self.failed or RuntimeError("an import process ended unexpectedly")
+            self.failed = self.failed or ImportBroken(
+                "an import process ended unexpectedly; what is stored is the file's beginning, in"
+                " order, and the same import run again goes on from there"
+            )
             mine = [n for n, chunk in self.chunks.items() if chunk.member == member]
             for n in mine:
                 self._end(n, _Done(0, [], False, False))
