@@ -403,6 +403,7 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         lines = [*good[:5], no_verb, good[5]]
         report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2, jobs=jobs)
         assert report.stopped and report.statements == 4 and [n for n, _ in report.errors] == [6]
+        assert report.lines == 6
         assert await stored(lines) == [True] * 4 + [False] * 3
 
         # A write finds it: line 4 clashes with a stored statement; its batch and the ones

@@ -721,6 +721,9 @@ class _Team:
                 self.report.stopped = True
                 break
         self.report.errors.sort()
+        if self.report.stopped and self.report.errors:
+            # Lines read ahead of the stop were never looked at, as when one process reads.
+            self.report.lines = min(self.report.lines, self.report.errors[-1][0])
         if self.failed is not None:
             raise self.failed
 
