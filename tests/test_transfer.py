@@ -434,7 +434,7 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         await engine.dispose()
 
 
-@pytest.mark.parametrize(("in_transaction", "jobs"), [("false", 1), ("true", 1), ("false", 2)])
+@pytest.mark.parametrize(("in_transaction", "jobs"), [("false", 1), ("true", 1), ("false", 2), ("true", 2)])
 async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(second, in_transaction, jobs):
     """Two batches are written at a time. A batch that voids or refers to a statement of the
     batch before it still finds it, and every statement keeps its place in the file. With
