@@ -358,7 +358,7 @@ async def import_lines(
     try:
         if jobs > 1:
             team = _Team(db, settings, store, who, jobs, on_error, together, report, progress)
-            await team.run(chunks, batch, bad, record)
+            await team.run(chunks, batch, record)
         else:
             await _import_here(db, settings, who, chunks, batch, together, report, progress, bad, record)
     finally:
@@ -627,8 +627,7 @@ class _Team:
     ) -> None:
         self.db, self.report, self.progress, self.together = db, report, progress, together
         self.chunks: dict[int, _Chunk] = {}
-        self.ended: dict[int, bool] = {}  # committed or not, for the chunks after them
-        self.results: dict[int, _Done] = {}
+        self.results: dict[int, _Done] = {}  # of the chunks that ended
         self.next = 0
         self.failed: BaseException | None = None
         self.stopped = False
@@ -653,7 +652,6 @@ class _Team:
         self,
         chunks: AsyncIterable[bytes],
         batch: int,
-        bad: Callable[[int, str], None],
         record: Callable[[int, _Record], Awaitable[None]],
     ) -> None:
         """Read the stream and see every batch of it through. Records of the export's own
@@ -777,7 +775,6 @@ class _Team:
     def _end(self, number: int, done: _Done) -> None:
         member = self.chunks.pop(number).member
         self.results[number] = done
-        self.ended[number] = done.committed
         self.report.statements += done.statements
         self.stopped = self.stopped or done.stopped
         self.idle.put_nowait(member)
@@ -795,7 +792,7 @@ class _Team:
         if not chunk.asking or number - 1 in self.chunks:
             return
         chunk.asking = False
-        go = self.ended.get(number - 1, True) and self.failed is None
+        go = (number == 0 or self.results[number - 1].committed) and self.failed is None
         self.pipes[chunk.member].send("go" if go else "abort")
 
     def _start(self) -> None:
