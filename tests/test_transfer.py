@@ -273,6 +273,19 @@ async def test_cli_import_of_another_lrss_statements(second, tmp_path):
     assert f"{broken}:2: line 2" in failed.stderr and "stopped at line 2" in failed.stderr
 
 
+async def _stored_ids(engine: Any, store: str) -> list[str]:
+    """A store's statement ids in seq order."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
+                " WHERE t.name = :name ORDER BY s.seq"
+            ),
+            {"name": store},
+        )
+        return [str(r.id) for r in rows]
+
+
 async def _stored_rows(engine: Any, store: str) -> list[tuple[Any, ...]]:
     """A store's statements in seq order: JSON, columns, and index rows."""
     async with engine.connect() as conn:
@@ -383,17 +396,8 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
     settings = Settings(database_url=second.database_url)
 
     async def stored(lines: list[dict[str, Any]]) -> list[bool]:
-        ids = [uuid.UUID(s["id"]) for s in lines]
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text(
-                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
-                    " WHERE t.name = :name AND s.id = ANY(:ids)"
-                ),
-                {"name": target, "ids": ids},
-            )
-            there = {r.id for r in found}
-        return [i in there for i in ids]
+        there = set(await _stored_ids(engine, target))
+        return [s["id"] in there for s in lines]
 
     try:
         # Parsing finds it: two whole batches before line 6 are kept, line 5 is not.
@@ -421,15 +425,8 @@ async def test_an_import_in_many_batches_stops_after_the_batches_before_the_bad_
         )
         assert not report.stopped and report.statements == 7 and [n for n, _ in report.errors] == [4]
         assert await stored(more) == [True] * 7
-        async with engine.connect() as conn:
-            order = await conn.execute(
-                text(
-                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
-                    " WHERE t.name = :name AND s.id = ANY(:ids) ORDER BY s.seq"
-                ),
-                {"name": target, "ids": [uuid.UUID(s["id"]) for s in more]},
-            )
-            assert [str(r.id) for r in order] == [s["id"] for s in more]
+        ids = {s["id"] for s in more}
+        assert [i for i in await _stored_ids(engine, target) if i in ids] == [s["id"] for s in more]
     finally:
         await engine.dispose()
 
@@ -457,15 +454,8 @@ async def test_batches_written_at_once_keep_the_files_order_and_see_each_other(s
     try:
         report = await transfer.import_lines(db, settings, "test", target, _chunks(lines), batch=2, jobs=jobs)
         assert not report.errors and report.statements == len(lines)
+        found = [(str(r[0]), r[4]) for r in await _stored_rows(engine, target)]  # id, voided
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                text(
-                    "SELECT s.id, s.voided, s.seq FROM statements s JOIN stores t ON t.id = s.store_id"
-                    " WHERE t.name = :name ORDER BY s.seq"
-                ),
-                {"name": target},
-            )
-            found = [(str(r.id), r.voided) for r in rows]
             matched = await conn.execute(
                 text(
                     "SELECT s.id FROM statement_index i JOIN statements s"
@@ -492,23 +482,12 @@ async def test_an_import_whose_process_is_killed_ends_clearly_and_runs_again(sec
     path.write_text("".join(json.dumps(s) + "\n" for s in lines))
     engine = create_async_engine(second.database_url)
 
-    async def stored() -> list[str]:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                text(
-                    "SELECT s.id FROM statements s JOIN stores t ON t.id = s.store_id"
-                    " WHERE t.name = :name ORDER BY s.seq"
-                ),
-                {"name": target},
-            )
-            return [str(r.id) for r in rows]
-
     command = [sys.executable, "-m", "lrs", "import", str(path), "--store", target, "--jobs", "2"]
     env = {**os.environ, "LRS_DATABASE_URL": second.database_url}
     importing = psutil.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while len(await stored()) < 2000 and time.monotonic() < deadline:
+        while len(await _stored_ids(engine, target)) < 2000 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         members = [p for p in importing.children() if "spawn_main" in " ".join(p.cmdline())]
         assert len(members) == 2
@@ -516,12 +495,12 @@ async def test_an_import_whose_process_is_killed_ends_clearly_and_runs_again(sec
         _, err = importing.communicate(timeout=120)
         assert importing.returncode == 1
         assert "an import process ended unexpectedly" in err and "Traceback" not in err, err
-        kept = await stored()
+        kept = await _stored_ids(engine, target)
         assert 2000 <= len(kept) < len(lines) and kept == [s["id"] for s in lines[: len(kept)]]
 
         again = run_cli(second.database_url, "import", str(path), "--store", target, "--jobs", "2")
         assert f"imported {len(lines)} statements" in again.stderr
-        assert await stored() == [s["id"] for s in lines]
+        assert await _stored_ids(engine, target) == [s["id"] for s in lines]
     finally:
         if importing.poll() is None:
             importing.kill()
