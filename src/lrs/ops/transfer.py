@@ -602,12 +602,13 @@ class _Team:
     When the other processes only parsed and validated, and passed each statement back to
     be written here, this process alone took about 30 µs of CPU per statement (the pipe,
     unpickling, and the write's own Python); now it takes about 8, and the members a little
-    more than before for their writes. The order
-    stays the file's, as when one process writes: a chunk commits only after the one before
-    it committed (it rolls back when that one did not), and a chunk starts writing only once
-    every chunk before it still under way has said what it touches (statement ids, and those
-    it voids or refers to) and shares none of them, so that its lookups see what they must
-    and no two open transactions wait on each other's rows.
+    more than before for their writes.
+
+    The order stays the file's, as when one process writes: a chunk commits only after the
+    one before it committed (it rolls back when that one did not), and a chunk starts
+    writing only once every chunk before it still under way has said what it touches
+    (statement ids, and those it voids or refers to) and shares none of them, so that its
+    lookups see what they must and no two open transactions wait on each other's rows.
 
     A member says ``ready`` with what its chunk touches, is told ``start``, asks ``commit?``
     before its commit and is told ``go`` or ``abort``, and ends with ``done`` (or ``failed``
