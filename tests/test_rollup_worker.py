@@ -328,6 +328,20 @@ async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_
         assert await _figures(db) == folded
 
 
+async def test_a_rebuild_tells_its_count_after_each_batch(fresh_database):
+    """`lrs analytics rebuild` may take hours on a large store: after each batch it writes, it
+    says how many statements it has counted, and the last count is the whole store's."""
+    async with in_process(fresh_database) as (_engine, db, settings, who):
+        sent = course_statements("https://courses.example.no/counted", range(2250))  # two each
+        for at in range(0, len(sent), 1500):
+            batch = [prepare(s, Version.V2, who.authority, "statement") for s in sent[at : at + 1500]]
+            await statement_ops.write(db, settings, who, batch)
+        counts: list[int] = []
+        total = await analytics_ops.rebuild(db, settings, "test", "default", counts.append)
+        assert total == 4500
+        assert counts == [2000, 4000, 4500]  # the rebuild reads 2,000 statements a batch
+
+
 async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):
     """Single statements are one queue row each: a fold still takes about the statements it
     asks for (it took a tenth of them, as many rows as a batch of ten a row would fill), and

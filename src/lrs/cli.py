@@ -313,7 +313,17 @@ def cmd_embedded_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_analytics_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     """Recompute a store's analytics rollups from its statements (after changing verb sets)."""
-    count = _run(settings, lambda db: analytics_ops.rebuild(db, settings, CLI, args.store))
+    started = time.monotonic()
+    shown = sys.stderr.isatty()
+
+    def progress(count: int) -> None:
+        if shown:
+            rate = count / max(time.monotonic() - started, 1e-9)
+            print(f"\r{count} statements counted ({rate:,.0f}/s)", end="", file=sys.stderr)
+
+    count = _run(settings, lambda db: analytics_ops.rebuild(db, settings, CLI, args.store, progress))
+    if shown:
+        print(file=sys.stderr)
     print(f"rebuilt analytics for store {args.store} from {count} statements")
     return 0
 

@@ -962,9 +962,15 @@ ROLLUP_TABLES = (
 
 
 async def rebuild(
-    conn: AsyncConnection, store_id: int, settings: StoreSettings, zone: str, batch: int = 2000
+    conn: AsyncConnection,
+    store_id: int,
+    settings: StoreSettings,
+    zone: str,
+    batch: int = 2000,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute a store's rollups from its statements (after its verb sets change).
+    ``progress`` is told how many statements are counted after each batch is written.
 
     Run it in a REPEATABLE READ transaction begun after FOLD_LOCK was granted: the
     statements it counts and the queue rows it drops are then the same set, whatever commits
@@ -993,6 +999,8 @@ async def rebuild(
             except BaseException:
                 following.cancel()
                 raise
+            if progress is not None:
+                progress(count)
         if not rows:
             await following
             return count

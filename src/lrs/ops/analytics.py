@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -185,14 +186,23 @@ async def backlog(db: Database) -> Backlog:
     return await db.read(analytics_reads.backlog)
 
 
-async def rebuild(db: Database, settings: Settings, actor: str, store: str) -> int:
+async def rebuild(
+    db: Database,
+    settings: Settings,
+    actor: str,
+    store: str,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Recompute every rollup of ``store`` (after its verb sets change); returns how many
-    statements were counted. One transaction: readers see the old figures until it commits."""
+    statements were counted, and tells ``progress`` the count as it goes. One transaction:
+    readers see the old figures until it commits."""
 
     async def work(conn: AsyncConnection) -> int:
         found = await store_named(conn, store)
         own = store_settings(found.settings)
-        count = await analytics_writes.rebuild(conn, found.id, own, own.zone(settings.default_timezone))
+        count = await analytics_writes.rebuild(
+            conn, found.id, own, own.zone(settings.default_timezone), progress=progress
+        )
         await audit.record(conn, actor, "analytics.rebuild", store, None, {"statements": count})
         return count
 
