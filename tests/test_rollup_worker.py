@@ -328,18 +328,53 @@ async def test_batches_computed_ahead_fold_to_the_figures_a_recount_gives(fresh_
         assert await _figures(db) == folded
 
 
-async def test_a_rebuild_tells_its_count_after_each_batch(fresh_database):
-    """`lrs analytics rebuild` may take hours on a large store: after each batch it writes, it
-    says how many statements it has counted, and the last count is the whole store's."""
+async def test_a_rebuild_of_many_batches_counts_what_the_fold_counted(fresh_database):
+    """A rebuild reads 2,000 statements a batch and adds up only each learner's rows batch by
+    batch; an activity's figures and name, and the periods and months, it counts once at the
+    end. Over 4,500 statements whose learners, modules, names and periods recur across its
+    batches (and one voided statement), it ends with the rows the worker's fold left, and it
+    says its count after each batch."""
     async with in_process(fresh_database) as (_engine, db, settings, who):
-        sent = course_statements("https://courses.example.no/counted", range(2250))  # two each
+        sent = []
+        for turn in range(15):
+            for n in range(300):
+                module = f"{PROGRAMME}/module-{n % 7}"
+                language = "se" if turn == 0 else "en" if turn % 2 else "nb"  # Sami in the first batch only
+                sent.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "actor": learner(n),
+                        "verb": {"id": COMPLETED if turn == 14 else EXPERIENCED},
+                        "object": {
+                            "id": module,
+                            "definition": {"name": {language: f"Module {n % 7}, {turn}"}},
+                        },
+                        "context": {"contextActivities": {"parent": [{"id": PROGRAMME}]}},
+                        "timestamp": (START + timedelta(hours=turn * 20 + n % 24)).isoformat(),
+                        "result": {"duration": f"PT{turn + 1}M"},
+                    }
+                )
+        sent.append(
+            {
+                "actor": learner(0),
+                "verb": {"id": VOIDED},
+                "object": {"objectType": "StatementRef", "id": sent[10]["id"]},
+            }
+        )
         for at in range(0, len(sent), 1500):
             batch = [prepare(s, Version.V2, who.authority, "statement") for s in sent[at : at + 1500]]
             await statement_ops.write(db, settings, who, batch)
+        folder = analytics_ops.Folder(db, settings, statements=700)
+        while await folder.fold():
+            pass
+        await folder.close()
+        folded = await _figures(db)
+        assert len(folded["analytics_activity"]) == 8 and len(folded["analytics_period"]) > 20
         counts: list[int] = []
         total = await analytics_ops.rebuild(db, settings, "test", "default", counts.append)
-        assert total == 4500
-        assert counts == [2000, 4000, 4500]  # the rebuild reads 2,000 statements a batch
+        assert total == 4500  # the voided one left out, the voiding one counted
+        assert counts == [2000, 4000, 4500]
+        assert await _figures(db) == folded
 
 
 async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):

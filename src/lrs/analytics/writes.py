@@ -81,17 +81,10 @@ def _both(sql: str, table: str, alias: str) -> Upsert:
     )
 
 
-# Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
-# rows carry figures only; who the learner is, and their groups, are kept once per
-# (activity, learner) in the progress rows. A contribution folds into a stored row: counts
-# and time add up, the earliest and latest moments are kept. The same contributions are
-# added to their activities' local months (in the store's recorded zone, or the one its
-# first write records).
-_UPSERT_HOURLY = _both(
-    """
-WITH src AS MATERIALIZED (
-    SELECT * FROM {rows}
-), up AS (
+# Hourly rows carry figures only; who the learner is, and their groups, are kept once per
+# (activity, learner) in the progress rows. A contribution (from `src`) folds into a stored
+# row: counts and time add up, the earliest and latest moments are kept.
+_HOURLY_INTO = """
     INSERT INTO analytics_hourly AS t
            (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
             completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
@@ -108,7 +101,17 @@ WITH src AS MATERIALIZED (
            duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
            sessions = t.sessions + EXCLUDED.sessions,
            abandoned = t.abandoned + EXCLUDED.abandoned
-    RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
+"""
+# Returns the store-wide rows that are new: a learner's first statement in an hour. The same
+# contributions are added to their activities' local months (in the store's recorded zone,
+# or the one its first write records).
+_UPSERT_HOURLY = _both(
+    """
+WITH src AS MATERIALIZED (
+    SELECT * FROM {rows}
+), up AS ("""
+    + _HOURLY_INTO
+    + """    RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
 ), zone AS (
     SELECT COALESCE((SELECT zone FROM analytics_zone WHERE store_id = :store), CAST(:zone AS text)) AS zone
 ), learners AS (
@@ -137,6 +140,9 @@ SELECT hour, learner_key FROM up WHERE arrived AND activity_key = '00000000-0000
     "fold_hourly",
     "u",
 )
+
+# The hourly rows alone, for a rebuild: it counts the months and periods once, at its end.
+_ADD_HOURLY = _both("WITH src AS (SELECT * FROM {rows})" + _HOURLY_INTO, "fold_hourly", "u")
 
 # `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
 # said before this upsert, both so that the activity figures can count learners exactly.
@@ -280,13 +286,17 @@ class Total:
         return cls(row.hour, row.statements, row.completions, row.duration)
 
 
+# Activity key: (activity id, the name statements gave it, as a language map).
+Names = dict[uuid.UUID, tuple[str, dict[str, str]]]
+
+
 @dataclass(frozen=True)
 class Added:
     """What some statements add to the rollups, computed before it is written (the worker
     computes the next batch while the last one's SQL runs)."""
 
     pairs: list[tuple[str, str]]  # (parent, child) activities
-    named: dict[uuid.UUID, tuple[str, dict[str, str]]]  # activity key: (activity, name)
+    named: Names
     hours: HourlyRows  # merged by (activity, hour, learner)
     learners: ProgressRows  # merged by (activity, learner)
     totals: list[Total]  # what the store-wide hourly rows add to their periods
@@ -296,13 +306,12 @@ def added(statements: Iterable[dict[str, Any]], settings: StoreSettings) -> Adde
     """What newly stored, non-voided statements add (pure: no I/O). One pass: given a
     generator, each statement can be freed once read (a batch's parsed statements are
     most of the fold's memory)."""
-    named: dict[uuid.UUID, tuple[str, dict[str, str]]] = {}
+    named: Names = {}
     rows: list[Row] = []
     pairs: set[tuple[str, str]] = set()
     for s in statements:
         for activity, name in names(s):
-            known = named.get(_key(activity), (activity, {}))[1]
-            named[_key(activity)] = (activity, {**known, **name})  # the later statement wins
+            _rename(named, _key(activity), activity, name)
         rows.extend(contributions(s, settings))
         pairs.update(children(s))
     hours = merged(rows)
@@ -313,6 +322,11 @@ def added(statements: Iterable[dict[str, Any]], settings: StoreSettings) -> Adde
         ProgressRows.of(merged(rows, per_learner)),
         [Total.of(r) for r in hours if r.activity == OVERALL],
     )
+
+
+def _rename(named: Names, key: uuid.UUID, activity: str, name: dict[str, str]) -> None:
+    """Language by language, the later name wins."""
+    named[key] = (activity, {**named.get(key, (activity, {}))[1], **name})
 
 
 async def add(
@@ -331,29 +345,8 @@ async def add(
 
 async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: str) -> None:
     """Write what ``added`` computed into the rollups."""
-    pairs = found.pairs
-    if pairs:
-        await conn.execute(
-            _CHILDREN,
-            {
-                "store": store_id,
-                "parents": [_key(p) for p, _ in pairs],
-                "children": [_key(c) for _, c in pairs],
-                "ids": [c for _, c in pairs],
-            },
-        )
-    named = found.named
-    if named:
-        keys = sorted(named)
-        await conn.execute(
-            _NAMES,
-            {
-                "store": store_id,
-                "keys": keys,
-                "ids": [named[k][0] for k in keys],
-                "names": [dumps(named[k][1]) for k in keys],
-            },
-        )
+    await _write_children(conn, store_id, found.pairs)
+    await _write_names(conn, store_id, found.named)
     # Per-learner rows first; the per-activity and per-period rows, which every concurrent
     # batch shares, last.
     arrived = await _upsert_hourly(conn, store_id, found.hours, zone)
@@ -365,6 +358,33 @@ async def write_added(conn: AsyncConnection, store_id: int, found: Added, zone: 
         [Presence(hour, learner, 1) for hour, learner in arrived],
         found.totals,
     )
+
+
+async def _write_children(conn: AsyncConnection, store_id: int, pairs: list[tuple[str, str]]) -> None:
+    if pairs:
+        await conn.execute(
+            _CHILDREN,
+            {
+                "store": store_id,
+                "parents": [_key(p) for p, _ in pairs],
+                "children": [_key(c) for _, c in pairs],
+                "ids": [c for _, c in pairs],
+            },
+        )
+
+
+async def _write_names(conn: AsyncConnection, store_id: int, named: Names) -> None:
+    if named:
+        keys = sorted(named)
+        await conn.execute(
+            _NAMES,
+            {
+                "store": store_id,
+                "keys": keys,
+                "ids": [named[k][0] for k in keys],
+                "names": [dumps(named[k][1]) for k in keys],
+            },
+        )
 
 
 # Language by language, a newer name replaces an older one.
@@ -741,6 +761,16 @@ SELECT CAST(:store AS bigint), h.activity_key, analytics_period_of('month', h.ho
  WHERE h.store_id = :store AND h.activity_key <> '00000000-0000-0000-0000-000000000000'
  GROUP BY 1, 2, 3
 """)
+# An activity's learners, completers and time, counted again from its progress rows.
+_RECOUNT_ACTIVITIES = text("""
+INSERT INTO analytics_activity
+       (store_id, activity_key, activity_id, learners_started, learners_completed, duration_seconds)
+SELECT CAST(:store AS bigint), p.activity_key, min(p.activity_id), count(*), count(p.completed_at),
+       sum(p.duration_seconds)
+  FROM analytics_progress p
+ WHERE p.store_id = :store AND p.activity_key <> '00000000-0000-0000-0000-000000000000'
+ GROUP BY p.activity_key
+""")
 # Kept in the store's recorded zone, and counted again from the hourly rollup in another.
 _ZONED = {
     "analytics_presence": _RECOUNT_PRESENCE,
@@ -975,11 +1005,19 @@ async def rebuild(
     Run it in a REPEATABLE READ transaction begun after FOLD_LOCK was granted: the
     statements it counts and the queue rows it drops are then the same set, whatever commits
     meanwhile (those stay queued), and no fold changes the rows it replaces.
+
+    Batch by batch it adds to the rows of one learner (hourly and progress rows) only. The
+    rows that every batch would change (an activity's figures and name, a period's, a
+    month's) are counted once at the end from those, set-based: in one transaction each
+    update of a row leaves its old version in place until the commit, and each upsert of the
+    row walks them all, so that at 10,000,000 statements such rows held thousands of
+    versions and the rebuild slowed as it went (bench/results/rebuild-10m.md).
     """
     await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     for table in ROLLUP_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     after, count = 0, 0
+    named: Names = {}
     # Each batch is parsed and computed in a thread while the batch before it is written.
     computing: asyncio.Future[Added] | None = None
     while True:
@@ -995,17 +1033,33 @@ async def rebuild(
         following = in_fold_thread(_parsed_added, [r.doc for r in rows], settings)
         if computing is not None:
             try:
-                await write_added(conn, store_id, await computing, zone)
+                found = await computing
+                await _write_children(conn, store_id, found.pairs)
+                if found.hours.rows:
+                    await _upsert(conn, _ADD_HOURLY, found.hours.rows, store=store_id)
+                if found.learners.rows:
+                    await _upsert(conn, _UPSERT_PROGRESS, found.learners.rows, store=store_id)
             except BaseException:
                 following.cancel()
                 raise
+            for key, (activity, name) in found.named.items():
+                _rename(named, key, activity, name)
             if progress is not None:
                 progress(count)
         if not rows:
             await following
-            return count
+            break
         computing = following
         after, count = rows[-1].seq, count + len(rows)
+    if count:
+        await _write_names(conn, store_id, named)
+        await conn.execute(
+            text("INSERT INTO analytics_zone (store_id, zone) VALUES (:store, :zone)"),
+            {"store": store_id, "zone": zone},
+        )
+        for recount in (*_ZONED.values(), _RECOUNT_ACTIVITIES):
+            await conn.execute(recount, {"store": store_id, "zone": zone})
+    return count
 
 
 # One thread computes batches off the event loop. One, not a pool: each thread that
