@@ -105,6 +105,11 @@ async def rebuild(url: str, store: str, limit: float | None) -> dict[str, Any]:
     if finished:
         out["rollups_gb"] = round(after["rollups"] / 1e9, 2)
     out["per_second_by_tenth"] = _by_tenth(marks)
+    # To compare runs stopped at different times: the count every ten minutes.
+    out["counted_by_minute"] = {
+        f"{minute}": max((n for t, n in marks if t <= minute * 60), default=0)
+        for minute in range(10, int(seconds // 60) + 1, 10)
+    }
     return out
 
 
@@ -131,7 +136,9 @@ def main() -> int:
     parser.add_argument("--limit-seconds", type=float, help="stop a rebuild still running then")
     parser.add_argument("--name", default="rebuild", help="results file name under bench/results")
     args = parser.parse_args()
-    out: dict[str, Any] = {}
+    # The code measured is the code at the start: a commit made meanwhile is not it.
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out: dict[str, Any] = {"commit": commit}
     admin = None
     if args.database:
         url = args.database
@@ -146,8 +153,6 @@ def main() -> int:
     finally:
         if admin is not None:
             drop_database(url, admin)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out["commit"] = commit
     command = " ".join(
         ["python -m bench.rebuild", *("URL" if a.startswith("postgresql") else a for a in sys.argv[1:])]
     )
