@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.harness import create_database, drop_database
 
+from bench import transfer as transfer_bench
 from bench.generate import Generator
 from bench.run import write_results
 from lrs.analytics.writes import ROLLUP_TABLES
@@ -43,18 +44,16 @@ from lrs.store.db import create_engine
 def fill(url: str, store: str, count: int) -> float:
     """Import ``count`` generated statements into a new ``store``; the seconds it took."""
     env = {**os.environ, "LRS_DATABASE_URL": url}
-    lrs = [sys.executable, "-m", "lrs"]
-    subprocess.run([*lrs, "store", "create", store], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "lrs", "store", "create", store], env=env, check=True, capture_output=True
+    )
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "statements.jsonl"
         with source.open("wb") as f:
             for s in Generator(seed=count).statements(count):
                 f.write(orjson.dumps(s) + b"\n")
-        started = time.perf_counter()
-        subprocess.run(
-            [*lrs, "import", str(source), "--store", store], env=env, check=True, capture_output=True
-        )
-        return time.perf_counter() - started
+        seconds, _, _ = transfer_bench.lrs(url, "import", str(source), "--store", store)
+        return seconds
 
 
 async def sizes(db: Database) -> dict[str, int]:
@@ -78,13 +77,11 @@ async def rebuild(url: str, store: str, limit: float | None) -> dict[str, Any]:
     cpu = time.process_time()
     try:
         before = await sizes(db)
-        task = asyncio.ensure_future(
-            analytics_ops.rebuild(
-                db, Settings(), "bench", store, lambda n: marks.append((time.perf_counter() - started, n))
-            )
+        running = analytics_ops.rebuild(
+            db, Settings(), "bench", store, lambda n: marks.append((time.perf_counter() - started, n))
         )
         try:
-            counted = await asyncio.wait_for(task, limit)
+            counted = await asyncio.wait_for(running, limit)
             finished = True
         except TimeoutError:
             counted, finished = (marks[-1][1] if marks else 0), False
