@@ -377,6 +377,69 @@ async def test_a_rebuild_of_many_batches_counts_what_the_fold_counted(fresh_data
         assert await _figures(db) == folded
 
 
+async def test_a_rebuild_keeps_the_latest_name_groups_and_rating_as_the_fold_does(
+    fresh_database, monkeypatch
+):
+    """A rebuild appends each batch's rows and adds them up at its end; which name, groups
+    and rating a learner's row keeps then depends on the order the rows came in, and it
+    keeps what folding them one by one keeps: the rating of the latest rating (the later
+    statement on a tie), the groups of the latest statement, and the name of the latest
+    statement that has one, where a statement older than one before it changes nothing."""
+    course = "https://courses.example.no/rated"
+    given = [  # (hour, name, platform, rating): stored in this order
+        (10, "Kari", "A", 0.3),
+        (12, "Kari Nordmann", "B", 0.4),
+        (11, "Older", "C", 0.5),  # older than the one before: changes nothing
+        (12, None, "D", 0.2),  # as late as the latest: its groups and rating; no name to give
+        (9, "Oldest", "E", 0.9),
+    ]
+    sent = []
+    for hour, name, platform, rating in given:
+        actor: dict[str, Any] = {**learner(1), **({"name": name} if name else {})}
+        sent.append(
+            {
+                "actor": actor,
+                "verb": {"id": "http://id.tincanapi.com/verb/rated"},
+                "object": {"id": course},
+                "result": {"score": {"scaled": rating}},
+                "context": {"platform": platform},
+                "timestamp": START.replace(hour=hour).isoformat(),
+            }
+        )
+
+    async def kept(db: Database) -> tuple[Any, ...]:
+        async def read(conn: Any) -> tuple[Any, ...]:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT learner_name, groups->>'platform' AS platform, rating_scaled, rating_at"
+                        " FROM analytics_progress WHERE activity_id = :c"
+                    ),
+                    {"c": course},
+                )
+            ).one()
+            return tuple(row)
+
+        return await db.read(read)
+
+    async with in_process(fresh_database) as (_engine, db, settings, who):
+        for s in sent:  # one write, one queue row, one fold each
+            await statement_ops.write(db, settings, who, [prepare(s, Version.V2, who.authority, "statement")])
+        folder = analytics_ops.Folder(db, settings, statements=1)
+        while await folder.fold():
+            pass
+        await folder.close()
+        expected = ("Kari Nordmann", "D", 0.2, START.replace(hour=12))
+        assert await kept(db) == expected
+        folded = await _figures(db)
+        monkeypatch.setattr(analytics_writes, "REBUILD_BATCH", 1)  # a batch a statement
+        counts: list[int] = []
+        assert await analytics_ops.rebuild(db, settings, "test", "default", counts.append) == 5
+        assert counts == [1, 2, 3, 4, 5]
+        assert await kept(db) == expected
+        assert await _figures(db) == folded
+
+
 async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):
     """Single statements are one queue row each: a fold still takes about the statements it
     asks for (it took a tenth of them, as many rows as a batch of ten a row would fill), and

@@ -141,9 +141,6 @@ SELECT hour, learner_key FROM up WHERE arrived AND activity_key = '00000000-0000
     "u",
 )
 
-# The hourly rows alone, for a rebuild: it counts the months and periods once, at its end.
-_ADD_HOURLY = _both("WITH src AS (SELECT * FROM {rows})" + _HOURLY_INTO, "fold_hourly", "u")
-
 # `xmax = 0` tells an inserted row from an updated one; `was_completed` keeps what the row
 # said before this upsert, both so that the activity figures can count learners exactly.
 # The learner's name and grouping values come from their latest statement, the rating from
@@ -991,12 +988,59 @@ ROLLUP_TABLES = (
 )
 
 
+# A rebuild's rows, batch by batch, as they are computed: appended only, and added up once
+# at its end (`rebuild` says why). `ord` is the order they came in, which the progress rows'
+# latest name, groups and rating depend on.
+_REBUILT = {"fold_hourly": "rebuild_hourly", "fold_progress": "rebuild_progress"}
+REBUILD_BATCH = 2000  # statements read, parsed and appended at a time
+
+# Added up as `_HOURLY_INTO` adds a contribution to a stored row.
+_FINISH_HOURLY = text("""
+INSERT INTO analytics_hourly
+       (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
+        completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
+SELECT CAST(:store AS bigint), activity_key, hour, learner_key, sum(statements),
+       sum(completions), min(first_at), max(last_at), min(completed_at), bool_or(passed),
+       bool_or(failed), max(best_score), sum(duration_seconds), sum(sessions), sum(abandoned)
+  FROM rebuild_hourly
+ GROUP BY activity_key, hour, learner_key
+ ORDER BY activity_key, hour, learner_key
+""")
+# Added up as `_UPSERT_PROGRESS` adds them one after another: the rating of the latest
+# rating_at (the later row on a tie); the groups of the latest last_at; the name given by the
+# last row that carried one and whose last_at was at least that of every row before it (the
+# rows the upsert lets change the name).
+_LATEST_RATING = "ORDER BY rating_at DESC NULLS LAST, ord DESC))[1]"
+_FINISH_PROGRESS = text(f"""
+INSERT INTO analytics_progress
+       (store_id, activity_key, learner_key, activity_id, learner, learner_name, groups,
+        statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
+        duration_seconds, sessions, abandoned, rating_at, rating_scaled, rating_raw, rating_min,
+        rating_max, rating_response, was_completed)
+SELECT CAST(:store AS bigint), activity_key, learner_key, min(activity_id), min(learner),
+       (array_agg(learner_name ORDER BY ord DESC) FILTER (
+            WHERE learner_name IS NOT NULL AND (before_at IS NULL OR last_at >= before_at)))[1],
+       (array_agg(groups ORDER BY last_at DESC NULLS LAST, ord DESC))[1],
+       sum(statements), sum(completions), min(first_at), max(last_at), min(completed_at),
+       bool_or(passed), bool_or(failed), max(best_score), sum(duration_seconds), sum(sessions),
+       sum(abandoned),
+       (array_agg(rating_at {_LATEST_RATING}, (array_agg(rating_scaled {_LATEST_RATING},
+       (array_agg(rating_raw {_LATEST_RATING}, (array_agg(rating_min {_LATEST_RATING},
+       (array_agg(rating_max {_LATEST_RATING}, (array_agg(rating_response {_LATEST_RATING},
+       false
+  FROM (SELECT p.*, max(last_at) OVER (PARTITION BY activity_key, learner_key ORDER BY ord
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_at
+          FROM rebuild_progress p) p
+ GROUP BY activity_key, learner_key
+ ORDER BY activity_key, learner_key
+""")
+
+
 async def rebuild(
     conn: AsyncConnection,
     store_id: int,
     settings: StoreSettings,
     zone: str,
-    batch: int = 2000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Recompute a store's rollups from its statements (after its verb sets change).
@@ -1006,16 +1050,23 @@ async def rebuild(
     statements it counts and the queue rows it drops are then the same set, whatever commits
     meanwhile (those stay queued), and no fold changes the rows it replaces.
 
-    Batch by batch it adds to the rows of one learner (hourly and progress rows) only. The
-    rows that every batch would change (an activity's figures and name, a period's, a
-    month's) are counted once at the end from those, set-based: in one transaction each
-    update of a row leaves its old version in place until the commit, and each upsert of the
-    row walks them all, so that at 10,000,000 statements such rows held thousands of
-    versions and the rebuild slowed as it went (bench/results/rebuild-10m.md).
+    Batch by batch it only appends each batch's rows to temporary tables, and adds them up
+    into the rollups once, at its end, set-based, in key order. Upserting every batch made it
+    slow down as it went (bench/results/rebuild-10m.md): in one transaction each update of a
+    row leaves its old version in place until the commit and each later upsert of the row
+    walks them all, and the rollups' indexes outgrew the cache under keys arriving at random.
     """
     await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     for table in ROLLUP_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
+    for stage, table in _REBUILT.items():
+        columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[stage])
+        await conn.execute(
+            text(
+                f"CREATE TEMPORARY TABLE {table} ({columns}, ord bigint GENERATED ALWAYS AS IDENTITY)"
+                " ON COMMIT DROP"
+            )
+        )
     after, count = 0, 0
     named: Names = {}
     # Each batch is parsed and computed in a thread while the batch before it is written.
@@ -1027,7 +1078,7 @@ async def rebuild(
                     "SELECT seq, statement::text AS doc FROM statements WHERE store_id = :s"
                     " AND NOT voided AND seq > :after ORDER BY seq LIMIT :n"
                 ),
-                {"s": store_id, "after": after, "n": batch},
+                {"s": store_id, "after": after, "n": REBUILD_BATCH},
             )
         ).all()
         following = in_fold_thread(_parsed_added, [r.doc for r in rows], settings)
@@ -1035,10 +1086,8 @@ async def rebuild(
             try:
                 found = await computing
                 await _write_children(conn, store_id, found.pairs)
-                if found.hours.rows:
-                    await _upsert(conn, _ADD_HOURLY, found.hours.rows, store=store_id)
-                if found.learners.rows:
-                    await _upsert(conn, _UPSERT_PROGRESS, found.learners.rows, store=store_id)
+                await _append(conn, "fold_hourly", found.hours.rows)
+                await _append(conn, "fold_progress", found.learners.rows)
             except BaseException:
                 following.cancel()
                 raise
@@ -1052,6 +1101,8 @@ async def rebuild(
         computing = following
         after, count = rows[-1].seq, count + len(rows)
     if count:
+        for finish in (_FINISH_HOURLY, _FINISH_PROGRESS):
+            await conn.execute(finish, {"store": store_id})
         await _write_names(conn, store_id, named)
         await conn.execute(
             text("INSERT INTO analytics_zone (store_id, zone) VALUES (:store, :zone)"),
@@ -1060,6 +1111,12 @@ async def rebuild(
         for recount in (*_ZONED.values(), _RECOUNT_ACTIVITIES):
             await conn.execute(recount, {"store": store_id, "zone": zone})
     return count
+
+
+async def _append(conn: AsyncConnection, stage: str, rows: list[tuple[Any, ...]]) -> None:
+    """Append a batch's rows (as ``_STAGES[stage]``) to the rebuild's table for them."""
+    if rows:
+        await copy_rows(conn, _REBUILT[stage], [name for name, _ in _STAGES[stage]], rows)
 
 
 # One thread computes batches off the event loop. One, not a pool: each thread that
