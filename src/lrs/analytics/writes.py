@@ -990,28 +990,30 @@ ROLLUP_TABLES = (
 
 # A rebuild's rows, batch by batch, as they are computed: appended only, and added up once
 # at its end (`rebuild` says why). `ord` is the order they came in, which the progress rows'
-# latest name, groups and rating depend on.
-_REBUILT = {"fold_hourly": "rebuild_hourly", "fold_progress": "rebuild_progress"}
+# latest name, groups and rating depend on. Each table is split by learner in parts, added
+# up and emptied one at a time, so that sorting them needs the room of a part on disk, not
+# of the whole (at 10,000,000 statements the rows took 22 GB).
 REBUILD_BATCH = 2000  # statements read, parsed and appended at a time
+_REBUILD_PARTS = 16
 
 # Added up as `_HOURLY_INTO` adds a contribution to a stored row.
-_FINISH_HOURLY = text("""
+_FINISH_HOURLY = """
 INSERT INTO analytics_hourly
        (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
         completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
 SELECT CAST(:store AS bigint), activity_key, hour, learner_key, sum(statements),
        sum(completions), min(first_at), max(last_at), min(completed_at), bool_or(passed),
        bool_or(failed), max(best_score), sum(duration_seconds), sum(sessions), sum(abandoned)
-  FROM rebuild_hourly
+  FROM {part}
  GROUP BY activity_key, hour, learner_key
  ORDER BY activity_key, hour, learner_key
-""")
+"""
 # Added up as `_UPSERT_PROGRESS` adds them one after another: the rating of the latest
 # rating_at (the later row on a tie); the groups of the latest last_at; the name given by the
 # last row that carried one and whose last_at was at least that of every row before it (the
 # rows the upsert lets change the name).
 _LATEST_RATING = "ORDER BY rating_at DESC NULLS LAST, ord DESC))[1]"
-_FINISH_PROGRESS = text(f"""
+_FINISH_PROGRESS = f"""
 INSERT INTO analytics_progress
        (store_id, activity_key, learner_key, activity_id, learner, learner_name, groups,
         statements, completions, first_at, last_at, completed_at, passed, failed, best_score,
@@ -1030,10 +1032,14 @@ SELECT CAST(:store AS bigint), activity_key, learner_key, min(activity_id), min(
        false
   FROM (SELECT p.*, max(last_at) OVER (PARTITION BY activity_key, learner_key ORDER BY ord
                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before_at
-          FROM rebuild_progress p) p
+          FROM {{part}} p) p
  GROUP BY activity_key, learner_key
  ORDER BY activity_key, learner_key
-""")
+"""
+_REBUILT = {  # stage: (table, how its rows are added up)
+    "fold_hourly": ("rebuild_hourly", _FINISH_HOURLY),
+    "fold_progress": ("rebuild_progress", _FINISH_PROGRESS),
+}
 
 
 async def rebuild(
@@ -1059,14 +1065,21 @@ async def rebuild(
     await conn.execute(text("DELETE FROM rollup_queue WHERE store_id = :s"), {"s": store_id})
     for table in ROLLUP_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
-    for stage, table in _REBUILT.items():
+    for stage, (table, _) in _REBUILT.items():
         columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[stage])
         await conn.execute(
             text(
                 f"CREATE TEMPORARY TABLE {table} ({columns}, ord bigint GENERATED ALWAYS AS IDENTITY)"
-                " ON COMMIT DROP"
+                " PARTITION BY HASH (learner_key) ON COMMIT DROP"
             )
         )
+        for n in range(_REBUILD_PARTS):
+            await conn.execute(
+                text(
+                    f"CREATE TEMPORARY TABLE {table}_{n} PARTITION OF {table}"
+                    f" FOR VALUES WITH (MODULUS {_REBUILD_PARTS}, REMAINDER {n})"
+                )
+            )
     after, count = 0, 0
     named: Names = {}
     # Each batch is parsed and computed in a thread while the batch before it is written.
@@ -1101,8 +1114,13 @@ async def rebuild(
         computing = following
         after, count = rows[-1].seq, count + len(rows)
     if count:
-        for finish in (_FINISH_HOURLY, _FINISH_PROGRESS):
-            await conn.execute(finish, {"store": store_id})
+        await conn.execute(text("SET LOCAL work_mem = '64MB'"))  # a sort of a part at a time
+        for table, finish in _REBUILT.values():
+            for n in range(_REBUILD_PARTS):
+                await conn.execute(text(finish.replace("{part}", f"{table}_{n}")), {"store": store_id})
+                # Created in this transaction, the part is emptied in place: its room is free
+                # at once for the next part's sort.
+                await conn.execute(text(f"TRUNCATE {table}_{n}"))
         await _write_names(conn, store_id, named)
         await conn.execute(
             text("INSERT INTO analytics_zone (store_id, zone) VALUES (:store, :zone)"),
@@ -1116,7 +1134,7 @@ async def rebuild(
 async def _append(conn: AsyncConnection, stage: str, rows: list[tuple[Any, ...]]) -> None:
     """Append a batch's rows (as ``_STAGES[stage]``) to the rebuild's table for them."""
     if rows:
-        await copy_rows(conn, _REBUILT[stage], [name for name, _ in _STAGES[stage]], rows)
+        await copy_rows(conn, _REBUILT[stage][0], [name for name, _ in _STAGES[stage]], rows)
 
 
 # One thread computes batches off the event loop. One, not a pool: each thread that
