@@ -7,11 +7,12 @@ its pace holds as the rollups grow.
 Without ``--database``, generated statements are imported into a store of a fresh database
 with ``lrs import`` (their rollups queued, not folded). The rebuild then runs in this
 process as the command runs it (``ops.analytics.rebuild``: one transaction), and its count is
-read after every batch, so the results give the rate over each tenth of the statements. With
-``--limit-seconds``, a rebuild still running then is cancelled (its transaction rolls back)
-and the results say how far it came. Also: this process's CPU per statement (reading,
-parsing and computing the rollups; the rest is PostgreSQL's), the database's size, and the
-rollups' size when the rebuild finished. Results go to bench/results/NAME.{json,md}.
+read after every batch, so the results give the rate over each tenth of the statements, and
+for a rebuild that finished, the time spent appending its batches and adding them up at its
+end. With ``--limit-seconds``, a rebuild still running then is cancelled (its transaction
+rolls back) and the results say how far it came. Also: this process's CPU per statement
+(reading, parsing and computing the rollups; the rest is PostgreSQL's), the database's
+size, and the rollups' size when the rebuild finished. Results go to bench/results/NAME.{json,md}.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ async def rebuild(url: str, store: str, limit: float | None) -> dict[str, Any]:
     }
     if finished:
         out["rollups_gb"] = round(after["rollups"] / 1e9, 2)
+        if marks:  # the last mark is taken when the last batch is appended
+            out["appending_seconds"] = round(marks[-1][0], 1)
+            out["adding_up_seconds"] = round(seconds - marks[-1][0], 1)
     out["per_second_by_tenth"] = _by_tenth(marks)
     # To compare runs stopped at different times: the count every ten minutes.
     out["counted_by_minute"] = {
