@@ -440,6 +440,30 @@ async def test_a_rebuild_keeps_the_latest_name_groups_and_rating_as_the_fold_doe
         assert await _figures(db) == folded
 
 
+async def test_a_rebuild_leaves_the_planner_the_statistics_of_the_rows_it_wrote(fresh_database):
+    """The planner's row counts describe the rollups as the rebuild left them as soon as it
+    commits, without waiting for autovacuum (kept off here)."""
+    async with in_process(fresh_database) as (engine, db, settings, who):
+        async with engine.begin() as conn:
+            for table in ("analytics_hourly", "analytics_progress"):
+                await conn.execute(text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
+        sent = course_statements("https://courses.example.no/planned", range(40))
+        # Queued, not folded: the rows are the rebuild's.
+        await statement_ops.write(
+            db, settings, who, [prepare(s, Version.V2, who.authority, "statement") for s in sent]
+        )
+        await analytics_ops.rebuild(db, settings, "test", "default")
+        async with engine.connect() as conn:
+            for table in ("analytics_hourly", "analytics_progress"):
+                rows = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                planned = (
+                    await conn.execute(
+                        text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}
+                    )
+                ).scalar_one()
+                assert rows > 40 and planned == rows, table
+
+
 async def test_a_fold_takes_its_statements_however_many_writes_they_came_in(fresh_database):
     """Single statements are one queue row each: a fold still takes about the statements it
     asks for (it took a tenth of them, as many rows as a batch of ten a row would fill), and
