@@ -995,7 +995,7 @@ ROLLUP_TABLES = (
 # activity key, added up and emptied one at a time, in key order: sorting them needs the
 # room of a part on disk, not of the whole (at 10,000,000 statements the rows took 22 GB),
 # and the rollups' indexes are then filled from left to right, a page at a time, not all
-# over at once (split by learner instead, the hourly rows of 10M statements took 7.3
+# over at once (split by learner instead, the hourly rows of 10M statements took 7.6
 # minutes to add up, against 5.3).
 REBUILD_BATCH = 2000  # statements read, parsed and appended at a time
 _REBUILD_BOUNDS = [  # sixteen parts, by the key's first hexadecimal digit
