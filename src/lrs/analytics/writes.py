@@ -71,9 +71,14 @@ class Upsert(NamedTuple):
     inline: TextClause  # reads the JSON parameter ``:rows``
 
 
+def _defined(table: str) -> str:
+    """The columns of ``_STAGES[table]`` as SQL column definitions."""
+    return ", ".join(f"{name} {kind}" for name, kind in _STAGES[table])
+
+
 def _both(sql: str, table: str, alias: str) -> Upsert:
     """``sql`` reading its rows ``FROM {rows}``, in both forms."""
-    columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[table])
+    columns = _defined(table)
     return Upsert(
         table,
         columns,
@@ -82,10 +87,17 @@ def _both(sql: str, table: str, alias: str) -> Upsert:
     )
 
 
-# Hourly rows carry figures only; who the learner is, and their groups, are kept once per
-# (activity, learner) in the progress rows. A contribution (from `src`) folds into a stored
-# row: counts and time add up, the earliest and latest moments are kept.
-_HOURLY_INTO = """
+# Returns the store-wide rows that are new: a learner's first statement in an hour. Hourly
+# rows carry figures only; who the learner is, and their groups, are kept once per
+# (activity, learner) in the progress rows. A contribution folds into a stored row: counts
+# and time add up, the earliest and latest moments are kept. The same contributions are
+# added to their activities' local months (in the store's recorded zone, or the one its
+# first write records).
+_UPSERT_HOURLY = _both(
+    """
+WITH src AS MATERIALIZED (
+    SELECT * FROM {rows}
+), up AS (
     INSERT INTO analytics_hourly AS t
            (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
             completed_at, passed, failed, best_score, duration_seconds, sessions, abandoned)
@@ -102,17 +114,7 @@ _HOURLY_INTO = """
            duration_seconds = t.duration_seconds + EXCLUDED.duration_seconds,
            sessions = t.sessions + EXCLUDED.sessions,
            abandoned = t.abandoned + EXCLUDED.abandoned
-"""
-# Returns the store-wide rows that are new: a learner's first statement in an hour. The same
-# contributions are added to their activities' local months (in the store's recorded zone,
-# or the one its first write records).
-_UPSERT_HOURLY = _both(
-    """
-WITH src AS MATERIALIZED (
-    SELECT * FROM {rows}
-), up AS ("""
-    + _HOURLY_INTO
-    + """    RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
+    RETURNING activity_key, hour, learner_key, xmax = 0 AS arrived
 ), zone AS (
     SELECT COALESCE((SELECT zone FROM analytics_zone WHERE store_id = :store), CAST(:zone AS text)) AS zone
 ), learners AS (
@@ -1004,7 +1006,7 @@ _REBUILD_BOUNDS = [  # sixteen parts, by the key's first hexadecimal digit
     "MAXVALUE",
 ]
 
-# Added up as `_HOURLY_INTO` adds a contribution to a stored row.
+# Added up as `_UPSERT_HOURLY` folds a contribution into a stored row.
 _FINISH_HOURLY = """
 INSERT INTO analytics_hourly
        (store_id, activity_key, hour, learner_key, statements, completions, first_at, last_at,
@@ -1074,10 +1076,9 @@ async def rebuild(
     for table in ROLLUP_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE store_id = :s"), {"s": store_id})
     for stage, (table, _) in _REBUILT.items():
-        columns = ", ".join(f"{name} {kind}" for name, kind in _STAGES[stage])
         await conn.execute(
             text(
-                f"CREATE TEMPORARY TABLE {table} ({columns}, ord bigint GENERATED ALWAYS AS IDENTITY)"
+                f"CREATE TEMPORARY TABLE {table} ({_defined(stage)}, ord bigint GENERATED ALWAYS AS IDENTITY)"
                 " PARTITION BY RANGE (activity_key) ON COMMIT DROP"
             )
         )
