@@ -278,7 +278,7 @@ async def _query(
     if page.latest_stored is not None:
         headers["Last-Modified"] = http_date(page.latest_stored)
     if query.format is Format.EXACT:
-        listed = b",".join(d.encode() for d in page.statements)
+        listed = page.listed
     else:
         listed = b",".join(orjson.dumps(s) for s in result.rendered)
     body = b'{"statements":[' + listed + b'],"more":' + orjson.dumps(more) + b"}"

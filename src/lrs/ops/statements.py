@@ -169,7 +169,7 @@ async def query(db: Database, who: Caller, q: StatementQuery, languages: list[st
             through = await statement_store.consistent_through(conn)
             ceiling, replayed = q.ceiling, q.replayed or 0
         page = await statement_store.query(conn, who.store_id, replace(q, ceiling=ceiling), credential=mine)
-        docs = [orjson.loads(d) for d in page.statements] if parse_all else []
+        docs = orjson.loads(b"[" + page.listed + b"]") if parse_all else []
         rendered = await _rendered(conn, who.store_id, docs, q.format, languages)
         return Result(through, page, ceiling, replayed, rendered)
 
