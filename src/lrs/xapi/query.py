@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -175,6 +176,7 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=4)  # one key per installation; deriving it again cost 1% of a query
 def _cipher(key: bytes) -> AESGCM:
     return AESGCM(hashlib.sha256(b"lrs more token\x00" + key).digest())
 
@@ -188,7 +190,8 @@ def encode_more(query: StatementQuery, store_id: int, key: bytes) -> str:
     It is encrypted, not only signed: its positions are installation-wide sequence numbers,
     which would tell a client how much every other store writes.
     """
-    state = asdict(query)
+    # Its fields are flat; asdict's deep copy cost 3% of a one-statement query's CPU.
+    state = {f.name: getattr(query, f.name) for f in fields(query)}
     state["format"] = query.format.value
     for name in ("since", "until"):
         if state[name] is not None:
