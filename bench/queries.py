@@ -1,0 +1,151 @@
+"""Where a statement query's time goes: latency at one and at four requests in flight, and
+the CPU each request costs the LRS workers, PostgreSQL and this load generator.
+
+    python -m bench.queries [--statements 1000000] [NAME=SRC ...] [--rounds 2] [--filled URL]
+
+A fresh database is filled with ``--statements`` of ``bench.generate`` (the default seed,
+as ``bench.run`` sends them) by ``lrs import``, without rollups, then ``VACUUM ANALYZE``d;
+``--filled URL`` uses a database filled so before instead and keeps it. Each source tree
+(a ``src/`` directory, e.g. of a ``git worktree`` at an older commit; the current one by
+default) is served in turn, rounds alternating the trees, and answers ``bench.run``'s
+statement queries and one query (verb and since, as ``bench.run``'s) with pages of 1, 10
+and 100 statements: those split a query's cost into a part per request and a part per
+statement. On two cores, four in flight queue for the CPU: the CPU per request says what
+one costs, the latency at c1 what a client waits when the machine is not saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from tests.harness import create_database, drop_database, make_credential
+
+from bench.generate import START, Generator
+from bench.loadgen import basic, request, run
+from bench.profile import processes_cpu_seconds, workers_cpu_seconds
+from bench.run import HOST, q, start_lrs, statement_queries, stop, write_results
+
+CONCURRENCY = (1, 4)
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+
+
+def fill(url: str, statements: int) -> None:
+    """``statements`` into the default store by ``lrs import``, then VACUUM ANALYZE."""
+    env = {**os.environ, "LRS_DATABASE_URL": url, "LRS_ANALYTICS_ROLLUPS": "false"}
+    lrs = str(Path(sys.executable).parent / "lrs")
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "statements.jsonl"
+        with source.open("wb") as f:
+            for s in Generator().statements(statements):
+                f.write(orjson.dumps(s) + b"\n")
+        subprocess.run([lrs, "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run([lrs, "import", str(source)], env=env, check=True, capture_output=True)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    subprocess.run(["psql", dsn, "-qc", "VACUUM ANALYZE"], check=True)
+
+
+def kinds() -> dict[str, list[str]]:
+    since = (START + timedelta(days=60)).isoformat()
+    pages = {
+        f"page_{n}": [q("/xapi/statements", verb=COMPLETED, since=since, limit=n)] * 100 for n in (1, 10, 100)
+    }
+    return {**statement_queries(100), **pages}
+
+
+def postgres_pids() -> list[int]:
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+
+
+async def ask(
+    port: int, auth: str, paths: list[str], concurrency: int, repeat: int, server: subprocess.Popen[bytes]
+) -> dict[str, Any]:
+    """``paths`` ``repeat`` times over; latency, and CPU milliseconds per request."""
+    headers = {"Authorization": auth, "X-Experience-API-Version": "2.0.0"}
+    built = [request("GET", p, f"{HOST}:{port}", headers=headers) for p in paths] * repeat
+    pg = postgres_pids()
+    lrs, db, me = workers_cpu_seconds(server), processes_cpu_seconds(pg), time.process_time()
+    result = await run(
+        HOST, port, lambda i: built[i] if i < len(built) else None, concurrency, len(built), 300
+    )
+    n = result.count
+    db_after = processes_cpu_seconds(pg)
+    used = sum(db_after[p] - db[p] for p in db_after if p in db)
+    return {
+        **result.summary(),
+        "lrs_cpu_ms": round((workers_cpu_seconds(server) - lrs) / n * 1000, 3),
+        "postgresql_cpu_ms": round(used / n * 1000, 3),
+        "load_generator_cpu_ms": round((time.process_time() - me) / n * 1000, 3),
+    }
+
+
+async def one_tree(src: str, url: str, auth: str, workers: int, repeat: int) -> dict[str, Any]:
+    os.environ["PYTHONPATH"] = src
+    server, port = start_lrs(url, workers, analytics_rollups="false", background_worker="false")
+    try:
+        asked = kinds()
+        for paths in asked.values():  # warm: connections, prepared statements, caches
+            await ask(port, auth, paths, 4, 1, server)
+        out = {}
+        for name, paths in asked.items():
+            for c in CONCURRENCY:
+                out[f"{name}_c{c}"] = await ask(port, auth, paths, c, repeat, server)
+        return out
+    finally:
+        stop(server)
+
+
+async def main_async(args: argparse.Namespace, trees: dict[str, str]) -> dict[str, Any]:
+    os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
+    out: dict[str, Any] = {"statements": args.statements, "workers": args.workers, "repeat": args.repeat}
+    if args.filled:
+        url, admin = args.filled, ""
+    else:
+        url, admin = await asyncio.to_thread(create_database)
+        started = time.perf_counter()
+        await asyncio.to_thread(fill, url, args.statements)
+        out["fill_seconds"] = round(time.perf_counter() - started)
+    try:
+        cred = await asyncio.to_thread(make_credential, url, "statements/read")
+        auth = basic(cred.key, cred.secret)
+        for r in range(args.rounds):
+            for name, src in trees.items():
+                found = await one_tree(os.path.abspath(src), url, auth, args.workers, args.repeat)
+                for kind, figures in found.items():
+                    out[f"{name}_round{r + 1}_{kind}"] = figures
+                    print(name, r + 1, kind, figures, flush=True)
+    finally:
+        if admin:
+            await asyncio.to_thread(drop_database, url, admin)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.queries", description=__doc__)
+    parser.add_argument("trees", nargs="*", metavar="NAME=SRC", help="a name and a src/ directory")
+    parser.add_argument("--statements", type=int, default=1_000_000)
+    parser.add_argument("--filled", metavar="URL", help="a database filled as this bench fills one")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5, help="each kind's 100 requests this many times")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--name", default="queries", help="results file name under bench/results")
+    args = parser.parse_args()
+    trees = dict(t.split("=", 1) for t in args.trees) or {"current": "src"}
+    out = asyncio.run(main_async(args, trees))
+    command = "python -m bench.queries " + " ".join(sys.argv[1:])
+    write_results(args.name, "Statement queries: latency and CPU per request", command.strip(), out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
