@@ -3,11 +3,12 @@ the CPU each request costs the LRS workers, PostgreSQL and this load generator.
 
     python -m bench.queries [--statements 1000000] [NAME=SRC ...] [--rounds 2] [--filled URL]
 
-A fresh database is filled with ``--statements`` of ``bench.generate`` (the default seed,
-as ``bench.run`` sends them) by ``lrs import``, without rollups, then ``VACUUM ANALYZE``d;
-``--filled URL`` uses a database filled so before instead and keeps it. Each source tree
-(a ``src/`` directory, e.g. of a ``git worktree`` at an older commit; the current one by
-default) is served in turn, rounds alternating the trees, and answers ``bench.run``'s
+Each source tree (a ``src/`` directory, e.g. of a ``git worktree`` at an older commit; the
+current one by default) gets a fresh database, filled by its own ``lrs import`` (trees may
+differ in schema) with the same ``--statements`` of ``bench.generate`` (the default seed, as
+``bench.run`` sends them), without rollups, then ``VACUUM ANALYZE``d; ``--filled URL`` uses a
+database filled so before instead (one tree) and keeps it. The trees are served in turn,
+rounds alternating them, and each answers ``bench.run``'s
 statement queries and one query (verb and since, as ``bench.run``'s) with pages of 1, 10
 and 100 statements: those split a query's cost into a part per request and a part per
 statement. On two cores, four in flight queue for the CPU: the CPU per request says what
@@ -40,9 +41,10 @@ CONCURRENCY = (1, 4)
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 
 
-def fill(url: str, statements: int) -> None:
-    """``statements`` into the default store by ``lrs import``, then VACUUM ANALYZE."""
-    env = {**os.environ, "LRS_DATABASE_URL": url, "LRS_ANALYTICS_ROLLUPS": "false"}
+def fill(url: str, statements: int, src: str) -> None:
+    """``statements`` into the default store by the ``lrs import`` of ``src``, then VACUUM
+    ANALYZE."""
+    env = {**os.environ, "PYTHONPATH": src, "LRS_DATABASE_URL": url, "LRS_ANALYTICS_ROLLUPS": "false"}
     lrs = str(Path(sys.executable).parent / "lrs")
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / "statements.jsonl"
@@ -108,25 +110,32 @@ async def one_tree(src: str, url: str, auth: str, workers: int, repeat: int) -> 
 async def main_async(args: argparse.Namespace, trees: dict[str, str]) -> dict[str, Any]:
     os.environ.setdefault("LRS_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/root")
     out: dict[str, Any] = {"statements": args.statements, "workers": args.workers, "repeat": args.repeat}
-    if args.filled:
-        url, admin = args.filled, ""
-    else:
-        url, admin = await asyncio.to_thread(create_database)
-        started = time.perf_counter()
-        await asyncio.to_thread(fill, url, args.statements)
-        out["fill_seconds"] = round(time.perf_counter() - started)
+    databases: dict[str, tuple[str, str]] = {}  # tree: (url, admin url to drop it with, or "")
     try:
-        cred = await asyncio.to_thread(make_credential, url, "statements/read")
-        auth = basic(cred.key, cred.secret)
+        for name, src in trees.items():
+            if args.filled:
+                databases[name] = (args.filled, "")
+                continue
+            databases[name] = await asyncio.to_thread(create_database)
+            started = time.perf_counter()
+            await asyncio.to_thread(fill, databases[name][0], args.statements, os.path.abspath(src))
+            out[f"{name}_fill_seconds"] = round(time.perf_counter() - started)
+        auths = {}
+        for name, (url, _) in databases.items():
+            os.environ["PYTHONPATH"] = os.path.abspath(trees[name])  # the CLI of the tree's schema
+            cred = await asyncio.to_thread(make_credential, url, "statements/read")
+            auths[name] = basic(cred.key, cred.secret)
         for r in range(args.rounds):
             for name, src in trees.items():
-                found = await one_tree(os.path.abspath(src), url, auth, args.workers, args.repeat)
+                url = databases[name][0]
+                found = await one_tree(os.path.abspath(src), url, auths[name], args.workers, args.repeat)
                 for kind, figures in found.items():
                     out[f"{name}_round{r + 1}_{kind}"] = figures
                     print(name, r + 1, kind, figures, flush=True)
     finally:
-        if admin:
-            await asyncio.to_thread(drop_database, url, admin)
+        for url, admin in databases.values():
+            if admin:
+                await asyncio.to_thread(drop_database, url, admin)
     return out
 
 
@@ -141,6 +150,8 @@ def main() -> int:
     parser.add_argument("--name", default="queries", help="results file name under bench/results")
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.trees) or {"current": "src"}
+    if args.filled and len(trees) > 1:
+        parser.error("--filled serves one tree")
     out = asyncio.run(main_async(args, trees))
     command = "python -m bench.queries " + " ".join(sys.argv[1:])
     write_results(args.name, "Statement queries: latency and CPU per request", command.strip(), out)
