@@ -331,3 +331,56 @@ async def test_the_analytics_keys_survive_0023_both_ways():
     finally:
         await engine.dispose()
         await asyncio.to_thread(drop_database, url, admin)
+
+
+async def test_statements_are_served_alike_across_0024_both_ways():
+    """0024 keeps each statement as its json text instead of jsonb: the downgrade gives jsonb
+    holding the same JSON, and what jsonb held is served alike after the upgrade (non-ASCII
+    text, escapes, numbers of every kind, nesting)."""
+    url, admin = await asyncio.to_thread(create_database)
+    statements = [
+        {
+            "actor": {"name": "Åse Ødegård", "mbox": "mailto:ase@example.no"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"nb-NO": "svarte «ja»"}},
+            "object": {"id": "https://kurs.example.no/øving-ære", "definition": {"name": {"nb-NO": "Øving"}}},
+            "result": {
+                "score": {"scaled": 0.925, "raw": 37, "max": 40},
+                "response": 'a "quoted" \\ back\tslash',
+                "extensions": {"https://example.no/x": {"nested": [1, 2.5, -0.0001, True, None, [{}]]}},
+            },
+        },
+        {"actor": {"mbox": "mailto:per@example.no"}, "verb": {"id": "http://example.no/verbs/liked"},
+         "object": {"id": "https://kurs.example.no/brannvern"}},
+    ]  # fmt: skip
+    column = text(
+        "SELECT data_type FROM information_schema.columns"
+        " WHERE table_name = 'statements' AND column_name = 'statement'"
+    )
+    stored = text("SELECT CAST(statement AS text) AS doc FROM statements ORDER BY seq")
+    engine = create_async_engine(url)
+
+    async def served(client: httpx.AsyncClient) -> list[dict[str, object]]:
+        page = (await client.get("/xapi/statements", params={"ascending": "true"})).json()
+        return page["statements"]  # type: ignore[no-any-return]
+
+    try:
+        with running_server(url) as srv:
+            cred = make_credential(url, "all")
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
+                at_head = await served(c)
+        assert [s["result"] for s in at_head if "result" in s] == [statements[0]["result"]]
+        await _migrate(engine, "0023")
+        async with engine.connect() as conn:
+            assert (await conn.execute(column)).scalar_one() == "jsonb"
+            as_jsonb = [json.loads(r.doc) for r in await conn.execute(stored)]
+        assert as_jsonb == at_head
+        await _migrate(engine, "head")
+        async with engine.connect() as conn:
+            assert (await conn.execute(column)).scalar_one() == "json"
+        with running_server(url) as srv:
+            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+                assert await served(c) == at_head
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(drop_database, url, admin)

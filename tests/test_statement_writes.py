@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,6 +27,7 @@ from lrs.store.database import Database
 from lrs.store.keys import index_key
 from lrs.xapi.agents import ifi_key
 from lrs.xapi.errors import BadRequest, Conflict, Unauthorized
+from lrs.xapi.query import Format
 from lrs.xapi.statements import prepare
 from lrs.xapi.versions import Version
 from tests.factories import activity, agent, statement, voiding
@@ -78,8 +80,9 @@ async def stored_rows(db: Database, store: str) -> tuple[list[tuple[Any, ...]], 
     async def read(conn: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         statements = await conn.execute(
             text(
-                "SELECT s.id, s.voided, s.voids, s.refers_to, s.verb_id, s.statement - 'stored'"
-                " - 'timestamp' - 'authority' AS body, s.seq FROM statements s"
+                "SELECT s.id, s.voided, s.voids, s.refers_to, s.verb_id,"
+                " CAST(s.statement AS jsonb) - 'stored' - 'timestamp' - 'authority' AS body, s.seq"
+                " FROM statements s"
                 " JOIN stores t ON t.id = s.store_id WHERE t.name = :store ORDER BY s.seq"
             ),
             {"store": store},
@@ -152,6 +155,27 @@ async def test_a_conflict_or_a_refused_value_stores_nothing_of_the_batch(server,
     async with writer(server, store) as (db, _, _who):
         rows, _index = await stored_rows(db, store)
     assert [str(r[0]) for r in rows] == [first["id"]]
+
+
+@pytest.mark.parametrize("threshold", [1, 10_000])  # COPY; INSERT
+async def test_a_backslash_before_u0000_is_text_not_a_nul(server, monkeypatch, threshold):
+    """Only the NUL character is refused: the six characters \\u0000 (a backslash escaped in
+    the JSON) are stored and served as they came, in keys too."""
+    monkeypatch.setattr(statement_store, "COPY_FROM", threshold)
+    store = await asyncio.to_thread(new_store, server.database_url, "backslash")
+    looks_like = "C:\\u0000\\\\u0000"
+    kept = with_id(
+        statement(result={"response": looks_like, "extensions": {"https://x.no/e": {"\\u0000": 1}}})
+    )
+    await write_all(server, store, [[kept]])
+    async with writer(server, store) as (db, _, who):
+        found = await statement_ops.get_one(
+            db, who, uuid.UUID(kept["id"]), voided=False, fmt=Format.EXACT, languages=[]
+        )
+    assert found.found is not None
+    served = json.loads(found.found.statement)
+    assert served["result"] == kept["result"]
+    assert "\x00" not in found.found.statement
 
 
 async def test_copies_racing_for_the_same_ids_store_each_statement_once(server, monkeypatch, caplog):

@@ -16,6 +16,16 @@ def dumpb(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+# The NUL character as JSON text writes it: \u0000 after an even number of backslashes (after
+# an odd number, the backslash before the "u" is itself an escaped character).
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def holds_nul(text: str) -> bool:
+    """Whether a JSON text holds the NUL character, which no PostgreSQL text can."""
+    return "\\u0000" in text and _NUL.search(text) is not None
+
+
 # Numbers with 19+ digits (integers near or past 64 bits) are rare; only bodies that have one
 # pay for the exact check below. Candidates are found with a plain byte search over the body
 # with every digit made "0" (a regular expression costs several times more on a batch); one

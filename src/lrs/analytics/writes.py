@@ -637,7 +637,7 @@ async def take_out(
     # those the worker has still to fold (it will add them on top of what is rebuilt here).
     sources = await conn.execute(
         text("""
-        SELECT DISTINCT s.seq, s.statement
+        SELECT DISTINCT ON (s.seq) s.seq, s.statement
           FROM unnest(CAST(:learners AS uuid[])) AS k(l)
           JOIN statement_index i ON i.store_id = :store AND i.key = k.l AND NOT i.related
           JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq

@@ -13,7 +13,7 @@ SELECT DISTINCT name FROM (
       FROM statement_index i JOIN statements s ON s.store_id = i.store_id AND s.seq = i.seq
      WHERE i.store_id = :store AND i.key = CAST(:key AS uuid) AND NOT i.related
      ORDER BY i.seq DESC LIMIT 500
-) recent WHERE name IS NOT NULL AND agent @> CAST(:ifi AS jsonb)
+) recent WHERE name IS NOT NULL AND CAST(agent AS jsonb) @> CAST(:ifi AS jsonb)
 """)
 
 

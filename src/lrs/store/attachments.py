@@ -133,8 +133,8 @@ async def unreferenced(
         text("""
         SELECT h.sha2 FROM unnest(CAST(:hashes AS text[])) AS h(sha2)
          WHERE NOT EXISTS (
-               SELECT FROM statements s, jsonb_array_elements(s.statement -> 'attachments') a
-                WHERE s.store_id = :store AND s.statement ? 'attachments'
+               SELECT FROM statements s, json_array_elements(s.statement -> 'attachments') a
+                WHERE s.store_id = :store AND s.statement -> 'attachments' IS NOT NULL
                   AND s.seq <> ALL(CAST(:leaving AS bigint[]))
                   AND lower(a ->> 'sha2') = h.sha2)
         """),

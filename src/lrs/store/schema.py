@@ -32,7 +32,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSON, JSONB, UUID
 
 metadata = MetaData()
 
@@ -105,7 +105,11 @@ statements = Table(
     # The statement its object refers to (StatementRef), voiding or not.
     Column("refers_to", UUID(as_uuid=True)),
     Column("credential", Text, nullable=False),
-    Column("statement", JSONB, nullable=False),
+    # The JSON text as it is served, kept as written (json, not jsonb): PostgreSQL writes
+    # the text out as it is, where jsonb is parsed in and printed out again, which cost it
+    # about 9 µs per statement each way (migration 0024). The few queries that look inside
+    # it (an agent's names, attachments still referenced) read it as json.
+    Column("statement", JSON, nullable=False),
     PrimaryKeyConstraint("store_id", "seq"),
     UniqueConstraint("store_id", "id", name="statements_store_id_id_key"),
     Index("statements_voids_idx", "store_id", "voids", postgresql_where=text("voids IS NOT NULL")),

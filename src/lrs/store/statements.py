@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lrs.jsontext import dumps
+from lrs.jsontext import dumps, holds_nul
 from lrs.store.bulk import copy_rows
 from lrs.store.keys import index_key
 from lrs.xapi.errors import BadRequest, Conflict, Unauthorized
@@ -27,7 +27,7 @@ from lrs.xapi.timestamps import format_timestamp
 # with COPY) the seqs it will be stored under.
 _LOOKUP = text("""
 WITH store AS (SELECT id FROM stores WHERE id = :store FOR KEY SHARE)
-SELECT 'now' AS kind, NULL::uuid AS id, NULL::bigint AS seq, NULL::jsonb AS statement,
+SELECT 'now' AS kind, NULL::uuid AS id, NULL::bigint AS seq, NULL::json AS statement,
        now() AS now
 UNION ALL
 SELECT 'store', NULL, id, NULL, NULL FROM store
@@ -65,7 +65,7 @@ SELECT :store, u.id, COALESCE(u.stored, :stored), u.ts, u.verb, u.voided, u.void
        :credential, u.doc
   FROM unnest(CAST(:ids AS uuid[]), CAST(:ts AS timestamptz[]), CAST(:verbs AS text[]),
               CAST(:voided AS boolean[]), CAST(:voids AS uuid[]), CAST(:refers AS uuid[]),
-              CAST(:docs AS jsonb[]), CAST(:kept AS timestamptz[]))
+              CAST(:docs AS json[]), CAST(:kept AS timestamptz[]))
        WITH ORDINALITY AS u(id, ts, verb, voided, voids, refers_to, doc, stored, n)
  ORDER BY u.n
     ON CONFLICT (store_id, id) DO NOTHING
@@ -173,7 +173,7 @@ async def insert(
         seq_list = list(reserved[: len(fresh)])
         statement_rows = [
             (store_id, seq, p.id, p.kept_stored or now, p.timestamp, p.verb_id, p.id in born_voided,
-             p.voids, p.refers_to, credential, p.text if p.text is not None else dumps(p.statement))
+             p.voids, p.refers_to, credential, _doc(p))
             for seq, p in zip(seq_list, fresh, strict=True)
         ]  # fmt: skip
         await copy_rows(conn, "statements", _STATEMENT_COLUMNS, statement_rows)
@@ -191,7 +191,7 @@ async def insert(
                 "voided": [p.id in born_voided for p in fresh],
                 "voids": [p.voids for p in fresh],
                 "refers": [p.refers_to for p in fresh],
-                "docs": [p.text if p.text is not None else dumps(p.statement) for p in fresh],
+                "docs": [_doc(p) for p in fresh],
                 "kept": [p.kept_stored for p in fresh],
             },
         )
@@ -234,6 +234,16 @@ async def insert(
     pairs = list(zip(seq_list, inserted, strict=True))
     counted = [(seq, p) for seq, p in pairs if p.id not in born_voided] if born_voided else pairs
     return Written(ids, [p for _, p in counted], [seq for seq, _ in counted], voided_now, now, pairs)
+
+
+def _doc(p: Prepared) -> str:
+    """The JSON text a statement is stored as. The column (json) would keep a NUL character,
+    which jsonb refused, and which the text columns and rollups made from the statement cannot
+    hold: it is refused here, before anything of the batch is written."""
+    doc = p.text if p.text is not None else dumps(p.statement)
+    if holds_nul(doc):
+        raise BadRequest(f"statement {p.id}: holds the NUL character \\u0000, which cannot be stored")
+    return doc
 
 
 def stamped_ahead(p: Prepared, stored: datetime) -> Prepared:
@@ -648,7 +658,7 @@ async def replace_content(
         await conn.execute(
             text(
                 "UPDATE statements s SET statement = u.doc"
-                " FROM unnest(CAST(:seqs AS bigint[]), CAST(:docs AS jsonb[])) AS u(seq, doc)"
+                " FROM unnest(CAST(:seqs AS bigint[]), CAST(:docs AS json[])) AS u(seq, doc)"
                 " WHERE s.store_id = :store AND s.seq = u.seq"
             ),
             {"store": store_id, "seqs": [seq for seq, _ in changed], "docs": [dumps(d) for _, d in changed]},
