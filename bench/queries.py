@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,37 @@ async def main_async(args: argparse.Namespace, trees: dict[str, str]) -> dict[st
     return out
 
 
+def summary(out: dict[str, Any], trees: list[str], rounds: int) -> str:
+    """A table of the medians over the rounds: each kind of query per tree."""
+    kinds = sorted({k.split("_", 2)[2] for k in out if k.startswith(f"{trees[0]}_round1_")}, key=_order)
+    head = "| query | " + " | ".join(trees) + " |"
+    rows = [head, "|" + " --- |" * (len(trees) + 1)]
+    for kind in kinds:
+        cells = []
+        for tree in trees:
+            found = [out[f"{tree}_round{r + 1}_{kind}"] for r in range(rounds)]
+
+            def median(name: str, found: list[dict[str, Any]] = found) -> float:
+                return statistics.median(f[name] for f in found)
+
+            cells.append(
+                f"p95 {median('p95_ms'):.1f} ms, {median('per_second'):.0f}/s,"
+                f" CPU {median('lrs_cpu_ms'):.2f} + {median('postgresql_cpu_ms'):.2f} ms"
+            )
+        rows.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return (
+        f"\nMedians over {rounds} rounds. CPU: milliseconds per request of the LRS workers +"
+        " PostgreSQL.\n\n" + "\n".join(rows) + "\n"
+    )
+
+
+def _order(kind: str) -> tuple[int, str]:
+    # bench.run's queries first, then the pages by size, each at c1 then c4
+    name, _, c = kind.rpartition("_c")
+    size = int(name.split("_")[1]) if name.startswith("page_") else 0
+    return (size, name + c)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.queries", description=__doc__)
     parser.add_argument("trees", nargs="*", metavar="NAME=SRC", help="a name and a src/ directory")
@@ -154,7 +186,9 @@ def main() -> int:
         parser.error("--filled serves one tree")
     out = asyncio.run(main_async(args, trees))
     command = "python -m bench.queries " + " ".join(sys.argv[1:])
-    write_results(args.name, "Statement queries: latency and CPU per request", command.strip(), out)
+    after = summary(out, list(trees), args.rounds)
+    title = "Statement queries: latency and CPU per request"
+    write_results(args.name, title, command.strip(), out, after=after)
     return 0
 
 
