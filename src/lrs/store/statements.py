@@ -411,8 +411,9 @@ async def query(
         where.append("s.credential = :credential")
         params["credential"] = credential
     # One row past the page says whether there is more. PostgreSQL joins the page's texts
-    # and sends them as one UTF-8 value: for 100 statements, a row and a str each cost the
-    # worker 1.1 ms of CPU against 0.3 ms for the one value (bench/results/queries-1m.md).
+    # and sends them as one UTF-8 value, which the worker writes out as it is: against a row
+    # and a str per statement, a page of 100 costs the worker 0.4 to 0.9 ms less CPU and
+    # PostgreSQL 0.15 (its backend alone) to 0.55 ms more (bench/results/queries-1m-rows.md).
     last = "max" if q.ascending else "min"
     sql = (
         "SELECT convert_to(string_agg(p.doc, ',' ORDER BY p.n) FILTER (WHERE p.n <= :limit), 'UTF8')"
