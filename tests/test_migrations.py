@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from lrs.store import migrate
 from lrs.store.schema import metadata
 from tests.harness import (
+    Cred,
     create_database,
     drop_database,
     make_credential,
@@ -27,6 +29,7 @@ from tests.harness import (
 )
 
 V2 = {"X-Experience-API-Version": "2.0.0"}
+T = TypeVar("T")
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -166,6 +169,25 @@ async def test_upgrading_past_0010_refolds_every_store():
         await asyncio.to_thread(drop_database, url, admin)
 
 
+async def _stored(
+    url: str, statements: list[dict[str, Any]], read: Callable[[httpx.AsyncClient], Awaitable[T]]
+) -> tuple[Cred, T]:
+    """Store ``statements`` through a server on ``url``: a credential that may read them, and
+    what ``read`` found then."""
+    with running_server(url) as srv:
+        cred = make_credential(url, "all")
+        async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+            assert (await c.post("/xapi/statements", json=statements)).status_code == 200
+            return cred, await read(c)
+
+
+async def _read_again(url: str, cred: Cred, read: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    """What ``read`` finds through a server started again on ``url`` (at the newest schema)."""
+    with running_server(url) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
+            return await read(c)
+
+
 async def test_the_index_keys_survive_0020_both_ways():
     """0020 turns the index's text keys into 16 bytes in SQL; the code computes the same bytes
     in Python, so every filter finds what it found before, and the downgrade names each row
@@ -206,11 +228,7 @@ async def test_the_index_keys_survive_0020_both_ways():
         return [sorted(s["id"] for s in page) for page in pages]
 
     try:
-        with running_server(url) as srv:
-            cred = make_credential(url, "all")
-            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
-                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
-                before = await found(c)
+        cred, before = await _stored(url, statements, found)
         assert all(before) and first["id"] in before[0] and len(before[1]) == 3
         async with engine.connect() as conn:
             hashed = (await conn.execute(rows)).all()
@@ -223,9 +241,7 @@ async def test_the_index_keys_survive_0020_both_ways():
         await _migrate(engine, "head")
         async with engine.connect() as conn:
             assert (await conn.execute(rows)).all() == hashed
-        with running_server(url) as srv:
-            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
-                assert await found(c) == before
+        assert await _read_again(url, cred, found) == before
     finally:
         await engine.dispose()
         await asyncio.to_thread(drop_database, url, admin)
@@ -364,11 +380,7 @@ async def test_statements_are_served_alike_across_0024_both_ways():
         return page["statements"]  # type: ignore[no-any-return]
 
     try:
-        with running_server(url) as srv:
-            cred = make_credential(url, "all")
-            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
-                assert (await c.post("/xapi/statements", json=statements)).status_code == 200
-                at_head = await served(c)
+        cred, at_head = await _stored(url, statements, served)
         assert [s["result"] for s in at_head if "result" in s] == [statements[0]["result"]]
         await _migrate(engine, "0023")
         async with engine.connect() as conn:
@@ -378,9 +390,7 @@ async def test_statements_are_served_alike_across_0024_both_ways():
         await _migrate(engine, "head")
         async with engine.connect() as conn:
             assert (await conn.execute(column)).scalar_one() == "json"
-        with running_server(url) as srv:
-            async with httpx.AsyncClient(base_url=srv.url, auth=cred.auth, headers=V2) as c:
-                assert await served(c) == at_head
+        assert await _read_again(url, cred, served) == at_head
     finally:
         await engine.dispose()
         await asyncio.to_thread(drop_database, url, admin)
