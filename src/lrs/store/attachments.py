@@ -124,8 +124,9 @@ async def unreferenced(
     """Those of ``hashes`` (lower case) that no statement of the store declares but those
     ``leaving_out`` (seqs: the ones about to go).
 
-    No index leads from a hash to its statements, so this reads the store's statements that
-    carry attachments; it is asked only when statements with attachments are removed.
+    No index leads from a hash to its statements, so this reads the store's statements (those
+    without attachments give ``json_array_elements`` a NULL, and so no rows, after one parse of
+    their text); it is asked only when statements with attachments are removed.
     """
     if not hashes:
         return []
@@ -134,8 +135,7 @@ async def unreferenced(
         SELECT h.sha2 FROM unnest(CAST(:hashes AS text[])) AS h(sha2)
          WHERE NOT EXISTS (
                SELECT FROM statements s, json_array_elements(s.statement -> 'attachments') a
-                WHERE s.store_id = :store AND s.statement -> 'attachments' IS NOT NULL
-                  AND s.seq <> ALL(CAST(:leaving AS bigint[]))
+                WHERE s.store_id = :store AND s.seq <> ALL(CAST(:leaving AS bigint[]))
                   AND lower(a ->> 'sha2') = h.sha2)
         """),
         {"store": store_id, "hashes": hashes, "leaving": list(leaving_out)},
