@@ -11,7 +11,10 @@ import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 VERBS = [
     ("http://adlnet.gov/expapi/verbs/experienced", "experienced", 40),
@@ -115,3 +118,10 @@ class Generator:
     def statements(self, count: int) -> Iterator[dict[str, Any]]:
         for _ in range(count):
             yield self.statement()
+
+
+def write_jsonl(path: Path, statements: Iterator[dict[str, Any]]) -> None:
+    """``statements`` as JSON Lines, the file ``lrs import`` reads."""
+    with path.open("wb") as f:
+        for s in statements:
+            f.write(orjson.dumps(s) + b"\n")

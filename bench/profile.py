@@ -31,11 +31,15 @@ STAGES = {
 }
 
 
+def postgres_processes() -> list[psutil.Process]:
+    """This machine's PostgreSQL processes: the server and its backends."""
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+
+
 def _processes(server: subprocess.Popen[bytes]) -> dict[str, list[psutil.Process]]:
     root = psutil.Process(server.pid)
     workers = [c for c in root.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())] or [root]
-    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
-    return {"lrs_workers": workers, "postgresql": postgres, "load_generator": [psutil.Process()]}
+    return {"lrs_workers": workers, "postgresql": postgres_processes(), "load_generator": [psutil.Process()]}
 
 
 def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:

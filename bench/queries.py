@@ -29,13 +29,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-import psutil
 from tests.harness import create_database, drop_database, make_credential
 
-from bench.generate import START, Generator
+from bench.generate import START, Generator, write_jsonl
 from bench.loadgen import basic, request, run
-from bench.profile import processes_cpu_seconds, workers_cpu_seconds
+from bench.profile import postgres_processes, processes_cpu_seconds, workers_cpu_seconds
 from bench.run import HOST, q, start_lrs, statement_queries, stop, write_results
 
 CONCURRENCY = (1, 4)
@@ -49,9 +47,7 @@ def fill(url: str, statements: int, src: str) -> None:
     lrs = str(Path(sys.executable).parent / "lrs")
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / "statements.jsonl"
-        with source.open("wb") as f:
-            for s in Generator().statements(statements):
-                f.write(orjson.dumps(s) + b"\n")
+        write_jsonl(source, Generator().statements(statements))
         subprocess.run([lrs, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run([lrs, "import", str(source)], env=env, check=True, capture_output=True)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -66,17 +62,13 @@ def kinds() -> dict[str, list[str]]:
     return {**statement_queries(100), **pages}
 
 
-def postgres_pids() -> list[int]:
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
-
-
 async def ask(
     port: int, auth: str, paths: list[str], concurrency: int, repeat: int, server: subprocess.Popen[bytes]
 ) -> dict[str, Any]:
     """``paths`` ``repeat`` times over; latency, and CPU milliseconds per request."""
     headers = {"Authorization": auth, "X-Experience-API-Version": "2.0.0"}
     built = [request("GET", p, f"{HOST}:{port}", headers=headers) for p in paths] * repeat
-    pg = postgres_pids()
+    pg = [p.pid for p in postgres_processes()]
     lrs, db, me = workers_cpu_seconds(server), processes_cpu_seconds(pg), time.process_time()
     result = await run(
         HOST, port, lambda i: built[i] if i < len(built) else None, concurrency, len(built), 300
@@ -140,6 +132,9 @@ async def main_async(args: argparse.Namespace, trees: dict[str, str]) -> dict[st
     return out
 
 
+_MEDIANS = ("p95_ms", "per_second", "lrs_cpu_ms", "postgresql_cpu_ms")
+
+
 def summary(out: dict[str, Any], trees: list[str], rounds: int) -> str:
     """A table of the medians over the rounds: each kind of query per tree."""
     kinds = sorted({k.split("_", 2)[2] for k in out if k.startswith(f"{trees[0]}_round1_")}, key=_order)
@@ -149,13 +144,10 @@ def summary(out: dict[str, Any], trees: list[str], rounds: int) -> str:
         cells = []
         for tree in trees:
             found = [out[f"{tree}_round{r + 1}_{kind}"] for r in range(rounds)]
-
-            def median(name: str, found: list[dict[str, Any]] = found) -> float:
-                return statistics.median(f[name] for f in found)
-
+            m = {name: statistics.median(f[name] for f in found) for name in _MEDIANS}
             cells.append(
-                f"p95 {median('p95_ms'):.1f} ms, {median('per_second'):.0f}/s,"
-                f" CPU {median('lrs_cpu_ms'):.2f} + {median('postgresql_cpu_ms'):.2f} ms"
+                f"p95 {m['p95_ms']:.1f} ms, {m['per_second']:.0f}/s,"
+                f" CPU {m['lrs_cpu_ms']:.2f} + {m['postgresql_cpu_ms']:.2f} ms"
             )
         rows.append(f"| {kind} | " + " | ".join(cells) + " |")
     return (

@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.harness import create_database, drop_database
 
 from bench import transfer as transfer_bench
-from bench.generate import Generator
+from bench.generate import Generator, write_jsonl
 from bench.run import write_results
 from lrs.analytics.writes import ROLLUP_TABLES
 from lrs.config import Settings
@@ -50,9 +49,7 @@ def fill(url: str, store: str, count: int) -> float:
     )
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "statements.jsonl"
-        with source.open("wb") as f:
-            for s in Generator(seed=count).statements(count):
-                f.write(orjson.dumps(s) + b"\n")
+        write_jsonl(source, Generator(seed=count).statements(count))
         seconds, _, _ = transfer_bench.lrs(url, "import", str(source), "--store", store)
         return seconds
 
